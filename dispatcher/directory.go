@@ -1,0 +1,233 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/schema/signature"
+)
+
+// EndpointRecord is an endpoint's shared state in the endpoints bucket. Credentials and
+// filters of global endpoints stay in each replica's configuration, never in NATS.
+type EndpointRecord struct {
+	URL      string    `json:"url"`
+	Global   bool      `json:"global,omitempty"`
+	Paused   bool      `json:"paused,omitempty"`   // by an operator
+	Disabled bool      `json:"disabled,omitempty"` // by a 410 Gone answer
+	Reason   string    `json:"reason,omitempty"`
+	Updated  time.Time `json:"updated"`
+}
+
+// EndpointView is an endpoint with its shared state, as workers and the router see it.
+type EndpointView struct {
+	Endpoint
+	Disabled bool
+	Reason   string
+}
+
+// Directory is the set of endpoints every replica knows: the global ones of the configuration
+// and the per-room ones registered by the router, with the state they share through a
+// key-value bucket. Replicas learn new endpoints and state changes by watching the bucket.
+type Directory struct {
+	kv         jetstream.KeyValue
+	defaults   signature.Credentials
+	configured map[string]Endpoint
+	log        *slog.Logger
+
+	mu      sync.RWMutex
+	views   map[string]*EndpointView
+	changed chan struct{}
+	ready   chan struct{}
+}
+
+// NewDirectory prepares a directory; global are the configured endpoints.
+func NewDirectory(kv jetstream.KeyValue, defaults signature.Credentials, global []Endpoint, log *slog.Logger) *Directory {
+	d := &Directory{
+		kv: kv, defaults: defaults, configured: map[string]Endpoint{}, log: log,
+		views: map[string]*EndpointView{}, changed: make(chan struct{}), ready: make(chan struct{}),
+	}
+	for _, ep := range global {
+		ep.Global = true
+		d.configured[ep.ID] = ep
+		v := &EndpointView{Endpoint: ep}
+		d.views[ep.ID] = v
+	}
+	return d
+}
+
+// Register writes the configured global endpoints into the bucket (once; their shared state
+// is kept).
+func (d *Directory) Register(ctx context.Context) error {
+	for id, ep := range d.configured {
+		rec := EndpointRecord{URL: ep.URL, Global: true, Paused: ep.Paused, Updated: time.Now().UTC()}
+		if err := d.create(ctx, id, rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Directory) create(ctx context.Context, id string, rec EndpointRecord) error {
+	b, _ := json.Marshal(rec)
+	_, err := d.kv.Create(ctx, id, b)
+	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+		return fmt.Errorf("register endpoint %s: %w", id, err)
+	}
+	return nil
+}
+
+// EnsurePerRoom makes url a known endpoint and returns its id. A per-room endpoint removed by
+// 410 Gone comes back when a room registers it again.
+func (d *Directory) EnsurePerRoom(ctx context.Context, url string) (string, error) {
+	id := EndpointID(url)
+	d.mu.RLock()
+	v, ok := d.views[id]
+	d.mu.RUnlock()
+	if ok && !(v.Disabled && !v.Global) {
+		return id, nil
+	}
+	if ok {
+		return id, d.Update(ctx, id, func(r *EndpointRecord) { r.Disabled, r.Reason = false, "" })
+	}
+	if err := d.create(ctx, id, EndpointRecord{URL: url, Updated: time.Now().UTC()}); err != nil {
+		return "", err
+	}
+	// Make it visible to this replica's router at once, before the watch reports it.
+	d.apply(id, &EndpointRecord{URL: url})
+	return id, nil
+}
+
+// Update changes an endpoint's shared state with a compare-and-set loop.
+func (d *Directory) Update(ctx context.Context, id string, change func(*EndpointRecord)) error {
+	for try := 0; try < 10; try++ {
+		e, err := d.kv.Get(ctx, id)
+		if err != nil {
+			return fmt.Errorf("endpoint %s: %w", id, err)
+		}
+		var rec EndpointRecord
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return fmt.Errorf("endpoint %s: %w", id, err)
+		}
+		change(&rec)
+		rec.Updated = time.Now().UTC()
+		b, _ := json.Marshal(rec)
+		if _, err = d.kv.Update(ctx, id, b, e.Revision()); err == nil {
+			d.apply(id, &rec)
+			return nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return fmt.Errorf("endpoint %s: %w", id, err)
+		}
+	}
+	return fmt.Errorf("endpoint %s: too many concurrent updates", id)
+}
+
+// Watch follows the bucket until ctx ends; Ready is closed once the current state is loaded.
+func (d *Directory) Watch(ctx context.Context) error {
+	w, err := d.kv.WatchAll(ctx)
+	if err != nil {
+		return fmt.Errorf("watch endpoints: %w", err)
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				select {
+				case <-d.ready:
+				default:
+					close(d.ready)
+				}
+				continue
+			}
+			if e.Operation() != jetstream.KeyValuePut {
+				continue
+			}
+			var rec EndpointRecord
+			if err := json.Unmarshal(e.Value(), &rec); err != nil {
+				d.log.Warn("ignoring unreadable endpoint record", "endpoint", e.Key(), "error", err)
+				continue
+			}
+			d.apply(e.Key(), &rec)
+		}
+	}
+}
+
+// Ready is closed once Watch has loaded the bucket's current state.
+func (d *Directory) Ready() <-chan struct{} { return d.ready }
+
+func (d *Directory) apply(id string, rec *EndpointRecord) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.views[id]
+	var ep Endpoint
+	if c, ok := d.configured[id]; ok {
+		ep = c
+	} else if rec.Global {
+		// A global endpoint another replica is configured with but this one is not: this
+		// replica does not deliver to it (it has no credentials for it).
+		return
+	} else {
+		ep = Endpoint{ID: id, URL: rec.URL, Credentials: d.defaults}
+	}
+	ep.Paused = rec.Paused
+	v := &EndpointView{Endpoint: ep, Disabled: rec.Disabled, Reason: rec.Reason}
+	if old != nil && old.Paused == v.Paused && old.Disabled == v.Disabled {
+		d.views[id] = v
+		return
+	}
+	if old != nil && old.Disabled != v.Disabled && v.Disabled {
+		d.log.Warn("endpoint disabled", "endpoint", id, "reason", v.Reason)
+	}
+	d.views[id] = v
+	close(d.changed)
+	d.changed = make(chan struct{})
+}
+
+// Get returns the current view of an endpoint.
+func (d *Directory) Get(id string) (EndpointView, bool) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	v, ok := d.views[id]
+	if !ok {
+		return EndpointView{}, false
+	}
+	return *v, true
+}
+
+// Snapshot lists every known endpoint, sorted by id, and a channel closed at the next change.
+func (d *Directory) Snapshot() ([]EndpointView, <-chan struct{}) {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	out := make([]EndpointView, 0, len(d.views))
+	for _, v := range d.views {
+		out = append(out, *v)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, d.changed
+}
+
+// Globals lists the configured global endpoints.
+func (d *Directory) Globals() []EndpointView {
+	all, _ := d.Snapshot()
+	out := all[:0]
+	for _, v := range all {
+		if v.Global {
+			out = append(out, v)
+		}
+	}
+	return out
+}

@@ -1,0 +1,297 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/livekit/protocol/auth"
+	"github.com/livekit/protocol/webhook"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/roomhook/roomhook/schema"
+	"github.com/roomhook/roomhook/schema/roomhookv1"
+	"github.com/roomhook/roomhook/schema/signature"
+)
+
+// The harness runs real parts: an embedded JetStream server, dispatcher replicas each on its
+// own NATS connection, and HTTP receivers on loopback that verify what they get with
+// LiveKit's own verifier.
+
+var testCreds = signature.Credentials{APIKey: "test-key", APISecret: "test-secret-0123456789abcdef0123456789"}
+
+func startServer(t testing.TB, storeDir string) *server.Server {
+	t.Helper()
+	return startServerOn(t, storeDir, -1)
+}
+
+func startServerOn(t testing.TB, storeDir string, port int) *server.Server {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: storeDir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server did not start")
+	}
+	t.Cleanup(ns.Shutdown)
+	return ns
+}
+
+func connect(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+func testConfig(id string, urls ...string) Config {
+	eps := make([]Endpoint, 0, len(urls))
+	for _, u := range urls {
+		eps = append(eps, Endpoint{ID: EndpointID(u), URL: u, Credentials: testCreds, Global: true})
+	}
+	return Config{
+		Region: "default", Partitions: 4, MaxInFlight: 64, Takeover: 2 * time.Second,
+		MaxEventBytes: 1 << 20, PerRoomWebhooks: true, RoomGrace: time.Minute, RoomTTL: time.Hour,
+		StreamMaxAge: time.Hour, DLQMaxAge: time.Hour, StreamReplicas: 1,
+		Retry:       RetrySchedule{Steps: []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}, Jitter: 0.2},
+		Credentials: testCreds, Endpoints: eps, ReplicaID: id,
+	}
+}
+
+// replica is one running dispatcher with its own connection.
+type replica struct {
+	d      *Dispatcher
+	nc     *nats.Conn
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("ROOMHOOK_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func startReplica(t testing.TB, ns *server.Server, cfg Config, opts ...Option) *replica {
+	t.Helper()
+	nc, js := connect(t, ns)
+	opts = append([]Option{WithLogger(testLogger().With("replica", cfg.ReplicaID)), WithSender(NewSender(WithTimeout(2 * time.Second)))}, opts...)
+	d, err := New(js, cfg, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &replica{d: d, nc: nc, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if err := d.Run(ctx); err != nil && ctx.Err() == nil {
+			t.Errorf("replica %s: %v", cfg.ReplicaID, err)
+		}
+	}()
+	t.Cleanup(r.stop)
+	waitFor(t, 10*time.Second, "replica ready", d.Ready)
+	return r
+}
+
+// stop is a graceful stop, as on SIGTERM.
+func (r *replica) stop() {
+	r.cancel()
+	<-r.done
+}
+
+// kill closes the replica's connection abruptly, as if its process died: it settles nothing
+// and hands nothing back.
+func (r *replica) kill() {
+	r.nc.Close()
+	r.cancel()
+}
+
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// received is one webhook request as a receiver saw it.
+type received struct {
+	Room, Event, ID string
+	Body            []byte
+	Header          http.Header
+	At              time.Time
+}
+
+// receiver is a webhook endpoint on loopback. Every request is verified with LiveKit's own
+// verifier; a request that fails verification fails the test.
+type receiver struct {
+	t      testing.TB
+	srv    *httptest.Server
+	mu     sync.Mutex
+	got    []received
+	status func(r received, n int) int // status to answer; n counts requests for this event id
+	tries  map[string]int
+}
+
+func newReceiver(t testing.TB) *receiver {
+	rc := &receiver{t: t, tries: map[string]int{}}
+	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
+	t.Cleanup(rc.srv.Close)
+	return rc
+}
+
+func (rc *receiver) URL() string { return rc.srv.URL + "/webhook" }
+
+func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := webhook.Receive(r, auth.NewSimpleKeyProvider(testCreds.APIKey, testCreds.APISecret))
+	if err != nil {
+		rc.t.Errorf("receiver: livekit verifier refused a request: %v", err)
+		http.Error(w, err.Error(), http.StatusUnauthorized)
+		return
+	}
+	evt, err := decodeBody(body)
+	if err != nil {
+		rc.t.Errorf("receiver: body is not JSON: %v", err)
+	}
+	rec := received{Room: evt.Room.RoomID, Event: evt.Event, ID: evt.ID, Body: body, Header: r.Header.Clone(), At: time.Now()}
+	rc.mu.Lock()
+	rc.tries[rec.ID]++
+	n := rc.tries[rec.ID]
+	status := http.StatusOK
+	if rc.status != nil {
+		status = rc.status(rec, n)
+	}
+	if status >= 200 && status < 300 {
+		rc.got = append(rc.got, rec)
+	}
+	rc.mu.Unlock()
+	w.WriteHeader(status)
+}
+
+func (rc *receiver) deliveries() []received {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return append([]received(nil), rc.got...)
+}
+
+func (rc *receiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.got)
+}
+
+// publisher publishes events the way a media node does.
+type publisher struct {
+	t  testing.TB
+	js jetstream.JetStream
+}
+
+func newEvent(room, name, id string, createdAt int64) *roomhookv1.Event {
+	evt := &roomhookv1.Event{
+		Event: proto.String(name),
+		Room:  &roomhookv1.NotifyEventRoom{Sid: proto.String("RM_" + room), RoomId: proto.String(room)},
+	}
+	if id != "" {
+		evt.Id = proto.String(id)
+	}
+	if createdAt != 0 {
+		evt.CreatedAt = proto.Int64(createdAt)
+	}
+	return evt
+}
+
+func (p publisher) publish(evt *roomhookv1.Event) {
+	p.t.Helper()
+	p.publishRaw(evt.GetRoom().GetRoomId(), evt.GetEvent(), evt.GetId(), mustMarshal(p.t, evt))
+}
+
+func (p publisher) publishRaw(room, event, id string, data []byte) {
+	p.t.Helper()
+	subj, err := schema.Address{Region: "default", Room: room, Event: event}.Subject()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	msg := nats.NewMsg(subj)
+	msg.Data = data
+	if id != "" {
+		msg.Header.Set(nats.MsgIdHdr, id)
+	}
+	if _, err := p.js.PublishMsg(context.Background(), msg); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func mustMarshal(t testing.TB, m proto.Message) []byte {
+	t.Helper()
+	b, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// checkOrder fails the test unless, for every room, the events a receiver got carry the
+// sequence numbers in increasing order (duplicates allowed: at least once).
+func checkOrder(t testing.TB, name string, got []received, seqOf func(received) int) {
+	t.Helper()
+	last := map[string]int{}
+	for _, r := range got {
+		s := seqOf(r)
+		if prev, ok := last[r.Room]; ok && s < prev {
+			t.Errorf("%s: room %s got #%d after #%d", name, r.Room, s, prev)
+			return
+		}
+		last[r.Room] = s
+	}
+}
+
+// eventIndex reads the publish index our tests put at the end of event ids ("ev-<room>-<n>").
+func eventIndex(r received) int {
+	i := strings.LastIndexByte(r.ID, '-')
+	n, err := strconv.Atoi(r.ID[i+1:])
+	if i < 0 || err != nil {
+		return -1
+	}
+	return n
+}
+
+// webhookBody is the part of a webhook body the pipeline tests look at.
+type webhookBody struct {
+	Event string `json:"event"`
+	Room  struct {
+		RoomID string `json:"room_id"`
+	} `json:"room"`
+	ID        string `json:"id"`
+	CreatedAt string `json:"created_at"`
+}
+
+func decodeBody(b []byte) (webhookBody, error) {
+	var w webhookBody
+	err := json.Unmarshal(b, &w)
+	return w, err
+}

@@ -1,0 +1,85 @@
+package dispatcher
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are roomhook's Prometheus series. Label values are bounded: events are labelled by
+// known event names (others as "other"), endpoints by id for global endpoints and as
+// "per_room" for all per-room endpoints together, status by class (2xx, 4xx, 5xx, error).
+type Metrics struct {
+	EventsConsumed  *prometheus.CounterVec
+	InvalidEvents   prometheus.Counter
+	Deliveries      *prometheus.CounterVec
+	AttemptDuration *prometheus.HistogramVec
+	EndToEnd        *prometheus.HistogramVec
+	Retries         *prometheus.CounterVec
+	DeadLetters     *prometheus.CounterVec
+	InFlight        *prometheus.GaugeVec
+	Held            *prometheus.GaugeVec
+	UnitsOwned      prometheus.Gauge
+}
+
+// NewMetrics creates the series and registers them with reg (nil: not registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600}
+	m := &Metrics{
+		EventsConsumed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roomhook_events_consumed_total", Help: "Events read from the events stream and routed, by event name.",
+		}, []string{"event"}),
+		InvalidEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "roomhook_invalid_events_total", Help: "Events dead-lettered as invalid.",
+		}),
+		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roomhook_deliveries_total", Help: "Delivery attempts by endpoint, outcome (delivered, retry, rejected, gone) and status class.",
+		}, []string{"endpoint", "outcome", "status_class"}),
+		AttemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "roomhook_attempt_duration_seconds", Help: "Duration of one HTTP attempt.", Buckets: buckets,
+		}, []string{"endpoint"}),
+		EndToEnd: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "roomhook_end_to_end_seconds", Help: "From the event being stored to its 2xx.", Buckets: buckets,
+		}, []string{"endpoint"}),
+		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roomhook_retries_total", Help: "Retries scheduled after a failed attempt.",
+		}, []string{"endpoint"}),
+		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roomhook_dead_letters_total", Help: "Dead letters recorded, by reason.",
+		}, []string{"reason"}),
+		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "roomhook_in_flight", Help: "HTTP attempts in progress on this replica.",
+		}, []string{"endpoint"}),
+		Held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "roomhook_held_deliveries", Help: "Deliveries this replica has pulled and not yet settled.",
+		}, []string{"endpoint"}),
+		UnitsOwned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "roomhook_units_owned", Help: "Partitions (and the router) this replica owns.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.EventsConsumed, m.InvalidEvents, m.Deliveries, m.AttemptDuration, m.EndToEnd,
+			m.Retries, m.DeadLetters, m.InFlight, m.Held, m.UnitsOwned)
+	}
+	return m
+}
+
+func endpointLabel(ep Endpoint) string {
+	if ep.Global {
+		return ep.ID
+	}
+	return "per_room"
+}
+
+func statusClass(status int) string {
+	switch {
+	case status == 0:
+		return "error"
+	case status < 300:
+		return "2xx"
+	case status < 400:
+		return "3xx"
+	case status < 500:
+		return "4xx"
+	default:
+		return "5xx"
+	}
+}

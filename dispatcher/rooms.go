@@ -1,0 +1,133 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// RoomRecord is one room's per-room webhook registration in the rooms bucket.
+type RoomRecord struct {
+	Room       string    `json:"room"`
+	URLs       []string  `json:"urls"`
+	CreatedSeq uint64    `json:"created_seq"`          // events stream sequence of its room_created
+	FinishedAt time.Time `json:"finished_at,omitzero"` // stored time of its room_finished
+}
+
+// Rooms is the per-room webhook registry. Only the router writes it, and only one replica
+// runs the router at a time, so the router's cache is authoritative while it owns the router;
+// the bucket lets the next owner, and the CLI, see the same registrations.
+type Rooms struct {
+	kv    jetstream.KeyValue
+	grace time.Duration
+	cache map[string]*RoomRecord // nil value: the room has no registration
+}
+
+// maxCachedRooms bounds the router's cache; past it the cache starts over from the bucket.
+const maxCachedRooms = 100_000
+
+// NewRooms returns a registry over kv; grace is how long after room_finished a room's URLs
+// still receive its events.
+func NewRooms(kv jetstream.KeyValue, grace time.Duration) *Rooms {
+	return &Rooms{kv: kv, grace: grace, cache: map[string]*RoomRecord{}}
+}
+
+// RoomKey is a room's key in the bucket: base64url, since room ids may hold any byte.
+func RoomKey(room string) string { return "r" + base64.RawURLEncoding.EncodeToString([]byte(room)) }
+
+// Reset drops the cache; the router calls it when it (re)starts.
+func (r *Rooms) Reset() { r.cache = map[string]*RoomRecord{} }
+
+func (r *Rooms) load(ctx context.Context, room string) (*RoomRecord, error) {
+	if rec, ok := r.cache[room]; ok {
+		return rec, nil
+	}
+	if len(r.cache) >= maxCachedRooms {
+		r.Reset()
+	}
+	e, err := r.kv.Get(ctx, RoomKey(room))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		r.cache[room] = nil
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("room registry: %w", err)
+	}
+	var rec RoomRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		return nil, fmt.Errorf("room registry: %w", err)
+	}
+	r.cache[room] = &rec
+	return &rec, nil
+}
+
+func (r *Rooms) store(ctx context.Context, rec *RoomRecord) error {
+	b, _ := json.Marshal(rec)
+	if _, err := r.kv.Put(ctx, RoomKey(rec.Room), b); err != nil {
+		return fmt.Errorf("room registry: %w", err)
+	}
+	r.cache[rec.Room] = rec
+	return nil
+}
+
+// Register records urls for room, from its room_created at events sequence seq. A redelivered
+// room_created (same seq) rewrites the same record.
+func (r *Rooms) Register(ctx context.Context, room string, urls []string, seq uint64) error {
+	return r.store(ctx, &RoomRecord{Room: room, URLs: urls, CreatedSeq: seq})
+}
+
+// Finish records when the room finished; its URLs keep receiving events stored up to grace later.
+func (r *Rooms) Finish(ctx context.Context, room string, at time.Time) error {
+	rec, err := r.load(ctx, room)
+	if err != nil || rec == nil || !rec.FinishedAt.IsZero() {
+		return err
+	}
+	cp := *rec
+	cp.FinishedAt = at.UTC()
+	return r.store(ctx, &cp)
+}
+
+// URLs returns the room's registered URLs for an event stored at the given time. The decision
+// uses the stored time, not the clock, so a redelivered or replayed event routes the same way.
+func (r *Rooms) URLs(ctx context.Context, room string, stored time.Time) ([]string, error) {
+	rec, err := r.load(ctx, room)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	if !rec.FinishedAt.IsZero() && stored.After(rec.FinishedAt.Add(r.grace)) {
+		return nil, nil
+	}
+	return rec.URLs, nil
+}
+
+// Sweep deletes registrations whose grace has passed; the bucket's TTL covers rooms that
+// never finish.
+func (r *Rooms) Sweep(ctx context.Context, now time.Time) (int, error) {
+	w, err := r.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return 0, fmt.Errorf("room registry sweep: %w", err)
+	}
+	defer w.Stop()
+	var expired []RoomRecord
+	for e := range w.Updates() {
+		if e == nil {
+			break
+		}
+		var rec RoomRecord
+		if json.Unmarshal(e.Value(), &rec) == nil && !rec.FinishedAt.IsZero() && now.After(rec.FinishedAt.Add(r.grace)) {
+			expired = append(expired, rec)
+		}
+	}
+	for _, rec := range expired {
+		if err := r.kv.Delete(ctx, RoomKey(rec.Room)); err != nil {
+			return 0, fmt.Errorf("room registry sweep: %w", err)
+		}
+		delete(r.cache, rec.Room)
+	}
+	return len(expired), nil
+}

@@ -1,0 +1,256 @@
+package dispatcher
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/subscriber"
+)
+
+// worker delivers one endpoint's queue of one partition. It pulls at most MaxInFlight
+// deliveries and gives each room a lane: a room's deliveries go out strictly one after the
+// other (the next is not sent before the previous is settled), while other rooms' lanes go on.
+// A down endpoint therefore holds at most MaxInFlight deliveries per partition in memory; the
+// rest of its backlog stays in the deliver stream.
+type worker struct {
+	d     *Dispatcher
+	id    string
+	part  int
+	label string
+	host  string
+	held  *subscriber.HeldSet
+
+	mu    sync.Mutex
+	lanes map[string]*lane
+	wg    sync.WaitGroup
+}
+
+// lane is one room's deliveries, in stream order.
+type lane struct {
+	queue []queued
+}
+
+func (d *Dispatcher) runWorker(ctx context.Context, ep EndpointView, part int) {
+	w := &worker{d: d, id: ep.ID, part: part, label: endpointLabel(ep.Endpoint), host: hostOf(ep.URL)}
+	for ctx.Err() == nil {
+		if err := w.run(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("endpoint worker stopped; restarting", "endpoint", w.id, "partition", part, "error", err)
+			sleep(ctx, time.Second)
+		}
+	}
+}
+
+func hostOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
+}
+
+func (w *worker) run(ctx context.Context) error {
+	d := w.d
+	cons, err := d.js.CreateOrUpdateConsumer(ctx, d.names.DeliverStream(), jetstream.ConsumerConfig{
+		Durable:       d.names.DeliverConsumer(w.id, w.part),
+		Description:   "roomhook deliveries to one endpoint, one partition",
+		FilterSubject: d.names.DeliverSubject(w.id, w.part),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       subscriber.AckWait(d.cfg.Takeover),
+		MaxAckPending: d.cfg.MaxInFlight,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return fmt.Errorf("deliver consumer: %w", err)
+	}
+	if err := waitForOrphans(ctx, cons, d.cfg.Takeover); err != nil {
+		return nil
+	}
+	w.held = subscriber.NewHeldSet()
+	w.lanes = map[string]*lane{}
+	laneCtx, stopLanes := context.WithCancel(ctx)
+	defer stopLanes()
+	go w.held.KeepAlive(laneCtx, subscriber.KeepAliveEvery(d.cfg.Takeover))
+
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		meta, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		seq := meta.Sequence.Stream
+		if w.held.Add(seq, m) {
+			return
+		}
+		w.enqueue(laneCtx, parseQueued(seq, m))
+	}, jetstream.PullMaxMessages(d.cfg.MaxInFlight))
+	if err != nil {
+		return fmt.Errorf("deliver consume: %w", err)
+	}
+	<-ctx.Done()
+	// Stop pulling, let attempts in progress finish (each is bounded by the HTTP timeout),
+	// then hand back everything not settled so the next owner gets it first, in order.
+	cc.Stop()
+	<-cc.Closed()
+	stopLanes()
+	w.wg.Wait()
+	if n := w.held.HandBack(); n > 0 {
+		d.log.Debug("handed back deliveries", "endpoint", w.id, "partition", w.part, "count", n)
+	}
+	d.metrics.Held.WithLabelValues(w.label).Set(0)
+	return nil
+}
+
+func (w *worker) enqueue(ctx context.Context, q queued) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	l := w.lanes[q.room]
+	if l == nil {
+		l = &lane{}
+		w.lanes[q.room] = l
+		w.wg.Add(1)
+		go w.runLane(ctx, q.room, l)
+	}
+	// Redeliveries after a reconnect can arrive behind newer messages; keep stream order.
+	i := sort.Search(len(l.queue), func(i int) bool { return l.queue[i].seq > q.seq })
+	l.queue = append(l.queue, queued{})
+	copy(l.queue[i+1:], l.queue[i:])
+	l.queue[i] = q
+}
+
+func (w *worker) runLane(ctx context.Context, room string, l *lane) {
+	defer w.wg.Done()
+	for {
+		w.mu.Lock()
+		if len(l.queue) == 0 {
+			delete(w.lanes, room)
+			w.mu.Unlock()
+			return
+		}
+		q := l.queue[0]
+		w.mu.Unlock()
+		if !w.deliver(ctx, q) {
+			return
+		}
+		w.mu.Lock()
+		l.queue[0] = queued{}
+		l.queue = l.queue[1:]
+		w.mu.Unlock()
+	}
+}
+
+// deliver attempts q until it is settled: delivered, or dead-lettered. It returns false when
+// ctx ends first; q is then still held and will be handed back.
+func (w *worker) deliver(ctx context.Context, q queued) bool {
+	d := w.d
+	var first time.Time
+	var last Attempt
+	attempts := 0
+	for {
+		v, ok := d.dir.Get(w.id)
+		switch {
+		case !ok || v.Disabled:
+			reason := "endpoint disabled"
+			if v.Reason != "" {
+				reason += ": " + v.Reason
+			}
+			return w.deadLetter(ctx, q, ReasonGone, reason, attempts, last, first)
+		case v.Paused:
+			_, changed := d.dir.Snapshot()
+			select {
+			case <-ctx.Done():
+				return false
+			case <-changed:
+			case <-time.After(time.Second):
+			}
+			continue
+		case !v.Filter.Allows(q.event):
+			// The filter changed after the event was queued: the endpoint no longer wants it.
+			return w.settle(q)
+		}
+		now := time.Now()
+		if first.IsZero() {
+			first = now
+		}
+		inflight := d.metrics.InFlight.WithLabelValues(w.label)
+		inflight.Inc()
+		// An attempt already started is finished even during shutdown: its outcome decides
+		// between acknowledging and handing back, and the HTTP timeout bounds it.
+		last = d.sender.Send(context.WithoutCancel(ctx), v.Endpoint, Delivery{Body: q.body, EventID: q.eventID})
+		inflight.Dec()
+		attempts++
+		d.metrics.AttemptDuration.WithLabelValues(w.label).Observe(last.Duration.Seconds())
+		d.metrics.Deliveries.WithLabelValues(w.label, last.Verdict.String(), statusClass(last.Status)).Inc()
+		switch last.Verdict {
+		case Delivered:
+			if !q.stored.IsZero() {
+				d.metrics.EndToEnd.WithLabelValues(w.label).Observe(time.Since(q.stored).Seconds())
+			}
+			d.log.Debug("delivered", "room", q.room, "event", q.event, "event_id", q.eventID,
+				"endpoint", w.id, "host", w.host, "status", last.Status, "attempts", attempts)
+			return w.settle(q)
+		case Reject:
+			return w.deadLetter(ctx, q, ReasonRejected, last.Reason(), attempts, last, first)
+		case Gone:
+			if err := d.dir.Update(context.WithoutCancel(ctx), w.id, func(r *EndpointRecord) {
+				r.Disabled, r.Reason = true, "answered 410 Gone"
+			}); err != nil {
+				d.log.Warn("could not disable endpoint", "endpoint", w.id, "error", err)
+			}
+			return w.deadLetter(ctx, q, ReasonGone, last.Reason(), attempts, last, first)
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		delay, more := d.cfg.Retry.NextDelay(attempts, last.RetryAfter, rand.Float64)
+		if !more {
+			return w.deadLetter(ctx, q, ReasonExhausted, last.Reason(), attempts, last, first)
+		}
+		d.metrics.Retries.WithLabelValues(w.label).Inc()
+		d.log.Info("delivery failed; will retry", "room", q.room, "event", q.event, "event_id", q.eventID,
+			"endpoint", w.id, "host", w.host, "attempt", attempts, "reason", last.Reason(), "retry_in", delay.Round(time.Millisecond))
+		sleep(ctx, delay)
+		if ctx.Err() != nil {
+			return false
+		}
+	}
+}
+
+func (w *worker) settle(q queued) bool {
+	if err := w.held.Ack(q.seq); err != nil {
+		w.d.log.Warn("ack failed; the delivery may be repeated", "endpoint", w.id, "event_id", q.eventID, "error", err)
+	}
+	return true
+}
+
+func (w *worker) deadLetter(ctx context.Context, q queued, reason, detail string, attempts int, last Attempt, first time.Time) bool {
+	d := w.d
+	v, _ := d.dir.Get(w.id)
+	dl := DeadLetter{
+		Reason: reason, Detail: detail, EndpointID: w.id, EndpointURL: v.URL,
+		Room: q.room, Event: q.event, EventID: q.eventID, EventSeq: q.evSeq, Stored: q.stored,
+		Attempts: attempts, LastStatus: last.Status, FirstAttempt: first, Body: q.body,
+	}
+	if last.Err != nil {
+		dl.LastError = last.Reason()
+	}
+	if attempts > 0 {
+		dl.LastAttempt = time.Now()
+	}
+	// Recording the dead letter is part of settling, so it may outlive a shutdown briefly.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := publishDeadLetter(pctx, d.js, d.names.DLQSubject(w.id), dl); err != nil {
+		d.log.Warn("could not record dead letter; handing the delivery back", "endpoint", w.id, "event_id", q.eventID, "error", err)
+		return false
+	}
+	d.metrics.DeadLetters.WithLabelValues(reason).Inc()
+	d.log.Warn("delivery dead-lettered", "room", q.room, "event", q.event, "event_id", q.eventID,
+		"endpoint", w.id, "host", w.host, "reason", reason, "detail", detail, "attempts", attempts)
+	return w.settle(q)
+}

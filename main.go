@@ -1,0 +1,64 @@
+// Command roomhook turns room events published on NATS JetStream by plugNmeet and LiveKit
+// media nodes into signed webhooks, delivered in order per room to every subscribed URL.
+//
+// Usage:
+//
+//	roomhook                 run the dispatcher (configuration from ROOMHOOK_* variables)
+//	roomhook help            list the subcommands
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// subcommand is one `roomhook <name>` entry point; args excludes the name.
+type subcommand struct {
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+func subcommands() map[string]subcommand {
+	return map[string]subcommand{
+		"serve": {"run the dispatcher (the default)", func(ctx context.Context, _ []string) error { return runServe(ctx) }},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	name, args := "serve", os.Args[1:]
+	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
+		name, args = args[0], args[1:]
+	}
+	cmds := subcommands()
+	cmd, ok := cmds[name]
+	if !ok || name == "help" {
+		fmt.Fprintln(os.Stderr, "usage: roomhook [subcommand] [flags]")
+		for n, c := range cmds {
+			fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, c.summary)
+		}
+		if !ok && name != "help" {
+			os.Exit(2)
+		}
+		return
+	}
+	if err := cmd.run(ctx, args); err != nil {
+		fmt.Fprintln(os.Stderr, "roomhook:", err)
+		os.Exit(1)
+	}
+}
+
+func runServe(ctx context.Context) error {
+	c, err := LoadConfig()
+	if err != nil {
+		return err
+	}
+	return serve(ctx, c, newLogger(c, os.Stderr))
+}

@@ -1,0 +1,86 @@
+package subscriber
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// HeldSet is the messages of one consumer that this replica holds: pulled, not yet settled.
+// It keeps them alive with InProgress so the server does not redeliver them while a delivery
+// waits for its turn or its next retry, and hands them all back with Nak when the replica lets
+// go of the work, so the next owner gets them first and in stream order.
+type HeldSet struct {
+	mu   sync.Mutex
+	msgs map[uint64]jetstream.Msg
+}
+
+// NewHeldSet returns an empty set.
+func NewHeldSet() *HeldSet { return &HeldSet{msgs: map[uint64]jetstream.Msg{}} }
+
+// Add records a pulled message under its stream sequence. It reports whether the sequence was
+// already held: then m is a redelivery of a message being worked on, and only its newer
+// handle is kept.
+func (h *HeldSet) Add(seq uint64, m jetstream.Msg) (already bool) {
+	h.mu.Lock()
+	_, already = h.msgs[seq]
+	h.msgs[seq] = m
+	h.mu.Unlock()
+	return already
+}
+
+// Ack settles a message and forgets it.
+func (h *HeldSet) Ack(seq uint64) error {
+	h.mu.Lock()
+	m, ok := h.msgs[seq]
+	delete(h.msgs, seq)
+	h.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return m.Ack()
+}
+
+// Len is how many messages are held.
+func (h *HeldSet) Len() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.msgs)
+}
+
+// KeepAlive marks every held message in progress at the given interval until ctx ends.
+func (h *HeldSet) KeepAlive(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	var batch []jetstream.Msg
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		batch = batch[:0]
+		h.mu.Lock()
+		for _, m := range h.msgs {
+			batch = append(batch, m)
+		}
+		h.mu.Unlock()
+		for _, m := range batch {
+			_ = m.InProgress()
+		}
+	}
+}
+
+// HandBack naks every held message so it is redelivered at once to whoever pulls next.
+func (h *HeldSet) HandBack() int {
+	h.mu.Lock()
+	msgs := h.msgs
+	h.msgs = map[uint64]jetstream.Msg{}
+	h.mu.Unlock()
+	for _, m := range msgs {
+		_ = m.Nak()
+	}
+	return len(msgs)
+}

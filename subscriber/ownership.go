@@ -1,0 +1,281 @@
+package subscriber
+
+import (
+	"context"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Timings derived from the takeover budget. A dead replica's leases expire after LeaseTTL and
+// are taken on the next tick, so its work moves within the takeover budget. Messages it held
+// stop being kept alive when it dies and come back after AckWait, which is shorter than
+// LeaseTTL minus a tick: by the time a new owner pulls, the server has them queued for
+// redelivery, and it redelivers them before anything newer, which keeps each room in order.
+
+// LeaseTTL is how long a lease lives without renewal.
+func leaseTTL(takeover time.Duration) time.Duration { return takeover * 4 / 5 }
+
+func tickEvery(takeover time.Duration) time.Duration { return takeover / 5 }
+
+// AckWait is the ack wait of every consumer whose messages a replica holds while it works on them.
+func AckWait(takeover time.Duration) time.Duration { return takeover / 4 }
+
+// KeepAliveEvery is how often a held message is marked in progress.
+func KeepAliveEvery(takeover time.Duration) time.Duration { return AckWait(takeover) / 3 }
+
+// Work is what a replica does while it owns a unit; it returns once ctx is cancelled and
+// everything it held is settled or handed back.
+type Work func(ctx context.Context, unit string)
+
+// Ownership spreads units of work (partitions, the router) over the live replicas with
+// rendezvous hashing, and makes sure a unit has at most one owner at a time with a lease per
+// unit in a key-value bucket. A joining replica takes its share after the current owner has
+// handed the unit back; a dead replica's share is taken when its leases expire.
+type Ownership struct {
+	members, leases jetstream.KeyValue
+	id              string
+	takeover        time.Duration
+	units           []string
+	work            Work
+	log             *slog.Logger
+	onChange        func(owned int)
+
+	mu    sync.Mutex
+	owned map[string]*heldUnit
+}
+
+type heldUnit struct {
+	rev       uint64
+	lastRenew time.Time
+	cancel    context.CancelFunc
+	done      chan struct{}
+	releasing bool
+}
+
+// OwnershipOption configures an Ownership.
+type OwnershipOption func(*Ownership)
+
+// WithOwnershipLogger sets the logger.
+func WithOwnershipLogger(l *slog.Logger) OwnershipOption { return func(o *Ownership) { o.log = l } }
+
+// WithOwnedChange is called with the number of owned units whenever it changes.
+func WithOwnedChange(f func(owned int)) OwnershipOption {
+	return func(o *Ownership) { o.onChange = f }
+}
+
+// NewOwnership prepares ownership of units for the replica memberID.
+func NewOwnership(members, leases jetstream.KeyValue, memberID string, takeover time.Duration, units []string, work Work, opts ...OwnershipOption) *Ownership {
+	o := &Ownership{
+		members: members, leases: leases, id: memberID, takeover: takeover,
+		units: units, work: work, log: slog.Default(), owned: map[string]*heldUnit{},
+	}
+	for _, opt := range opts {
+		opt(o)
+	}
+	return o
+}
+
+// Owned lists the units this replica owns now.
+func (o *Ownership) Owned() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make([]string, 0, len(o.owned))
+	for u, h := range o.owned {
+		if !h.releasing {
+			out = append(out, u)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Run keeps this replica's membership and leases until ctx is cancelled, then stops every
+// unit's work, waits for it, and releases the leases so other replicas take over at once.
+func (o *Ownership) Run(ctx context.Context) {
+	t := time.NewTicker(tickEvery(o.takeover))
+	defer t.Stop()
+	for {
+		o.step(ctx)
+		select {
+		case <-ctx.Done():
+			o.releaseAll()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func leaseKey(unit string) string { return "unit." + unit }
+
+// owner picks the member with the highest hash for unit: every replica computes the same
+// answer from the same member list, and a member joining or leaving moves only its share.
+func owner(members []string, unit string) string {
+	var best string
+	var bestScore uint64
+	for _, m := range members {
+		h := fnv.New64a()
+		h.Write([]byte(m))
+		h.Write([]byte{0})
+		h.Write([]byte(unit))
+		s := h.Sum64()
+		if best == "" || s > bestScore || (s == bestScore && m > best) {
+			best, bestScore = m, s
+		}
+	}
+	return best
+}
+
+func (o *Ownership) aliveMembers(ctx context.Context) []string {
+	alive := []string{o.id}
+	keys, err := o.members.Keys(ctx)
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		o.log.Warn("listing replicas failed; keeping current leases", "error", err)
+		return nil
+	}
+	for _, k := range keys {
+		if k != o.id {
+			alive = append(alive, k)
+		}
+	}
+	return alive
+}
+
+func (o *Ownership) step(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	now := time.Now()
+	if _, err := o.members.Put(ctx, o.id, []byte(now.UTC().Format(time.RFC3339Nano))); err != nil {
+		o.log.Warn("membership heartbeat failed", "error", err)
+	}
+	alive := o.aliveMembers(ctx)
+	changed := false
+	for _, unit := range o.units {
+		o.mu.Lock()
+		h := o.owned[unit]
+		o.mu.Unlock()
+		want := alive != nil && owner(alive, unit) == o.id
+		switch {
+		case h != nil:
+			changed = o.keep(ctx, unit, h, want, alive == nil) || changed
+		case want:
+			changed = o.acquire(ctx, unit) || changed
+		}
+	}
+	if changed && o.onChange != nil {
+		o.onChange(len(o.Owned()))
+	}
+}
+
+// keep renews a held lease, restarts work that ended early, and hands the unit back when
+// another replica should own it. It reports whether the set of owned units changed.
+func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, unsure bool) bool {
+	select {
+	case <-h.done:
+		if h.releasing {
+			o.dropLease(unit, h.rev)
+			o.forget(unit)
+			return true
+		}
+		if want || unsure {
+			// The work stopped on its own (an error it could not get past); start it again.
+			o.start(unit, h)
+		}
+	default:
+	}
+	rev, err := o.leases.Update(ctx, leaseKey(unit), []byte(o.id), h.rev)
+	if err == nil {
+		h.rev, h.lastRenew = rev, time.Now()
+	} else if errors.Is(err, jetstream.ErrKeyExists) || time.Since(h.lastRenew) > leaseTTL(o.takeover)/2 {
+		// Someone else holds it now, or we cannot prove we still do: stop at once so two
+		// replicas never deliver the same unit.
+		o.log.Warn("lost lease", "unit", unit, "error", err)
+		h.cancel()
+		<-h.done
+		o.forget(unit)
+		return true
+	}
+	if !want && !unsure && !h.releasing {
+		o.log.Info("handing unit over", "unit", unit)
+		h.releasing = true
+		h.cancel()
+		return true
+	}
+	return false
+}
+
+func (o *Ownership) acquire(ctx context.Context, unit string) bool {
+	rev, err := o.leases.Create(ctx, leaseKey(unit), []byte(o.id))
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		// A lease left by an earlier run of this same replica id can be taken back at once.
+		e, gerr := o.leases.Get(ctx, leaseKey(unit))
+		if gerr != nil || string(e.Value()) != o.id {
+			return false
+		}
+		if rev, err = o.leases.Update(ctx, leaseKey(unit), []byte(o.id), e.Revision()); err != nil {
+			return false
+		}
+	} else if err != nil {
+		return false
+	}
+	h := &heldUnit{rev: rev, lastRenew: time.Now()}
+	o.mu.Lock()
+	o.owned[unit] = h
+	o.mu.Unlock()
+	o.log.Info("took unit", "unit", unit)
+	o.start(unit, h)
+	return true
+}
+
+func (o *Ownership) start(unit string, h *heldUnit) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel, h.done = cancel, make(chan struct{})
+	done := h.done
+	go func() {
+		defer close(done)
+		o.work(ctx, unit)
+	}()
+}
+
+func (o *Ownership) forget(unit string) {
+	o.mu.Lock()
+	delete(o.owned, unit)
+	o.mu.Unlock()
+}
+
+func (o *Ownership) dropLease(unit string, rev uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := o.leases.Delete(ctx, leaseKey(unit), jetstream.LastRevision(rev)); err != nil {
+		o.log.Debug("releasing lease", "unit", unit, "error", err)
+	}
+}
+
+func (o *Ownership) releaseAll() {
+	o.mu.Lock()
+	held := make(map[string]*heldUnit, len(o.owned))
+	for u, h := range o.owned {
+		held[u] = h
+	}
+	o.mu.Unlock()
+	for _, h := range held {
+		h.cancel()
+	}
+	for u, h := range held {
+		<-h.done
+		o.dropLease(u, h.rev)
+		o.forget(u)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = o.members.Delete(ctx, o.id)
+	if o.onChange != nil {
+		o.onChange(0)
+	}
+}

@@ -1,0 +1,115 @@
+package subscriber
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// StreamSettings are the operator's choices for what Provision creates.
+type StreamSettings struct {
+	MaxAge    time.Duration // events stream retention
+	Replicas  int
+	DLQMaxAge time.Duration
+	Takeover  time.Duration // how fast a dead replica's leases expire
+	RoomTTL   time.Duration // backstop for rooms that never finish
+}
+
+// DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
+const DuplicateWindow = 2 * time.Minute
+
+// Resources are the handles Provision returns.
+type Resources struct {
+	Events    jetstream.Stream
+	Deliver   jetstream.Stream
+	DLQ       jetstream.Stream
+	Members   jetstream.KeyValue
+	Leases    jetstream.KeyValue
+	Rooms     jetstream.KeyValue
+	Endpoints jetstream.KeyValue
+}
+
+// Provision creates or updates every stream and bucket roomhook needs. It is idempotent and
+// safe to run from several replicas at once: a lost creation race is retried as an update.
+func Provision(ctx context.Context, js jetstream.JetStream, n Names, s StreamSettings) (*Resources, error) {
+	var r Resources
+	var err error
+	streams := []struct {
+		dst *jetstream.Stream
+		cfg jetstream.StreamConfig
+	}{
+		{&r.Events, jetstream.StreamConfig{
+			Name: n.EventsStream(), Subjects: []string{n.EventsSubjects()},
+			Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
+			MaxAge: s.MaxAge, Replicas: s.Replicas, Duplicates: DuplicateWindow,
+			Description: "roomhook room events, one subject space per room",
+		}},
+		{&r.Deliver, jetstream.StreamConfig{
+			// Work-queue retention: a delivery disappears once settled, so the stream holds
+			// exactly the backlog of every endpoint. No MaxAge: an endpoint that is down for
+			// days keeps its backlog; disk use is visible per endpoint in `roomhook status`.
+			Name: n.DeliverStream(), Subjects: []string{n.DeliverSubjects()},
+			Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+			Replicas: s.Replicas, Duplicates: DuplicateWindow,
+			Description: "roomhook per-endpoint delivery queues",
+		}},
+		{&r.DLQ, jetstream.StreamConfig{
+			Name: n.DLQStream(), Subjects: []string{n.DLQSubjects()},
+			Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
+			MaxAge: s.DLQMaxAge, Replicas: s.Replicas, Duplicates: DuplicateWindow,
+			Description: "roomhook dead letters",
+		}},
+	}
+	for _, st := range streams {
+		if *st.dst, err = createOrUpdateStream(ctx, js, st.cfg); err != nil {
+			return nil, err
+		}
+	}
+	buckets := []struct {
+		dst *jetstream.KeyValue
+		cfg jetstream.KeyValueConfig
+	}{
+		{&r.Members, jetstream.KeyValueConfig{Bucket: n.MembersBucket(), TTL: s.Takeover, Storage: jetstream.MemoryStorage, Replicas: s.Replicas}},
+		{&r.Leases, jetstream.KeyValueConfig{Bucket: n.LeasesBucket(), TTL: leaseTTL(s.Takeover), Storage: jetstream.MemoryStorage, Replicas: s.Replicas}},
+		{&r.Rooms, jetstream.KeyValueConfig{Bucket: n.RoomsBucket(), TTL: s.RoomTTL, Storage: jetstream.FileStorage, Replicas: s.Replicas}},
+		{&r.Endpoints, jetstream.KeyValueConfig{Bucket: n.EndpointsBucket(), Storage: jetstream.FileStorage, Replicas: s.Replicas}},
+	}
+	for _, b := range buckets {
+		if *b.dst, err = createOrUpdateBucket(ctx, js, b.cfg); err != nil {
+			return nil, err
+		}
+	}
+	return &r, nil
+}
+
+func createOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	var lastErr error
+	for try := 0; try < 5; try++ {
+		st, err := js.CreateOrUpdateStream(ctx, cfg)
+		if err == nil {
+			return st, nil
+		}
+		lastErr = err
+		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			break
+		}
+		time.Sleep(time.Duration(try+1) * 50 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("provision stream %s: %w", cfg.Name, lastErr)
+}
+
+func createOrUpdateBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	var lastErr error
+	for try := 0; try < 5; try++ {
+		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
+		if err == nil {
+			return kv, nil
+		}
+		lastErr = err
+		time.Sleep(time.Duration(try+1) * 50 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("provision bucket %s: %w", cfg.Bucket, lastErr)
+}
