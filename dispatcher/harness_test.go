@@ -1,15 +1,19 @@
 package dispatcher
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
-	"strconv"
-	"strings"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -294,4 +298,167 @@ func decodeBody(b []byte) (webhookBody, error) {
 	var w webhookBody
 	err := json.Unmarshal(b, &w)
 	return w, err
+}
+
+// outcome is how a faultReceiver treats one attempt.
+type outcome struct {
+	Status     int    // status to answer; 0 answers 200
+	RetryAfter string // Retry-After header sent with the answer
+	Hang       bool   // never answer, so the sender's timeout has to end the attempt
+	Reset      bool   // read the request, then drop the connection with a TCP reset
+}
+
+// attempt is one request a faultReceiver saw, whatever became of it.
+type attempt struct {
+	At   time.Time // when the request reached the handler
+	Body []byte
+}
+
+// testStatusHeader carries a faultReceiver's chosen status into the receiver's status function.
+const testStatusHeader = "Roomhook-Test-Status"
+
+// faultReceiver is a receiver that fails the attempts its plan chooses, with a status or at the
+// network level, and records every attempt with its arrival time. Answered requests go through
+// the receiver's verification, and 2xx ones count as deliveries, exactly as with newReceiver;
+// its status field is the plan's and must not be set.
+type faultReceiver struct {
+	*receiver
+	plan func(id string, n int) outcome // n counts attempts for id from 1, failed ones included
+
+	attemptsMu sync.Mutex
+	attempts   map[string][]attempt
+}
+
+func newFaultReceiver(t testing.TB, plan func(id string, n int) outcome) *faultReceiver {
+	fr := &faultReceiver{receiver: &receiver{t: t, tries: map[string]int{}}, plan: plan, attempts: map[string][]attempt{}}
+	fr.status = func(r received, _ int) int {
+		if s, err := strconv.Atoi(r.Header.Get(testStatusHeader)); err == nil {
+			return s
+		}
+		return http.StatusOK
+	}
+	fr.srv = httptest.NewServer(http.HandlerFunc(fr.serveWithFaults))
+	t.Cleanup(fr.srv.Close)
+	return fr
+}
+
+func (fr *faultReceiver) serveWithFaults(w http.ResponseWriter, r *http.Request) {
+	at := time.Now()
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return // the sender gave up mid-request; it retries
+	}
+	evt, _ := decodeBody(body)
+	fr.attemptsMu.Lock()
+	fr.attempts[evt.ID] = append(fr.attempts[evt.ID], attempt{At: at, Body: body})
+	n := len(fr.attempts[evt.ID])
+	fr.attemptsMu.Unlock()
+
+	o := fr.plan(evt.ID, n)
+	switch {
+	case o.Hang:
+		// The sender closes the connection when its timeout passes, which ends the wait.
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
+		return
+	case o.Reset:
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			fr.t.Errorf("receiver: hijack: %v", err)
+			return
+		}
+		if tc, ok := conn.(*net.TCPConn); ok {
+			_ = tc.SetLinger(0) // close with RST rather than FIN
+		}
+		conn.Close()
+		return
+	}
+	if o.RetryAfter != "" {
+		w.Header().Set("Retry-After", o.RetryAfter)
+	}
+	if o.Status != 0 {
+		r.Header.Set(testStatusHeader, strconv.Itoa(o.Status))
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	fr.serve(w, r)
+}
+
+// attemptsFor lists every attempt made for one event id, in arrival order.
+func (fr *faultReceiver) attemptsFor(id string) []attempt {
+	fr.attemptsMu.Lock()
+	defer fr.attemptsMu.Unlock()
+	return append([]attempt(nil), fr.attempts[id]...)
+}
+
+// attemptCount is how many requests reached the receiver, for every event.
+func (fr *faultReceiver) attemptCount() int {
+	fr.attemptsMu.Lock()
+	defer fr.attemptsMu.Unlock()
+	n := 0
+	for _, a := range fr.attempts {
+		n += len(a)
+	}
+	return n
+}
+
+// The contract's names in region "default", spelled out so that the tests check them.
+const (
+	testDLQStream       = "ROOMHOOK_DLQ_DEFAULT"
+	testEndpointsBucket = "ROOMHOOK_ENDPOINTS_DEFAULT"
+)
+
+func dlqSubject(endpointID string) string { return "roomhook.dlq.default." + endpointID }
+
+// deadLetters reads every dead letter stored under subject, oldest first.
+func deadLetters(t testing.TB, js jetstream.JetStream, subject string) []DeadLetter {
+	t.Helper()
+	ctx := context.Background()
+	st, err := js.Stream(ctx, testDLQStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []DeadLetter
+	for seq := uint64(1); ; {
+		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, ParseDeadLetter(m))
+		seq = m.Sequence + 1
+	}
+}
+
+// waitDeadLetters waits until at least n dead letters are stored under subject and returns them.
+func waitDeadLetters(t testing.TB, js jetstream.JetStream, subject string, n int, timeout time.Duration) []DeadLetter {
+	t.Helper()
+	var got []DeadLetter
+	waitFor(t, timeout, fmt.Sprintf("%d dead letters on %s", n, subject), func() bool {
+		got = deadLetters(t, js, subject)
+		return len(got) >= n
+	})
+	return got
+}
+
+// endpointRecord reads an endpoint's shared state from the endpoints bucket.
+func endpointRecord(t testing.TB, js jetstream.JetStream, id string) EndpointRecord {
+	t.Helper()
+	ctx := context.Background()
+	kv, err := js.KeyValue(ctx, testEndpointsBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := kv.Get(ctx, id)
+	if err != nil {
+		t.Fatalf("endpoint %s: %v", id, err)
+	}
+	var rec EndpointRecord
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		t.Fatalf("endpoint %s: %v", id, err)
+	}
+	return rec
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roomhook/roomhook/subscriber"
 )
@@ -26,6 +27,9 @@ type worker struct {
 	label string
 	host  string
 	held  *subscriber.HeldSet
+	// heldGauge counts what this replica holds for the endpoint: bounded by partitions times
+	// MaxInFlight however long the endpoint's backlog in the deliver stream is.
+	heldGauge prometheus.Gauge
 
 	mu    sync.Mutex
 	lanes map[string]*lane
@@ -39,6 +43,7 @@ type lane struct {
 
 func (d *Dispatcher) runWorker(ctx context.Context, ep EndpointView, part int) {
 	w := &worker{d: d, id: ep.ID, part: part, label: endpointLabel(ep.Endpoint), host: hostOf(ep.URL)}
+	w.heldGauge = d.metrics.Held.WithLabelValues(w.label)
 	for ctx.Err() == nil {
 		if err := w.run(ctx); err != nil && ctx.Err() == nil {
 			d.log.Error("endpoint worker stopped; restarting", "endpoint", w.id, "partition", part, "error", err)
@@ -87,6 +92,7 @@ func (w *worker) run(ctx context.Context) error {
 		if w.held.Add(seq, m) {
 			return
 		}
+		w.heldGauge.Inc()
 		w.enqueue(laneCtx, parseQueued(seq, m))
 	}, jetstream.PullMaxMessages(d.cfg.MaxInFlight))
 	if err != nil {
@@ -100,13 +106,16 @@ func (w *worker) run(ctx context.Context) error {
 	stopLanes()
 	w.wg.Wait()
 	if n := w.held.HandBack(); n > 0 {
+		w.heldGauge.Sub(float64(n))
 		d.log.Debug("handed back deliveries", "endpoint", w.id, "partition", w.part, "count", n)
 	}
-	d.metrics.Held.WithLabelValues(w.label).Set(0)
 	return nil
 }
 
 func (w *worker) enqueue(ctx context.Context, q queued) {
+	if ctx.Err() != nil {
+		return // stopping: the message stays held and is handed back
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	l := w.lanes[q.room]
@@ -152,6 +161,9 @@ func (w *worker) deliver(ctx context.Context, q queued) bool {
 	var last Attempt
 	attempts := 0
 	for {
+		if ctx.Err() != nil {
+			return false // stopping: what has not been attempted is handed back
+		}
 		v, ok := d.dir.Get(w.id)
 		switch {
 		case !ok || v.Disabled:
@@ -222,7 +234,8 @@ func (w *worker) deliver(ctx context.Context, q queued) bool {
 }
 
 func (w *worker) settle(q queued) bool {
-	if err := w.held.Ack(q.seq); err != nil {
+	w.heldGauge.Dec()
+	if err := w.held.Ack(context.Background(), q.seq); err != nil {
 		w.d.log.Warn("ack failed; the delivery may be repeated", "endpoint", w.id, "event_id", q.eventID, "error", err)
 	}
 	return true

@@ -31,8 +31,10 @@ func (h *HeldSet) Add(seq uint64, m jetstream.Msg) (already bool) {
 	return already
 }
 
-// Ack settles a message and forgets it.
-func (h *HeldSet) Ack(seq uint64) error {
+// Ack settles a message, waits until the server has confirmed it, and forgets it. Waiting is
+// what lets a room's next delivery go out only once this one can no longer come back: after a
+// crash a receiver may see the delivery that was in flight again, but never an older one.
+func (h *HeldSet) Ack(ctx context.Context, seq uint64) error {
 	h.mu.Lock()
 	m, ok := h.msgs[seq]
 	delete(h.msgs, seq)
@@ -40,7 +42,16 @@ func (h *HeldSet) Ack(seq uint64) error {
 	if !ok {
 		return nil
 	}
-	return m.Ack()
+	var err error
+	for try := 0; try < 3; try++ {
+		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err = m.DoubleAck(actx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+	}
+	return err
 }
 
 // Len is how many messages are held.

@@ -123,12 +123,23 @@ func owner(members []string, unit string) string {
 		h.Write([]byte(m))
 		h.Write([]byte{0})
 		h.Write([]byte(unit))
-		s := h.Sum64()
+		s := mix64(h.Sum64())
 		if best == "" || s > bestScore || (s == bestScore && m > best) {
 			best, bestScore = m, s
 		}
 	}
 	return best
+}
+
+// mix64 is MurmurHash3's finalizer: FNV alone keeps the order of members whose ids differ in
+// one character the same for every unit, which would give one replica everything.
+func mix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb3fe1a85ec53
+	x ^= x >> 33
+	return x
 }
 
 func (o *Ownership) aliveMembers(ctx context.Context) []string {
@@ -203,7 +214,9 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 	}
 	if !want && !unsure && !h.releasing {
 		o.log.Info("handing unit over", "unit", unit)
+		o.mu.Lock()
 		h.releasing = true
+		o.mu.Unlock()
 		h.cancel()
 		return true
 	}

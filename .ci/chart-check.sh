@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Checks the Helm chart charts/roomhook without a cluster:
+#   1. helm lint --strict and helm template over the default values and every examples/*.yaml;
+#   2. every rendered document decoded strictly into the Kubernetes API types (KEDA's and
+#      prometheus-operator's for the CRDs) and checked for consistency by .ci/chartcheck;
+#   3. every ROOMHOOK_* variable of config.go set in the rendered default Deployment;
+#   4. every file in .ci/chartcheck/bad-values/ refused, with the message its "# expect:" line names.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+chart="$root/charts/roomhook"
+# helm template defaults to Kubernetes v1.20 when helm is built from source; render for the
+# oldest version the chart supports and a current one.
+kube_versions=(1.27.0 1.33.0)
+# The minimum a release needs: NATS is required in a cluster, and so are the signing keys.
+required=(--set config.natsUrl=nats://nats.nats.svc:4222 --set secrets.apiKey=ci-key --set secrets.apiSecret=ci-secret)
+
+export PATH="$PATH:$(go env GOPATH)/bin"
+if [[ -n "$(go env GOBIN)" ]]; then PATH="$PATH:$(go env GOBIN)"; fi
+if ! command -v helm >/dev/null; then
+  echo "chart-check: installing helm v3.22.0 (takes a couple of minutes)"
+  go install helm.sh/helm/v3/cmd/helm@v3.22.0
+fi
+helm version --short
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+echo "chart-check: building chartcheck"
+(cd "$root/.ci/chartcheck" && go vet ./... && go test ./... && go build -o "$work/chartcheck" .)
+
+passed=0
+failed=0
+pass() { echo "PASS $*"; passed=$((passed + 1)); }
+fail() { echo "FAIL $*"; failed=$((failed + 1)); }
+
+# render NAME ARGS... : lint, then template for each Kubernetes version, then check strictly.
+render() {
+  local name="$1"; shift
+  if helm lint --strict "$chart" "$@" >"$work/lint.out" 2>&1; then
+    pass "helm lint $name"
+  else
+    cat "$work/lint.out"; fail "helm lint $name"
+  fi
+  local kv out
+  for kv in "${kube_versions[@]}"; do
+    out="$work/${name//\//_}-$kv.yaml"
+    if ! helm template roomhook "$chart" --namespace roomhook --kube-version "$kv" "$@" >"$out" 2>"$work/template.err"; then
+      cat "$work/template.err"; fail "helm template $name (Kubernetes $kv)"
+      continue
+    fi
+    if "$work/chartcheck" -config "$root/config.go" "$out"; then
+      pass "strict decode and checks $name (Kubernetes $kv)"
+    else
+      fail "strict decode and checks $name (Kubernetes $kv)"
+    fi
+  done
+}
+
+render default "${required[@]}"
+for f in "$chart"/examples/*.yaml; do
+  render "examples/$(basename "$f")" -f "$f"
+done
+
+# Every setting of config.go must be mapped by the chart: grep the envconfig tags and look for
+# each variable in the default Deployment. This keeps config.go, the chart and the README's
+# table in step.
+default_out="$work/default-${kube_versions[-1]}.yaml"
+mapfile -t vars < <(grep -o 'envconfig:"[A-Z0-9_]*"' "$root/config.go" | sed 's/envconfig:"\(.*\)"/ROOMHOOK_\1/' | sort -u)
+if [[ ${#vars[@]} -eq 0 ]]; then
+  fail "no envconfig tags found in config.go"
+fi
+missing=()
+for v in "${vars[@]}"; do
+  grep -q -- "- name: $v\$" "$default_out" || missing+=("$v")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  pass "all ${#vars[@]} ROOMHOOK_* settings of config.go are in the default Deployment"
+else
+  fail "settings of config.go missing from the default Deployment: ${missing[*]}"
+fi
+
+# Values the chart must refuse. Each file names, on a "# expect:" line, a piece of the error it
+# must fail with, so that it fails for its own reason and not for an unrelated one, and on a
+# "# rejected-by:" line what refuses it: "schema" (values.schema.json, which helm lint applies
+# too) or "template" (a fail in _helpers.tpl; helm lint renders with fail turned off).
+for f in "$root"/.ci/chartcheck/bad-values/*.yaml; do
+  name="bad-values/$(basename "$f")"
+  expect="$(sed -n 's/^# expect: //p' "$f" | head -n1)"
+  if [[ -z "$expect" ]]; then
+    fail "$name has no '# expect:' line"
+    continue
+  fi
+  if helm template roomhook "$chart" --kube-version "${kube_versions[-1]}" -f "$f" >/dev/null 2>"$work/bad.err"; then
+    fail "$name was accepted by helm template"
+  elif grep -qF -- "$expect" "$work/bad.err"; then
+    pass "$name refused: $expect"
+  else
+    cat "$work/bad.err"; fail "$name refused, but not with '$expect'"
+  fi
+  case "$(sed -n 's/^# rejected-by: //p' "$f" | head -n1)" in
+    schema)
+      if helm lint "$chart" -f "$f" >/dev/null 2>&1; then
+        fail "$name passed helm lint"
+      else
+        pass "$name fails helm lint"
+      fi ;;
+    template) ;;
+    *) fail "$name has no '# rejected-by: schema|template' line" ;;
+  esac
+done
+
+echo "chart-check: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]

@@ -1,0 +1,144 @@
+package dispatcher_test
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/roomhook/roomhook/dispatcher"
+)
+
+func TestEndpointID(t *testing.T) {
+	// IDs are stored in the endpoint registry and name deliver subjects, so they must never
+	// change between versions. Golden values from `printf %s URL | sha256sum | cut -c1-16`.
+	golden := map[string]string{
+		"https://example.com/hook":          "19f1352238b91533",
+		"http://127.0.0.1:8080/webhook?x=1": "e498273898f011ff",
+		"https://example.com/hook/":         "",
+	}
+	token := regexp.MustCompile(`^[0-9a-f]{16}$`)
+	seen := map[string]string{}
+	for url, want := range golden {
+		got := dispatcher.EndpointID(url)
+		if !token.MatchString(got) {
+			t.Errorf("EndpointID(%q) = %q, want 16 lower-case hex characters", url, got)
+		}
+		if want != "" && got != want {
+			t.Errorf("EndpointID(%q) = %q, want %q", url, got, want)
+		}
+		if again := dispatcher.EndpointID(url); again != got {
+			t.Errorf("EndpointID(%q) not stable: %q then %q", url, got, again)
+		}
+		if other, dup := seen[got]; dup {
+			t.Errorf("EndpointID(%q) = EndpointID(%q) = %q", url, other, got)
+		}
+		seen[got] = url
+	}
+}
+
+func TestEndpointFilterAllows(t *testing.T) {
+	tests := []struct {
+		name   string
+		filter dispatcher.EventFilter
+		event  string
+		want   bool
+	}{
+		{"empty filter allows all", dispatcher.EventFilter{}, "room_started", true},
+		{"included", dispatcher.EventFilter{Include: []string{"room_started", "room_finished"}}, "room_finished", true},
+		{"not included", dispatcher.EventFilter{Include: []string{"room_started"}}, "participant_joined", false},
+		{"excluded", dispatcher.EventFilter{Exclude: []string{"track_published"}}, "track_published", false},
+		{"not excluded", dispatcher.EventFilter{Exclude: []string{"track_published"}}, "track_unpublished", true},
+		{"exclude wins over include", dispatcher.EventFilter{
+			Include: []string{"track_published"}, Exclude: []string{"track_published"}}, "track_published", false},
+		{"names are exact", dispatcher.EventFilter{Include: []string{"room"}}, "room_started", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.filter.Allows(tt.event); got != tt.want {
+				t.Errorf("%+v.Allows(%q) = %v, want %v", tt.filter, tt.event, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEndpointParseWebhookURLs(t *testing.T) {
+	tests := []struct {
+		name      string
+		in        []string
+		want      []string
+		errNames  string // the error must name this
+		errHidden string // and must not contain this
+	}{
+		{name: "nil", in: nil, want: []string{}},
+		{name: "trims and drops empties",
+			in:   []string{" https://a.example/hook ", "", "  ", "http://b.example:8080/x?token=1"},
+			want: []string{"https://a.example/hook", "http://b.example:8080/x?token=1"}},
+		{name: "dedups keeping first order",
+			in:   []string{"https://b.example/", "https://a.example/", "https://b.example/"},
+			want: []string{"https://b.example/", "https://a.example/"}},
+		{name: "scheme and host case do not make another endpoint",
+			in:   []string{"HTTPS://Hooks.Example.COM/Path", "https://hooks.example.com/Path"},
+			want: []string{"https://hooks.example.com/Path"}},
+		{name: "path case is kept", in: []string{"https://a.example/A", "https://a.example/a"},
+			want: []string{"https://a.example/A", "https://a.example/a"}},
+		{name: "ipv6 host", in: []string{"http://[::1]:9000/hook"}, want: []string{"http://[::1]:9000/hook"}},
+		{name: "no scheme", in: []string{"https://ok.example/", "hooks.example.com/x"}, errNames: "hooks.example.com/x"},
+		{name: "other scheme", in: []string{"ftp://files.example/hook"}, errNames: "ftp://files.example/hook"},
+		{name: "no host", in: []string{"https:///hook"}, errNames: "https:///hook"},
+		{name: "port only", in: []string{"http://:8080/hook"}, errNames: "http://:8080/hook"},
+		{name: "unparsable", in: []string{"http://bad host.example/"}, errNames: "bad host.example"},
+		{name: "user info refused and redacted", in: []string{"https://user:hunter2@hooks.example/x"},
+			errNames: "hooks.example/x", errHidden: "hunter2"},
+		{name: "unparsable with password redacted", in: []string{"https://user:hunter2@bad host/x"},
+			errNames: "bad host/x", errHidden: "hunter2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := dispatcher.ParseWebhookURLs(tt.in)
+			if tt.errNames != "" {
+				if err == nil {
+					t.Fatalf("ParseWebhookURLs(%q) = %q, want an error", tt.in, got)
+				}
+				if !errors.Is(err, dispatcher.ErrInvalidURL) {
+					t.Errorf("error %v does not wrap ErrInvalidURL", err)
+				}
+				if !strings.Contains(err.Error(), tt.errNames) {
+					t.Errorf("error %q does not name %q", err, tt.errNames)
+				}
+				if tt.errHidden != "" && strings.Contains(err.Error(), tt.errHidden) {
+					t.Errorf("error %q leaks %q", err, tt.errHidden)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ParseWebhookURLs(%q): %v", tt.in, err)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("ParseWebhookURLs(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func ExampleParseWebhookURLs() {
+	urls, err := dispatcher.ParseWebhookURLs([]string{" https://Hooks.Example.com/lms ", "", "https://hooks.example.com/lms"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(urls)
+	_, err = dispatcher.ParseWebhookURLs([]string{"hooks.example.com/lms"})
+	fmt.Println(err)
+	// Output:
+	// [https://hooks.example.com/lms]
+	// invalid webhook URL "hooks.example.com/lms": scheme must be http or https
+}
+
+func ExampleEventFilter_Allows() {
+	f := dispatcher.EventFilter{Exclude: []string{"track_published", "track_unpublished"}}
+	fmt.Println(f.Allows("room_started"), f.Allows("track_published"))
+	// Output: true false
+}
