@@ -3,6 +3,8 @@ package subscriber
 import (
 	"fmt"
 	"strings"
+
+	"github.com/roomhook/roomhook/schema"
 )
 
 // Names derives every JetStream name roomhook uses from the region, so that regions joined in
@@ -16,10 +18,10 @@ func (n Names) upper() string {
 }
 
 // EventsStream is the stream media nodes publish into.
-func (n Names) EventsStream() string { return "ROOMHOOK_EVENTS_" + n.upper() }
+func (n Names) EventsStream() string { return schema.EventsStreamName(n.Region) }
 
 // EventsSubjects is the subject filter of the events stream.
-func (n Names) EventsSubjects() string { return "roomhook.events." + n.Region + ".>" }
+func (n Names) EventsSubjects() string { return schema.EventsSubjects(n.Region) }
 
 // DeliverStream is the work-queue stream of per-endpoint deliveries.
 func (n Names) DeliverStream() string { return "ROOMHOOK_DELIVER_" + n.upper() }
@@ -41,7 +43,7 @@ func (n Names) DeliverConsumer(endpointID string, partition int) string {
 func (n Names) RouterConsumer() string { return "roomhook_router" }
 
 // DLQStream is the dead-letter stream.
-func (n Names) DLQStream() string { return "ROOMHOOK_DLQ_" + n.upper() }
+func (n Names) DLQStream() string { return schema.DLQStreamName(n.Region) }
 
 // DLQSubjects is the subject filter of the dead-letter stream.
 func (n Names) DLQSubjects() string { return "roomhook.dlq." + n.Region + ".>" }
