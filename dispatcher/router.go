@@ -283,10 +283,13 @@ func (r *router) targets(ctx context.Context, urls []string, room, name string, 
 	if name == "room_created" && len(urls) > 0 {
 		valid := make([]string, 0, len(urls))
 		for _, u := range urls {
-			if c, err := ParseWebhookURLs([]string{u}); err != nil {
+			c, err := ParseWebhookURLs([]string{u})
+			if err != nil {
 				d.log.Warn("ignoring per-room webhook URL", "room", room, "error", err)
-			} else {
-				valid = append(valid, c...)
+				continue
+			}
+			if !slices.Contains(valid, c[0]) {
+				valid = append(valid, c[0])
 			}
 		}
 		for _, u := range valid {
