@@ -355,3 +355,41 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 		t.Errorf("the disabled endpoint accepted %d deliveries, want 0", n)
 	}
 }
+
+func TestGoneEndpointLaterEventsDeadLettered(t *testing.T) {
+	b := newReceiver(t)
+	a := newFaultReceiver(t, func(string, int) outcome { return outcome{Status: http.StatusGone} })
+
+	ns := startServer(t, t.TempDir())
+	startReplica(t, ns, testConfig("r1", a.URL(), b.URL()))
+	_, js := connect(t, ns)
+	p := publisher{t, js}
+	aID := EndpointID(a.URL())
+	p.publish(newEvent("gone room", "participant_joined", "gl-1", 1761815000))
+	waitDeadLetters(t, js, dlqSubject(aID), 1, 10*time.Second)
+	waitFor(t, 5*time.Second, "endpoint disabled", func() bool { return endpointRecord(t, js, aID).Disabled })
+
+	// Events published after the endpoint was disabled: nothing reaches it, and each is
+	// recorded as a dead letter, so that none is lost without a trace for that endpoint.
+	for i := 2; i <= 4; i++ {
+		p.publish(newEvent("gone room", "participant_left", "gl-"+strconv.Itoa(i), 1761815001))
+	}
+	waitFor(t, 10*time.Second, "healthy endpoint got every event", func() bool { return len(deliveredIDs(b)) == 4 })
+	var dls []DeadLetter
+	deadline := time.Now().Add(3 * time.Second)
+	for len(dls) < 4 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		dls = deadLetters(t, js, dlqSubject(aID))
+	}
+	if len(dls) != 4 {
+		t.Fatalf("dead letters for the disabled endpoint = %d, want 4 (the 410 and the 3 later events)", len(dls))
+	}
+	for i, dl := range dls[1:] {
+		if dl.Reason != ReasonGone || dl.EventID != "gl-"+strconv.Itoa(i+2) || dl.Attempts != 0 {
+			t.Errorf("dead letter %d: reason %q, event %q, attempts %d; want %q, gl-%d, 0", i+1, dl.Reason, dl.EventID, dl.Attempts, ReasonGone, i+2)
+		}
+	}
+	if n := a.attemptCount(); n != 1 {
+		t.Errorf("the disabled endpoint was called %d times, want 1", n)
+	}
+}

@@ -53,16 +53,17 @@ func (r *router) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("router consumer: %w", err)
 	}
-	if err := waitForOrphans(ctx, cons, d.cfg.Takeover); err != nil {
-		return err
-	}
 	msgs := make(chan jetstream.Msg, 4*routerBatch)
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	handle, err := subscriber.ResumeInOrder(ctx, cons, d.cfg.Takeover, func(m jetstream.Msg) {
 		select {
 		case msgs <- m:
 		case <-ctx.Done():
 		}
-	}, jetstream.PullMaxMessages(4*routerBatch))
+	})
+	if err != nil {
+		return err
+	}
+	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(4*routerBatch))
 	if err != nil {
 		return fmt.Errorf("router consume: %w", err)
 	}
@@ -94,20 +95,6 @@ func (r *router) run(ctx context.Context) error {
 			r.routeBatch(ctx, batch)
 		}
 	}
-}
-
-// waitForOrphans delays a new owner while the consumer has deliveries pending from an earlier
-// owner: once their ack wait passes the server redelivers them before anything newer, so
-// waiting that long keeps every room in order across a takeover.
-func waitForOrphans(ctx context.Context, cons jetstream.Consumer, takeover time.Duration) error {
-	info, err := cons.Info(ctx)
-	if err != nil {
-		return fmt.Errorf("consumer info: %w", err)
-	}
-	if info.NumAckPending > 0 {
-		sleep(ctx, subscriber.AckWait(takeover)+250*time.Millisecond)
-	}
-	return ctx.Err()
 }
 
 func (r *router) routeBatch(ctx context.Context, batch []jetstream.Msg) {
@@ -245,18 +232,10 @@ func (r *router) route(ctx context.Context, m jetstream.Msg, meta *jetstream.Msg
 		return false
 	}
 	part := Partition(room, d.cfg.Partitions)
-	storedNS := strconv.FormatInt(stored.UnixNano(), 10)
+	q := Queued{Room: room, Event: name, EventID: eventID, EventSeq: seq, Stored: stored, Body: body}
 	seqStr := strconv.FormatUint(seq, 10)
 	for _, id := range targets {
-		msg := nats.NewMsg(d.names.DeliverSubject(id, part))
-		msg.Data = body
-		msg.Header[HeaderRoom] = []string{room}
-		msg.Header[HeaderEvent] = []string{name}
-		msg.Header[HeaderEventID] = []string{eventID}
-		msg.Header[HeaderEventSeq] = []string{seqStr}
-		msg.Header[HeaderStored] = []string{storedNS}
-		msg.Header[nats.MsgIdHdr] = []string{seqStr + ":" + id}
-		if !r.publish(ctx, msg) {
+		if !r.publish(ctx, q.Msg(d.names.DeliverSubject(id, part), seqStr+":"+id)) {
 			return false
 		}
 	}
@@ -273,7 +252,9 @@ func (r *router) targets(ctx context.Context, urls []string, room, name string, 
 	d := r.d
 	out := make([]string, 0, 4)
 	for _, v := range d.dir.Globals() {
-		if !v.Disabled && v.Filter.Allows(name) {
+		// A global endpoint disabled by 410 Gone still gets its deliveries queued: its worker
+		// dead-letters them, so an operator can replay them once it is resumed.
+		if v.Filter.Allows(name) {
 			out = append(out, v.ID)
 		}
 	}

@@ -38,7 +38,7 @@ type worker struct {
 
 // lane is one room's deliveries, in stream order.
 type lane struct {
-	queue []queued
+	queue []Queued
 }
 
 func (d *Dispatcher) runWorker(ctx context.Context, ep EndpointView, part int) {
@@ -74,16 +74,11 @@ func (w *worker) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("deliver consumer: %w", err)
 	}
-	if err := waitForOrphans(ctx, cons, d.cfg.Takeover); err != nil {
-		return nil
-	}
 	w.held = subscriber.NewHeldSet()
 	w.lanes = map[string]*lane{}
 	laneCtx, stopLanes := context.WithCancel(ctx)
 	defer stopLanes()
-	go w.held.KeepAlive(laneCtx, subscriber.KeepAliveEvery(d.cfg.Takeover))
-
-	cc, err := cons.Consume(func(m jetstream.Msg) {
+	handle, err := subscriber.ResumeInOrder(ctx, cons, d.cfg.Takeover, func(m jetstream.Msg) {
 		meta, err := m.Metadata()
 		if err != nil {
 			return
@@ -93,15 +88,24 @@ func (w *worker) run(ctx context.Context) error {
 			return
 		}
 		w.heldGauge.Inc()
-		w.enqueue(laneCtx, parseQueued(seq, m))
-	}, jetstream.PullMaxMessages(d.cfg.MaxInFlight))
+		q := ParseQueued(m)
+		q.seq = seq
+		w.enqueue(laneCtx, q)
+	})
+	if err != nil {
+		return err
+	}
+	go w.held.KeepAlive(laneCtx, subscriber.KeepAliveEvery(d.cfg.Takeover))
+	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(d.cfg.MaxInFlight))
 	if err != nil {
 		return fmt.Errorf("deliver consume: %w", err)
 	}
 	<-ctx.Done()
-	// Stop pulling, let attempts in progress finish (each is bounded by the HTTP timeout),
-	// then hand back everything not settled so the next owner gets it first, in order.
-	cc.Stop()
+	// Stop pulling and take in what is already on its way (Drain, unlike Stop, hands it to
+	// the callback, so it is held and handed back rather than left to expire), let attempts
+	// in progress finish (each is bounded by the HTTP timeout), then hand back everything not
+	// settled so the next owner gets it first, in order.
+	cc.Drain()
 	<-cc.Closed()
 	stopLanes()
 	w.wg.Wait()
@@ -112,22 +116,22 @@ func (w *worker) run(ctx context.Context) error {
 	return nil
 }
 
-func (w *worker) enqueue(ctx context.Context, q queued) {
+func (w *worker) enqueue(ctx context.Context, q Queued) {
 	if ctx.Err() != nil {
 		return // stopping: the message stays held and is handed back
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	l := w.lanes[q.room]
+	l := w.lanes[q.Room]
 	if l == nil {
 		l = &lane{}
-		w.lanes[q.room] = l
+		w.lanes[q.Room] = l
 		w.wg.Add(1)
-		go w.runLane(ctx, q.room, l)
+		go w.runLane(ctx, q.Room, l)
 	}
 	// Redeliveries after a reconnect can arrive behind newer messages; keep stream order.
 	i := sort.Search(len(l.queue), func(i int) bool { return l.queue[i].seq > q.seq })
-	l.queue = append(l.queue, queued{})
+	l.queue = append(l.queue, Queued{})
 	copy(l.queue[i+1:], l.queue[i:])
 	l.queue[i] = q
 }
@@ -147,7 +151,7 @@ func (w *worker) runLane(ctx context.Context, room string, l *lane) {
 			return
 		}
 		w.mu.Lock()
-		l.queue[0] = queued{}
+		l.queue[0] = Queued{}
 		l.queue = l.queue[1:]
 		w.mu.Unlock()
 	}
@@ -155,7 +159,7 @@ func (w *worker) runLane(ctx context.Context, room string, l *lane) {
 
 // deliver attempts q until it is settled: delivered, or dead-lettered. It returns false when
 // ctx ends first; q is then still held and will be handed back.
-func (w *worker) deliver(ctx context.Context, q queued) bool {
+func (w *worker) deliver(ctx context.Context, q Queued) bool {
 	d := w.d
 	var first time.Time
 	var last Attempt
@@ -181,8 +185,8 @@ func (w *worker) deliver(ctx context.Context, q queued) bool {
 			case <-time.After(time.Second):
 			}
 			continue
-		case !v.Filter.Allows(q.event):
-			// The filter changed after the event was queued: the endpoint no longer wants it.
+		case !v.Filter.Allows(q.Event):
+			// The filter changed after the event was Queued: the endpoint no longer wants it.
 			return w.settle(q)
 		}
 		now := time.Now()
@@ -193,17 +197,17 @@ func (w *worker) deliver(ctx context.Context, q queued) bool {
 		inflight.Inc()
 		// An attempt already started is finished even during shutdown: its outcome decides
 		// between acknowledging and handing back, and the HTTP timeout bounds it.
-		last = d.sender.Send(context.WithoutCancel(ctx), v.Endpoint, Delivery{Body: q.body, EventID: q.eventID})
+		last = d.sender.Send(context.WithoutCancel(ctx), v.Endpoint, Delivery{Body: q.Body, EventID: q.EventID})
 		inflight.Dec()
 		attempts++
 		d.metrics.AttemptDuration.WithLabelValues(w.label).Observe(last.Duration.Seconds())
 		d.metrics.Deliveries.WithLabelValues(w.label, last.Verdict.String(), statusClass(last.Status)).Inc()
 		switch last.Verdict {
 		case Delivered:
-			if !q.stored.IsZero() {
-				d.metrics.EndToEnd.WithLabelValues(w.label).Observe(time.Since(q.stored).Seconds())
+			if !q.Stored.IsZero() {
+				d.metrics.EndToEnd.WithLabelValues(w.label).Observe(time.Since(q.Stored).Seconds())
 			}
-			d.log.Debug("delivered", "room", q.room, "event", q.event, "event_id", q.eventID,
+			d.log.Debug("delivered", "room", q.Room, "event", q.Event, "event_id", q.EventID,
 				"endpoint", w.id, "host", w.host, "status", last.Status, "attempts", attempts)
 			return w.settle(q)
 		case Reject:
@@ -224,7 +228,7 @@ func (w *worker) deliver(ctx context.Context, q queued) bool {
 			return w.deadLetter(ctx, q, ReasonExhausted, last.Reason(), attempts, last, first)
 		}
 		d.metrics.Retries.WithLabelValues(w.label).Inc()
-		d.log.Info("delivery failed; will retry", "room", q.room, "event", q.event, "event_id", q.eventID,
+		d.log.Info("delivery failed; will retry", "room", q.Room, "event", q.Event, "event_id", q.EventID,
 			"endpoint", w.id, "host", w.host, "attempt", attempts, "reason", last.Reason(), "retry_in", delay.Round(time.Millisecond))
 		sleep(ctx, delay)
 		if ctx.Err() != nil {
@@ -233,21 +237,21 @@ func (w *worker) deliver(ctx context.Context, q queued) bool {
 	}
 }
 
-func (w *worker) settle(q queued) bool {
+func (w *worker) settle(q Queued) bool {
 	w.heldGauge.Dec()
 	if err := w.held.Ack(context.Background(), q.seq); err != nil {
-		w.d.log.Warn("ack failed; the delivery may be repeated", "endpoint", w.id, "event_id", q.eventID, "error", err)
+		w.d.log.Warn("ack failed; the delivery may be repeated", "endpoint", w.id, "event_id", q.EventID, "error", err)
 	}
 	return true
 }
 
-func (w *worker) deadLetter(ctx context.Context, q queued, reason, detail string, attempts int, last Attempt, first time.Time) bool {
+func (w *worker) deadLetter(ctx context.Context, q Queued, reason, detail string, attempts int, last Attempt, first time.Time) bool {
 	d := w.d
 	v, _ := d.dir.Get(w.id)
 	dl := DeadLetter{
 		Reason: reason, Detail: detail, EndpointID: w.id, EndpointURL: v.URL,
-		Room: q.room, Event: q.event, EventID: q.eventID, EventSeq: q.evSeq, Stored: q.stored,
-		Attempts: attempts, LastStatus: last.Status, FirstAttempt: first, Body: q.body,
+		Room: q.Room, Event: q.Event, EventID: q.EventID, EventSeq: q.EventSeq, Stored: q.Stored,
+		Attempts: attempts, LastStatus: last.Status, FirstAttempt: first, Body: q.Body,
 	}
 	if last.Err != nil {
 		dl.LastError = last.Reason()
@@ -259,11 +263,11 @@ func (w *worker) deadLetter(ctx context.Context, q queued, reason, detail string
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := publishDeadLetter(pctx, d.js, d.names.DLQSubject(w.id), dl); err != nil {
-		d.log.Warn("could not record dead letter; handing the delivery back", "endpoint", w.id, "event_id", q.eventID, "error", err)
+		d.log.Warn("could not record dead letter; handing the delivery back", "endpoint", w.id, "event_id", q.EventID, "error", err)
 		return false
 	}
 	d.metrics.DeadLetters.WithLabelValues(reason).Inc()
-	d.log.Warn("delivery dead-lettered", "room", q.room, "event", q.event, "event_id", q.eventID,
+	d.log.Warn("delivery dead-lettered", "room", q.Room, "event", q.Event, "event_id", q.EventID,
 		"endpoint", w.id, "host", w.host, "reason", reason, "detail", detail, "attempts", attempts)
 	return w.settle(q)
 }

@@ -2,6 +2,7 @@ package subscriber
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -84,14 +85,21 @@ func (h *HeldSet) KeepAlive(ctx context.Context, every time.Duration) {
 	}
 }
 
-// HandBack naks every held message so it is redelivered at once to whoever pulls next.
+// HandBack naks every held message so it is redelivered at once to whoever pulls next. The
+// server queues naked messages for redelivery in the order it receives the naks, so they go
+// in stream order.
 func (h *HeldSet) HandBack() int {
 	h.mu.Lock()
 	msgs := h.msgs
 	h.msgs = map[uint64]jetstream.Msg{}
 	h.mu.Unlock()
-	for _, m := range msgs {
-		_ = m.Nak()
+	seqs := make([]uint64, 0, len(msgs))
+	for seq := range msgs {
+		seqs = append(seqs, seq)
+	}
+	slices.Sort(seqs)
+	for _, seq := range seqs {
+		_ = msgs[seq].Nak()
 	}
 	return len(msgs)
 }
