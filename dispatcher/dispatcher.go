@@ -35,6 +35,8 @@ type Config struct {
 	Credentials     signature.Credentials // signs for per-room endpoints and global ones without their own
 	Endpoints       []Endpoint            // global endpoints
 	ReplicaID       string
+	BreakerFailures int           // consecutive failed attempts that open a breaker (0: default)
+	MaxProbeWait    time.Duration // longest wait between probes of an open breaker (0: default)
 }
 
 // ErrConfig marks an unusable Config.
@@ -66,10 +68,13 @@ type Dispatcher struct {
 	sender  *Sender
 	known   map[string]bool
 
-	dir   *Directory
-	rooms *Rooms
-	own   *subscriber.Ownership
-	ready atomic.Bool
+	dir      *Directory
+	rooms    *Rooms
+	breakers *Breakers
+	activity *activityBook
+	dlq      jetstream.Stream
+	own      *subscriber.Ownership
+	ready    atomic.Bool
 }
 
 // Option configures a Dispatcher.
@@ -143,10 +148,19 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		return err
 	}
 	d.rooms = NewRooms(res.Rooms, d.cfg.RoomGrace)
+	d.dlq = res.DLQ
+	d.activity = newActivityBook()
+	d.breakers = NewBreakers(res.Health, d.cfg.ReplicaID, d.cfg.BreakerFailures, d.cfg.MaxProbeWait, d.log, d.breakerChanged)
 	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWatch()
 	watchErr := make(chan error, 1)
 	go func() { watchErr <- d.dir.Watch(watchCtx) }()
+	go func() {
+		if err := d.breakers.Watch(watchCtx); err != nil {
+			d.log.Error("watching endpoint breakers failed", "error", err)
+		}
+	}()
+	go d.activity.flushEvery(watchCtx, res.Health, d.cfg.ReplicaID, 2*time.Second)
 	select {
 	case <-d.dir.Ready():
 	case err := <-watchErr:
@@ -206,6 +220,21 @@ func (d *Dispatcher) runPartition(ctx context.Context, p int) {
 			return
 		case <-changed:
 		}
+	}
+}
+
+// breakerChanged keeps the breaker gauge in step with the shared breakers.
+func (d *Dispatcher) breakerChanged(id string, prev, next BreakerState) {
+	label := "per_room"
+	if v, ok := d.dir.Get(id); ok && v.Global {
+		label = id
+	}
+	wasOpen, isOpen := prev == BreakerOpen || prev == BreakerHalfOpen, next == BreakerOpen || next == BreakerHalfOpen
+	switch {
+	case isOpen && !wasOpen:
+		d.metrics.BreakersOpen.WithLabelValues(label).Inc()
+	case wasOpen && !isOpen:
+		d.metrics.BreakersOpen.WithLabelValues(label).Dec()
 	}
 }
 

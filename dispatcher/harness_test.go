@@ -79,7 +79,7 @@ func testConfig(id string, urls ...string) Config {
 		MaxEventBytes: 1 << 20, PerRoomWebhooks: true, RoomGrace: time.Minute, RoomTTL: time.Hour,
 		StreamMaxAge: time.Hour, DLQMaxAge: time.Hour, StreamReplicas: 1,
 		Retry:       RetrySchedule{Steps: []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}, Jitter: 0.2},
-		Credentials: testCreds, Endpoints: eps, ReplicaID: id,
+		Credentials: testCreds, Endpoints: eps, ReplicaID: id, MaxProbeWait: 500 * time.Millisecond,
 	}
 }
 

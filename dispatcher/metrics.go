@@ -17,6 +17,8 @@ type Metrics struct {
 	DeadLetters     *prometheus.CounterVec
 	InFlight        *prometheus.GaugeVec
 	Held            *prometheus.GaugeVec
+	Backlog         *prometheus.GaugeVec
+	BreakersOpen    *prometheus.GaugeVec
 	UnitsOwned      prometheus.Gauge
 }
 
@@ -51,13 +53,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "roomhook_held_deliveries", Help: "Deliveries this replica has pulled and not yet settled.",
 		}, []string{"endpoint"}),
+		Backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "roomhook_backlog", Help: "Deliveries waiting in the deliver stream (pending and held) for the partitions this replica owns; sum over replicas.",
+		}, []string{"endpoint"}),
+		BreakersOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "roomhook_breakers_open", Help: "Endpoints whose breaker is open or half-open, as this replica sees them.",
+		}, []string{"endpoint"}),
 		UnitsOwned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "roomhook_units_owned", Help: "Partitions (and the router) this replica owns.",
 		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.EventsConsumed, m.InvalidEvents, m.Deliveries, m.AttemptDuration, m.EndToEnd,
-			m.Retries, m.DeadLetters, m.InFlight, m.Held, m.UnitsOwned)
+			m.Retries, m.DeadLetters, m.InFlight, m.Held, m.Backlog, m.BreakersOpen, m.UnitsOwned)
 	}
 	return m
 }

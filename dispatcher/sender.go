@@ -388,3 +388,6 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// Timeout is the per-attempt timeout.
+func (s *Sender) Timeout() time.Duration { return s.timeout }

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -96,6 +97,7 @@ func (w *worker) run(ctx context.Context) error {
 		return err
 	}
 	go w.held.KeepAlive(laneCtx, subscriber.KeepAliveEvery(d.cfg.Takeover))
+	go w.sampleBacklog(laneCtx, cons)
 	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(d.cfg.MaxInFlight))
 	if err != nil {
 		return fmt.Errorf("deliver consume: %w", err)
@@ -189,16 +191,24 @@ func (w *worker) deliver(ctx context.Context, q Queued) bool {
 			// The filter changed after the event was Queued: the endpoint no longer wants it.
 			return w.settle(q)
 		}
+		probe, ok := d.breakers.Wait(ctx, w.id, d.sender.Timeout()+time.Second)
+		if !ok || ctx.Err() != nil {
+			return false
+		}
 		now := time.Now()
 		if first.IsZero() {
 			first = now
 		}
 		inflight := d.metrics.InFlight.WithLabelValues(w.label)
 		inflight.Inc()
+		d.activity.inFlight(w.id, 1)
 		// An attempt already started is finished even during shutdown: its outcome decides
 		// between acknowledging and handing back, and the HTTP timeout bounds it.
 		last = d.sender.Send(context.WithoutCancel(ctx), v.Endpoint, Delivery{Body: q.Body, EventID: q.EventID})
 		inflight.Dec()
+		d.activity.inFlight(w.id, -1)
+		d.activity.attempt(w.id, last, time.Now())
+		d.breakers.Report(context.WithoutCancel(ctx), w.id, last.Verdict != Retry, probe, last.Reason())
 		attempts++
 		d.metrics.AttemptDuration.WithLabelValues(w.label).Observe(last.Duration.Seconds())
 		d.metrics.Deliveries.WithLabelValues(w.label, last.Verdict.String(), statusClass(last.Status)).Inc()
@@ -242,6 +252,15 @@ func (w *worker) settle(q Queued) bool {
 	if err := w.held.Ack(context.Background(), q.seq); err != nil {
 		w.d.log.Warn("ack failed; the delivery may be repeated", "endpoint", w.id, "event_id", q.EventID, "error", err)
 	}
+	if q.ReplayOf > 0 {
+		// A replayed dead letter leaves the DLQ once its delivery is settled (a new dead letter
+		// replaces it if it failed again).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := w.d.dlq.DeleteMsg(ctx, q.ReplayOf); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+			w.d.log.Warn("could not remove a replayed dead letter", "dlq_seq", q.ReplayOf, "error", err)
+		}
+	}
 	return true
 }
 
@@ -267,7 +286,29 @@ func (w *worker) deadLetter(ctx context.Context, q Queued, reason, detail string
 		return false
 	}
 	d.metrics.DeadLetters.WithLabelValues(reason).Inc()
+	d.activity.deadLettered(w.id)
 	d.log.Warn("delivery dead-lettered", "room", q.Room, "event", q.Event, "event_id", q.EventID,
 		"endpoint", w.id, "host", w.host, "reason", reason, "detail", detail, "attempts", attempts)
 	return w.settle(q)
+}
+
+// sampleBacklog keeps the backlog gauge at this queue's size while the worker runs.
+func (w *worker) sampleBacklog(ctx context.Context, cons jetstream.Consumer) {
+	gauge := w.d.metrics.Backlog.WithLabelValues(w.label)
+	var last float64
+	defer func() { gauge.Sub(last) }()
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		if info, err := cons.Info(ctx); err == nil {
+			n := float64(info.NumPending + uint64(info.NumAckPending))
+			gauge.Add(n - last)
+			last = n
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }

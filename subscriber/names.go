@@ -64,3 +64,6 @@ func (n Names) RoomsBucket() string { return "ROOMHOOK_ROOMS_" + n.upper() }
 
 // EndpointsBucket lists every endpoint and its state, shared by all replicas.
 func (n Names) EndpointsBucket() string { return "ROOMHOOK_ENDPOINTS_" + n.upper() }
+
+// HealthBucket holds each endpoint's shared breaker and what each replica last saw of it.
+func (n Names) HealthBucket() string { return "ROOMHOOK_HEALTH_" + n.upper() }

@@ -30,6 +30,7 @@ type Resources struct {
 	Leases    jetstream.KeyValue
 	Rooms     jetstream.KeyValue
 	Endpoints jetstream.KeyValue
+	Health    jetstream.KeyValue
 }
 
 // Provision creates or updates every stream and bucket roomhook needs. It is idempotent and
@@ -76,6 +77,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, n Names, s StreamSet
 		{&r.Leases, jetstream.KeyValueConfig{Bucket: n.LeasesBucket(), TTL: leaseTTL(s.Takeover), Storage: jetstream.MemoryStorage, Replicas: s.Replicas}},
 		{&r.Rooms, jetstream.KeyValueConfig{Bucket: n.RoomsBucket(), TTL: s.RoomTTL, Storage: jetstream.FileStorage, Replicas: s.Replicas}},
 		{&r.Endpoints, jetstream.KeyValueConfig{Bucket: n.EndpointsBucket(), Storage: jetstream.FileStorage, Replicas: s.Replicas}},
+		{&r.Health, jetstream.KeyValueConfig{Bucket: n.HealthBucket(), Storage: jetstream.FileStorage, Replicas: s.Replicas}},
 	}
 	for _, b := range buckets {
 		if *b.dst, err = createOrUpdateBucket(ctx, js, b.cfg); err != nil {

@@ -1,0 +1,220 @@
+package dispatcher
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Breaker defaults: how many consecutive failed attempts on one replica open an endpoint's
+// breaker, and how the wait between probes grows while it stays open.
+const (
+	DefaultBreakerFailures = 5
+	firstProbeAfter        = time.Second
+	DefaultMaxProbeWait    = time.Minute
+)
+
+// Breakers is the circuit breaker of every endpoint, shared by all replicas. When an endpoint
+// keeps failing, its breaker opens: no replica attempts it until a probe is due, then exactly
+// one replica (the one that wins a compare-and-set on the shared record) sends one delivery as
+// the probe. Success closes the breaker and every lane resumes in order; failure reopens it
+// with a longer wait. While it is open, deliveries do not use up their retry schedule, so an
+// endpoint that is down for hours gets its whole backlog when it returns.
+type Breakers struct {
+	kv       jetstream.KeyValue
+	replica  string
+	failures int
+	maxWait  time.Duration
+	log      *slog.Logger
+	onChange func(id string, prev, next BreakerState)
+
+	mu    sync.Mutex
+	state map[string]*breaker
+}
+
+type breaker struct {
+	rec      BreakerRecord
+	rev      uint64
+	failures int // consecutive failed attempts on this replica
+	changed  chan struct{}
+}
+
+// NewBreakers prepares the breakers; failures and maxWait of 0 take the defaults.
+func NewBreakers(kv jetstream.KeyValue, replica string, failures int, maxWait time.Duration, log *slog.Logger, onChange func(id string, prev, next BreakerState)) *Breakers {
+	if failures <= 0 {
+		failures = DefaultBreakerFailures
+	}
+	if maxWait <= 0 {
+		maxWait = DefaultMaxProbeWait
+	}
+	return &Breakers{kv: kv, replica: replica, failures: failures, maxWait: maxWait, log: log,
+		onChange: onChange, state: map[string]*breaker{}}
+}
+
+func (b *Breakers) get(id string) *breaker {
+	br := b.state[id]
+	if br == nil {
+		br = &breaker{rec: BreakerRecord{State: BreakerClosed}, changed: make(chan struct{})}
+		b.state[id] = br
+	}
+	return br
+}
+
+// Watch follows the shared records until ctx ends.
+func (b *Breakers) Watch(ctx context.Context) error {
+	w, err := b.kv.Watch(ctx, "breaker.*")
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			if !ok {
+				return nil
+			}
+			if e == nil {
+				continue
+			}
+			id := strings.TrimPrefix(e.Key(), "breaker.")
+			var rec BreakerRecord
+			if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &rec) != nil {
+				rec = BreakerRecord{State: BreakerClosed}
+			}
+			b.apply(id, rec, e.Revision())
+		}
+	}
+}
+
+func (b *Breakers) apply(id string, rec BreakerRecord, rev uint64) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	br := b.get(id)
+	if rev < br.rev {
+		return
+	}
+	prev := br.rec.State
+	br.rec, br.rev = rec, rev
+	if rec.State == BreakerClosed {
+		br.failures = 0
+	}
+	close(br.changed)
+	br.changed = make(chan struct{})
+	if prev != rec.State && b.onChange != nil {
+		b.onChange(id, prev, rec.State)
+	}
+}
+
+// State returns an endpoint's breaker as this replica last saw it.
+func (b *Breakers) State(id string) BreakerRecord {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.get(id).rec
+}
+
+// cas writes rec if the shared record is still at the revision this replica last saw.
+func (b *Breakers) cas(ctx context.Context, id string, rec BreakerRecord) bool {
+	b.mu.Lock()
+	rev := b.get(id).rev
+	b.mu.Unlock()
+	rec.Replica, rec.Updated = b.replica, time.Now().UTC()
+	data, _ := json.Marshal(rec)
+	var err error
+	var newRev uint64
+	if rev == 0 {
+		newRev, err = b.kv.Create(ctx, BreakerKey(id), data)
+	} else {
+		newRev, err = b.kv.Update(ctx, BreakerKey(id), data, rev)
+	}
+	if err != nil {
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			b.log.Warn("updating endpoint breaker failed", "endpoint", id, "error", err)
+		}
+		return false
+	}
+	b.apply(id, rec, newRev)
+	return true
+}
+
+// Wait blocks until an attempt to the endpoint may go. probe reports that this attempt is the
+// probe of an open breaker: its outcome must be reported with probe set. It returns false
+// when ctx ends first.
+func (b *Breakers) Wait(ctx context.Context, id string, probeTimeout time.Duration) (probe, ok bool) {
+	for {
+		b.mu.Lock()
+		br := b.get(id)
+		rec, changed := br.rec, br.changed
+		b.mu.Unlock()
+		now := time.Now()
+		switch {
+		case rec.State == BreakerClosed || rec.State == "":
+			return false, true
+		case now.After(rec.ProbeAt):
+			// Due for a probe, or the replica that was probing died: try to be the prober.
+			next := rec
+			next.State, next.ProbeAt = BreakerHalfOpen, now.Add(probeTimeout)
+			if b.cas(ctx, id, next) {
+				return true, true
+			}
+			continue
+		}
+		t := time.NewTimer(time.Until(rec.ProbeAt) + 10*time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false, false
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+}
+
+// Report records an attempt's outcome. answered is true when the endpoint answered in a way
+// that shows it is up (2xx, and 4xx other than 408, 425 and 429).
+func (b *Breakers) Report(ctx context.Context, id string, answered, probe bool, reason string) {
+	b.mu.Lock()
+	br := b.get(id)
+	rec := br.rec
+	if answered {
+		br.failures = 0
+	} else {
+		br.failures++
+	}
+	failures := br.failures
+	b.mu.Unlock()
+	now := time.Now()
+	switch {
+	case answered && rec.State != BreakerClosed && rec.State != "":
+		if b.cas(ctx, id, BreakerRecord{State: BreakerClosed}) {
+			b.log.Info("endpoint answers again: breaker closed", "endpoint", id, "down_for", now.Sub(rec.OpenedAt).Round(time.Second))
+		}
+	case !answered && probe:
+		next := rec
+		next.State, next.Probes, next.Reason = BreakerOpen, rec.Probes+1, reason
+		next.ProbeAt = now.Add(b.probeWait(next.Probes))
+		b.cas(ctx, id, next)
+	case !answered && (rec.State == BreakerClosed || rec.State == "") && failures >= b.failures:
+		next := BreakerRecord{State: BreakerOpen, OpenedAt: now, ProbeAt: now.Add(firstProbeAfter), Reason: reason}
+		if b.cas(ctx, id, next) {
+			b.log.Warn("endpoint failing: breaker opened; probing before sending more", "endpoint", id,
+				"consecutive_failures", failures, "reason", reason)
+		}
+	}
+}
+
+func (b *Breakers) probeWait(probes int) time.Duration {
+	d := firstProbeAfter
+	for i := 0; i < probes && d < b.maxWait; i++ {
+		d *= 2
+	}
+	return min(d, b.maxWait)
+}
