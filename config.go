@@ -50,6 +50,9 @@ type Config struct {
 	RetryJitter   float64       `envconfig:"RETRY_JITTER" default:"0.2"`
 	HTTPTimeout   time.Duration `envconfig:"HTTP_TIMEOUT" default:"10s"`
 
+	BreakerFailures     int           `envconfig:"BREAKER_FAILURES" default:"5"`
+	BreakerMaxProbeWait time.Duration `envconfig:"BREAKER_MAX_PROBE_WAIT" default:"1m"`
+
 	Partitions    int           `envconfig:"PARTITIONS" default:"8"`
 	MaxInFlight   int           `envconfig:"MAX_IN_FLIGHT" default:"256"`
 	Takeover      time.Duration `envconfig:"TAKEOVER" default:"10s"`
@@ -99,6 +102,8 @@ func (c *Config) validate() error {
 	check(c.RoomTTL > c.RoomGrace, "ROOM_TTL", "must be longer than ROOMHOOK_ROOM_GRACE")
 	check(strings.TrimSpace(c.ContentType) != "", "CONTENT_TYPE", "must not be empty")
 	check(c.HTTPTimeout > 0, "HTTP_TIMEOUT", "must be positive")
+	check(c.BreakerFailures >= 1, "BREAKER_FAILURES", "must be at least 1, got %d", c.BreakerFailures)
+	check(c.BreakerMaxProbeWait >= time.Second, "BREAKER_MAX_PROBE_WAIT", "must be at least 1s, got %s", c.BreakerMaxProbeWait)
 	check(c.Partitions >= 1 && c.Partitions <= 1024, "PARTITIONS", "must be 1..1024, got %d", c.Partitions)
 	check(c.MaxInFlight >= 1, "MAX_IN_FLIGHT", "must be at least 1, got %d", c.MaxInFlight)
 	check(c.Takeover >= time.Second, "TAKEOVER", "must be at least 1s, got %s", c.Takeover)
@@ -119,7 +124,7 @@ func (c *Config) validate() error {
 	}
 	check((c.NATSTLSCert == "") == (c.NATSTLSKey == ""), "NATS_TLS_CERT", "and ROOMHOOK_NATS_TLS_KEY must be set together")
 	for variable, path := range map[string]string{"NATS_CREDS_FILE": c.NATSCredsFile, "NATS_NKEY_FILE": c.NATSNKeyFile,
-		"NATS_TLS_CA": c.NATSTLSCA, "NATS_TLS_CERT": c.NATSTLSCert, "NATS_TLS_KEY": c.NATSTLSKey, "ENDPOINTS_FILE": c.EndpointsFile} {
+		"NATS_TLS_CA": c.NATSTLSCA, "NATS_TLS_CERT": c.NATSTLSCert, "NATS_TLS_KEY": c.NATSTLSKey} {
 		if path != "" {
 			if _, err := os.Stat(path); err != nil {
 				errs = append(errs, errConfig(variable, "%v", err))
@@ -135,6 +140,14 @@ func (c *Config) validate() error {
 	}
 	if _, err := dispatcher.ParseWebhookURLs(c.WebhookURLs); err != nil {
 		errs = append(errs, errConfig("WEBHOOK_URLS", "%v", err))
+	}
+	if c.EndpointsFile != "" {
+		// Read it now so that a mistake in the file stops the start with the entry and field
+		// named, rather than surfacing later.
+		creds, _ := c.credentials()
+		if _, err := dispatcher.LoadEndpointsFile(c.EndpointsFile, creds); err != nil {
+			errs = append(errs, errConfig("ENDPOINTS_FILE", "%v", err))
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -157,5 +170,6 @@ func (c Config) dispatcherConfig(replicaID string, endpoints []dispatcher.Endpoi
 		RoomTTL: c.RoomTTL, StreamMaxAge: c.StreamMaxAge, DLQMaxAge: c.DLQMaxAge,
 		StreamReplicas: c.StreamReplicas, Retry: schedule, Credentials: creds,
 		Endpoints: endpoints, ReplicaID: replicaID,
+		BreakerFailures: c.BreakerFailures, MaxProbeWait: c.BreakerMaxProbeWait,
 	}
 }

@@ -63,13 +63,19 @@ func NewDirectory(kv jetstream.KeyValue, defaults signature.Credentials, global 
 	return d
 }
 
-// Register writes the configured global endpoints into the bucket (once; their shared state
-// is kept).
+// Register writes the configured global endpoints into the bucket. Their shared state is kept
+// (an operator's pause or resume survives restarts), except that an endpoint configured as
+// paused is paused at every start.
 func (d *Directory) Register(ctx context.Context) error {
 	for id, ep := range d.configured {
 		rec := EndpointRecord{URL: ep.URL, Global: true, Paused: ep.Paused, Updated: time.Now().UTC()}
 		if err := d.create(ctx, id, rec); err != nil {
 			return err
+		}
+		if ep.Paused {
+			if err := d.Update(ctx, id, func(r *EndpointRecord) { r.Paused = true }); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
