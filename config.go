@@ -122,6 +122,7 @@ func (c *Config) validate() error {
 		check(c.APIKey != "", "API_KEY", "is required when ROOMHOOK_NATS_URL is set")
 		check(c.APISecret != "", "API_SECRET", "is required when ROOMHOOK_NATS_URL is set")
 	}
+	check((c.APIKey == "") == (c.APISecret == ""), "API_SECRET", "and ROOMHOOK_API_KEY must be set together")
 	check((c.NATSTLSCert == "") == (c.NATSTLSKey == ""), "NATS_TLS_CERT", "and ROOMHOOK_NATS_TLS_KEY must be set together")
 	for variable, path := range map[string]string{"NATS_CREDS_FILE": c.NATSCredsFile, "NATS_NKEY_FILE": c.NATSNKeyFile,
 		"NATS_TLS_CA": c.NATSTLSCA, "NATS_TLS_CERT": c.NATSTLSCert, "NATS_TLS_KEY": c.NATSTLSKey} {

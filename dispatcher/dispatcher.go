@@ -136,10 +136,7 @@ const routerUnit = "router"
 // Then it stops pulling, lets attempts in progress finish, hands back what it holds and
 // releases its work to the other replicas before returning.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	res, err := subscriber.Provision(ctx, d.js, d.names, subscriber.StreamSettings{
-		MaxAge: d.cfg.StreamMaxAge, Replicas: d.cfg.StreamReplicas, DLQMaxAge: d.cfg.DLQMaxAge,
-		Takeover: d.cfg.Takeover, RoomTTL: d.cfg.RoomTTL,
-	})
+	res, err := d.provision(ctx)
 	if err != nil {
 		return err
 	}
@@ -161,6 +158,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		}
 	}()
 	go d.activity.flushEvery(watchCtx, res.Health, d.cfg.ReplicaID, 2*time.Second)
+	go d.keepProvisioned(watchCtx)
 	select {
 	case <-d.dir.Ready():
 	case err := <-watchErr:
@@ -182,6 +180,40 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.own.Run(ctx)
 	d.ready.Store(false)
 	return nil
+}
+
+func (d *Dispatcher) provision(ctx context.Context) (*subscriber.Resources, error) {
+	return subscriber.Provision(ctx, d.js, d.names, subscriber.StreamSettings{
+		MaxAge: d.cfg.StreamMaxAge, Replicas: d.cfg.StreamReplicas, DLQMaxAge: d.cfg.DLQMaxAge,
+		Takeover: d.cfg.Takeover, RoomTTL: d.cfg.RoomTTL,
+	})
+}
+
+// keepProvisioned puts back streams and buckets that disappeared (NATS restarted without its
+// storage, or an operator deleted one), so the replica recovers without a restart. Messages
+// that were in a lost stream are gone with it; durable NATS storage is what prevents that.
+func (d *Dispatcher) keepProvisioned(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		missing, err := subscriber.Missing(ctx, d.js, d.names)
+		if err != nil || !missing {
+			continue
+		}
+		d.log.Warn("a roomhook stream or bucket is missing; creating it again")
+		if _, err := d.provision(ctx); err != nil {
+			d.log.Error("re-provisioning failed", "error", err)
+			continue
+		}
+		if err := d.dir.Register(ctx); err != nil {
+			d.log.Error("re-registering endpoints failed", "error", err)
+		}
+	}
 }
 
 func (d *Dispatcher) runUnit(ctx context.Context, unit string) {

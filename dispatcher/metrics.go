@@ -24,28 +24,31 @@ type Metrics struct {
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	buckets := []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600}
+	// An attempt is bounded by ROOMHOOK_HTTP_TIMEOUT (10s by default); end to end includes
+	// retries, and the default schedule waits hours between the last steps.
+	attemptBuckets := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+	endToEndBuckets := []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 3 * 3600, 12 * 3600}
 	m := &Metrics{
 		EventsConsumed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "roomhook_events_consumed_total", Help: "Events read from the events stream and routed, by event name.",
+			Name: "roomhook_events_consumed_total", Help: "Valid events read from the events stream and routed to their endpoints, by event name (unknown names as \"other\"). Invalid events are counted in roomhook_invalid_events_total instead.",
 		}, []string{"event"}),
 		InvalidEvents: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "roomhook_invalid_events_total", Help: "Events dead-lettered as invalid.",
+			Name: "roomhook_invalid_events_total", Help: "Events dead-lettered with reason invalid: undecodable, without a room, room differing from the subject's, or too big.",
 		}),
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "roomhook_deliveries_total", Help: "Delivery attempts by endpoint, outcome (delivered, retry, rejected, gone) and status class.",
+			Name: "roomhook_deliveries_total", Help: "HTTP delivery attempts by endpoint, outcome (delivered, retry, reject, gone) and status class (2xx, 3xx, 4xx, 5xx, or error when no response arrived).",
 		}, []string{"endpoint", "outcome", "status_class"}),
 		AttemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "roomhook_attempt_duration_seconds", Help: "Duration of one HTTP attempt.", Buckets: buckets,
+			Name: "roomhook_attempt_duration_seconds", Help: "Duration of one HTTP delivery attempt, reading the response included.", Buckets: attemptBuckets,
 		}, []string{"endpoint"}),
 		EndToEnd: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "roomhook_end_to_end_seconds", Help: "From the event being stored to its 2xx.", Buckets: buckets,
+			Name: "roomhook_end_to_end_seconds", Help: "From the event being stored in the events stream to the endpoint's 2xx, retries included.", Buckets: endToEndBuckets,
 		}, []string{"endpoint"}),
 		Retries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "roomhook_retries_total", Help: "Retries scheduled after a failed attempt.",
+			Name: "roomhook_retries_total", Help: "Retries scheduled after a failed attempt (network error, timeout, 408, 425, 429 or 5xx).",
 		}, []string{"endpoint"}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "roomhook_dead_letters_total", Help: "Dead letters recorded, by reason.",
+			Name: "roomhook_dead_letters_total", Help: "Dead letters recorded, by reason (invalid, rejected, gone, exhausted).",
 		}, []string{"reason"}),
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "roomhook_in_flight", Help: "HTTP attempts in progress on this replica.",
@@ -57,10 +60,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "roomhook_backlog", Help: "Deliveries waiting in the deliver stream (pending and held) for the partitions this replica owns; sum over replicas.",
 		}, []string{"endpoint"}),
 		BreakersOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "roomhook_breakers_open", Help: "Endpoints whose breaker is open or half-open, as this replica sees them.",
+			Name: "roomhook_breakers_open", Help: "Endpoints whose circuit breaker is open or half-open, as this replica sees the shared state (take max over replicas, not sum).",
 		}, []string{"endpoint"}),
 		UnitsOwned: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "roomhook_units_owned", Help: "Partitions (and the router) this replica owns.",
+			Name: "roomhook_units_owned", Help: "Units of work this replica owns: partitions, plus 1 while it runs the router.",
 		}),
 	}
 	if reg != nil {

@@ -183,7 +183,7 @@ func (r *router) route(ctx context.Context, m jetstream.Msg, meta *jetstream.Msg
 	invalid := func(room, event, detail string) bool {
 		d.metrics.InvalidEvents.Inc()
 		d.metrics.DeadLetters.WithLabelValues(ReasonInvalid).Inc()
-		d.log.Warn("invalid event dead-lettered", "seq", seq, "subject", m.Subject(), "reason", detail)
+		d.log.Warn("invalid event dead-lettered", "room", room, "event", event, "seq", seq, "subject", m.Subject(), "reason", detail)
 		body := data
 		dl := DeadLetter{Reason: ReasonInvalid, Detail: detail, EndpointID: ReasonInvalid,
 			Room: room, Event: event, EventSeq: seq, Subject: m.Subject(), Stored: stored}
@@ -266,7 +266,8 @@ func (r *router) targets(ctx context.Context, urls []string, room, name string, 
 		for _, u := range urls {
 			c, err := ParseWebhookURLs([]string{u})
 			if err != nil {
-				d.log.Warn("ignoring per-room webhook URL", "room", room, "error", err)
+				// Only the host: a URL's query may carry a token.
+				d.log.Warn("ignoring an invalid per-room webhook URL", "room", room, "url_host", hostOf(u))
 				continue
 			}
 			if !slices.Contains(valid, c[0]) {

@@ -239,7 +239,7 @@ func (w *worker) deliver(ctx context.Context, q Queued) bool {
 		}
 		d.metrics.Retries.WithLabelValues(w.label).Inc()
 		d.log.Info("delivery failed; will retry", "room", q.Room, "event", q.Event, "event_id", q.EventID,
-			"endpoint", w.id, "host", w.host, "attempt", attempts, "reason", last.Reason(), "retry_in", delay.Round(time.Millisecond))
+			"endpoint", w.id, "host", w.host, "attempt", attempts, "reason", last.Reason(), "retry_in", delay.Round(time.Millisecond).String())
 		sleep(ctx, delay)
 		if ctx.Err() != nil {
 			return false
@@ -250,7 +250,7 @@ func (w *worker) deliver(ctx context.Context, q Queued) bool {
 func (w *worker) settle(q Queued) bool {
 	w.heldGauge.Dec()
 	if err := w.held.Ack(context.Background(), q.seq); err != nil {
-		w.d.log.Warn("ack failed; the delivery may be repeated", "endpoint", w.id, "event_id", q.EventID, "error", err)
+		w.d.log.Warn("ack failed; the delivery may be repeated", "room", q.Room, "event_id", q.EventID, "endpoint", w.id, "error", err)
 	}
 	if q.ReplayOf > 0 {
 		// A replayed dead letter leaves the DLQ once its delivery is settled (a new dead letter
@@ -282,7 +282,7 @@ func (w *worker) deadLetter(ctx context.Context, q Queued, reason, detail string
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	if err := publishDeadLetter(pctx, d.js, d.names.DLQSubject(w.id), dl); err != nil {
-		d.log.Warn("could not record dead letter; handing the delivery back", "endpoint", w.id, "event_id", q.EventID, "error", err)
+		d.log.Warn("could not record dead letter; handing the delivery back", "room", q.Room, "event_id", q.EventID, "endpoint", w.id, "error", err)
 		return false
 	}
 	d.metrics.DeadLetters.WithLabelValues(reason).Inc()

@@ -73,8 +73,10 @@ func Provision(ctx context.Context, js jetstream.JetStream, n Names, s StreamSet
 		dst *jetstream.KeyValue
 		cfg jetstream.KeyValueConfig
 	}{
-		{&r.Members, jetstream.KeyValueConfig{Bucket: n.MembersBucket(), TTL: s.Takeover, Storage: jetstream.MemoryStorage, Replicas: s.Replicas}},
-		{&r.Leases, jetstream.KeyValueConfig{Bucket: n.LeasesBucket(), TTL: leaseTTL(s.Takeover), Storage: jetstream.MemoryStorage, Replicas: s.Replicas}},
+		// File storage even for these short-lived keys: a NATS server restart must not lose
+		// the buckets themselves (memory-storage streams are gone after a restart).
+		{&r.Members, jetstream.KeyValueConfig{Bucket: n.MembersBucket(), TTL: s.Takeover, Storage: jetstream.FileStorage, Replicas: s.Replicas}},
+		{&r.Leases, jetstream.KeyValueConfig{Bucket: n.LeasesBucket(), TTL: leaseTTL(s.Takeover), Storage: jetstream.FileStorage, Replicas: s.Replicas}},
 		{&r.Rooms, jetstream.KeyValueConfig{Bucket: n.RoomsBucket(), TTL: s.RoomTTL, Storage: jetstream.FileStorage, Replicas: s.Replicas}},
 		{&r.Endpoints, jetstream.KeyValueConfig{Bucket: n.EndpointsBucket(), Storage: jetstream.FileStorage, Replicas: s.Replicas}},
 		{&r.Health, jetstream.KeyValueConfig{Bucket: n.HealthBucket(), Storage: jetstream.FileStorage, Replicas: s.Replicas}},
@@ -85,6 +87,24 @@ func Provision(ctx context.Context, js jetstream.JetStream, n Names, s StreamSet
 		}
 	}
 	return &r, nil
+}
+
+// Missing reports whether any stream or bucket Provision creates is gone, for example because
+// NATS came back without its storage; the caller then provisions again.
+func Missing(ctx context.Context, js jetstream.JetStream, n Names) (bool, error) {
+	names := []string{n.EventsStream(), n.DeliverStream(), n.DLQStream()}
+	for _, b := range []string{n.MembersBucket(), n.LeasesBucket(), n.RoomsBucket(), n.EndpointsBucket(), n.HealthBucket()} {
+		names = append(names, "KV_"+b)
+	}
+	for _, name := range names {
+		if _, err := js.Stream(ctx, name); err != nil {
+			if errors.Is(err, jetstream.ErrStreamNotFound) {
+				return true, nil
+			}
+			return false, err
+		}
+	}
+	return false, nil
 }
 
 func createOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
