@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -23,7 +25,7 @@ import (
 )
 
 // newLogger builds the process logger from ROOMHOOK_LOG_FORMAT and ROOMHOOK_LOG_LEVEL.
-func newLogger(c Config, w *os.File) *slog.Logger {
+func newLogger(c Config, w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
 	opts := &slog.HandlerOptions{Level: lvl}
@@ -129,7 +131,7 @@ func serve(ctx context.Context, c Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("ROOMHOOK_HTTP_ADDR: %w", err)
 	}
-	srv := &http.Server{Handler: healthHandler(readiness{nc: nc, ready: d.Ready}, reg), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: healthHandler(newReadiness(nc, js, d.Names(), d.Ready), reg), ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("health server stopped", "error", err)
@@ -146,12 +148,17 @@ func serve(ctx context.Context, c Config, log *slog.Logger) error {
 		log.Info("webhooks go to", "endpoint", ep.ID, "url_host", hostOf(ep.URL))
 	}
 	log.Info("publish events as protobuf roomhook.v1.Event on roomhook.events."+c.Region+".<room>.<event>; "+
-		"for sample traffic run `go run . publish --nats "+natsURL+" --rooms 3`", "nats", natsURL)
+		"for sample traffic run `go run . publish --nats "+redactNATSURL(natsURL)+" --rooms 3`", "nats", redactNATSURL(natsURL))
 
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
+	go serveAdmin(ctx, nc, c, replicaID, d.Ready, d.Directory, log)
 	select {
 	case err := <-done:
+		if ctx.Err() == nil {
+			return err
+		}
+		log.Info("shutdown complete")
 		return err
 	case <-ctx.Done():
 	}
@@ -165,6 +172,24 @@ func serve(ctx context.Context, c Config, log *slog.Logger) error {
 	}
 }
 
+// redactNATSURL is what logs show of ROOMHOOK_NATS_URL, a comma-separated list of server
+// URLs: user info is replaced whole, because nats://<token>@host carries a token where a user
+// name would be.
+func redactNATSURL(list string) string {
+	parts := strings.Split(list, ",")
+	for i, raw := range parts {
+		u, err := url.Parse(strings.TrimSpace(raw))
+		switch {
+		case err != nil:
+			parts[i] = "(unparsable URL)" // url.Error repeats the raw text
+		case u.User != nil:
+			u.User = url.User("redacted")
+			parts[i] = u.String()
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
 // hostOf is what logs show of a URL: query strings may carry tokens.
 func hostOf(raw string) string {
 	u, err := url.Parse(raw)
@@ -174,15 +199,28 @@ func hostOf(raw string) string {
 	return u.Host
 }
 
-// globalEndpoints builds the endpoints every event goes to from ROOMHOOK_WEBHOOK_URLS.
+// globalEndpoints builds the endpoints every event goes to: the enabled entries of
+// ROOMHOOK_ENDPOINTS_FILE, then the URLs of ROOMHOOK_WEBHOOK_URLS the file does not list (for a
+// URL in both, the file's entry, with its filter and credentials, wins).
 func globalEndpoints(c Config, creds signature.Credentials) ([]dispatcher.Endpoint, error) {
 	urls, err := dispatcher.ParseWebhookURLs(c.WebhookURLs)
 	if err != nil {
 		return nil, fmt.Errorf("ROOMHOOK_WEBHOOK_URLS: %w", err)
 	}
-	out := make([]dispatcher.Endpoint, 0, len(urls))
+	var out []dispatcher.Endpoint
+	if c.EndpointsFile != "" {
+		if out, err = dispatcher.LoadEndpointsFile(c.EndpointsFile, creds); err != nil {
+			return nil, fmt.Errorf("ROOMHOOK_ENDPOINTS_FILE: %w", err)
+		}
+	}
+	inFile := make(map[string]bool, len(out))
+	for _, ep := range out {
+		inFile[ep.ID] = true
+	}
 	for _, u := range urls {
-		out = append(out, dispatcher.Endpoint{ID: dispatcher.EndpointID(u), URL: u, Credentials: creds, Global: true})
+		if id := dispatcher.EndpointID(u); !inFile[id] {
+			out = append(out, dispatcher.Endpoint{ID: id, URL: u, Credentials: creds, Global: true})
+		}
 	}
 	return out, nil
 }

@@ -3,13 +3,14 @@ package dispatcher
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/subscriber"
 )
 
 // Breaker defaults: how many consecutive failed attempts on one replica open an endpoint's
@@ -135,7 +136,7 @@ func (b *Breakers) cas(ctx context.Context, id string, rec BreakerRecord) bool {
 		newRev, err = b.kv.Update(ctx, BreakerKey(id), data, rev)
 	}
 	if err != nil {
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !subscriber.IsConflict(err) {
 			b.log.Warn("updating endpoint breaker failed", "endpoint", id, "error", err)
 		}
 		return false

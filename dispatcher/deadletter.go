@@ -57,6 +57,7 @@ type DeadLetter struct {
 	Stored       time.Time
 	Body         []byte
 	Truncated    bool
+	ReplayOf     uint64 // the dead letter a replay came from; not stored
 
 	// Sequence and Time are set when read back from the dead-letter stream.
 	Sequence uint64
@@ -102,7 +103,13 @@ func (dl DeadLetter) msg(subject string) *nats.Msg {
 		set(HeaderTruncated, "true")
 	}
 	// One dead letter per (event, endpoint) even when the publish is retried.
-	set(nats.MsgIdHdr, fmt.Sprintf("%d:%s:%s", dl.EventSeq, dl.EndpointID, dl.EventID))
+	id := fmt.Sprintf("%d:%s:%s", dl.EventSeq, dl.EndpointID, dl.EventID)
+	if dl.ReplayOf > 0 {
+		// A replay that fails again must not be taken for a retried publish of the dead
+		// letter it replaces, which is deleted right after.
+		id += ":replay:" + strconv.FormatUint(dl.ReplayOf, 10)
+	}
+	set(nats.MsgIdHdr, id)
 	return m
 }
 

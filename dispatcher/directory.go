@@ -3,7 +3,6 @@ package dispatcher
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/subscriber"
 
 	"github.com/roomhook/roomhook/schema/signature"
 )
@@ -84,7 +85,7 @@ func (d *Directory) Register(ctx context.Context) error {
 func (d *Directory) create(ctx context.Context, id string, rec EndpointRecord) error {
 	b, _ := json.Marshal(rec)
 	_, err := d.kv.Create(ctx, id, b)
-	if err != nil && !errors.Is(err, jetstream.ErrKeyExists) {
+	if err != nil && !subscriber.IsConflict(err) {
 		return fmt.Errorf("register endpoint %s: %w", id, err)
 	}
 	return nil
@@ -129,7 +130,7 @@ func (d *Directory) Update(ctx context.Context, id string, change func(*Endpoint
 			d.apply(id, &rec)
 			return nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		if !subscriber.IsConflict(err) {
 			return fmt.Errorf("endpoint %s: %w", id, err)
 		}
 	}

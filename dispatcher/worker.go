@@ -257,8 +257,11 @@ func (w *worker) settle(q Queued) bool {
 		// replaces it if it failed again).
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := w.d.dlq.DeleteMsg(ctx, q.ReplayOf); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
-			w.d.log.Warn("could not remove a replayed dead letter", "dlq_seq", q.ReplayOf, "error", err)
+		if err := w.d.dlq.DeleteMsg(ctx, q.ReplayOf); err != nil {
+			// Deleting a sequence that is already gone is not reported as "not found".
+			if _, gerr := w.d.dlq.GetMsg(ctx, q.ReplayOf); !errors.Is(gerr, jetstream.ErrMsgNotFound) {
+				w.d.log.Warn("could not remove a replayed dead letter", "room", q.Room, "event_id", q.EventID, "dlq_seq", q.ReplayOf, "error", err)
+			}
 		}
 	}
 	return true
@@ -270,7 +273,7 @@ func (w *worker) deadLetter(ctx context.Context, q Queued, reason, detail string
 	dl := DeadLetter{
 		Reason: reason, Detail: detail, EndpointID: w.id, EndpointURL: v.URL,
 		Room: q.Room, Event: q.Event, EventID: q.EventID, EventSeq: q.EventSeq, Stored: q.Stored,
-		Attempts: attempts, LastStatus: last.Status, FirstAttempt: first, Body: q.Body,
+		Attempts: attempts, LastStatus: last.Status, FirstAttempt: first, Body: q.Body, ReplayOf: q.ReplayOf,
 	}
 	if last.Err != nil {
 		dl.LastError = last.Reason()

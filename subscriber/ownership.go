@@ -203,7 +203,7 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 	rev, err := o.leases.Update(ctx, leaseKey(unit), []byte(o.id), h.rev)
 	if err == nil {
 		h.rev, h.lastRenew = rev, time.Now()
-	} else if errors.Is(err, jetstream.ErrKeyExists) || time.Since(h.lastRenew) > leaseTTL(o.takeover)/2 {
+	} else if IsConflict(err) || time.Since(h.lastRenew) > leaseTTL(o.takeover)/2 {
 		// Someone else holds it now, or we cannot prove we still do: stop at once so two
 		// replicas never deliver the same unit.
 		o.log.Warn("lost lease", "unit", unit, "error", err)
@@ -225,7 +225,7 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 
 func (o *Ownership) acquire(ctx context.Context, unit string) bool {
 	rev, err := o.leases.Create(ctx, leaseKey(unit), []byte(o.id))
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if IsConflict(err) {
 		// A lease left by an earlier run of this same replica id can be taken back at once.
 		e, gerr := o.leases.Get(ctx, leaseKey(unit))
 		if gerr != nil || string(e.Value()) != o.id {

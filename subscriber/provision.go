@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -107,7 +108,19 @@ func Missing(ctx context.Context, js jetstream.JetStream, n Names) (bool, error)
 	return false, nil
 }
 
+// unchanged reports whether an existing stream already has what roomhook asks for. Updating
+// a stream that needs no change is skipped: every replica provisions at start, and a stream
+// update racing with consumer creation is needless churn on the server.
+func unchanged(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
+		have.Storage == want.Storage && have.MaxAge == want.MaxAge &&
+		max(have.Replicas, 1) == max(want.Replicas, 1) && have.Duplicates == want.Duplicates
+}
+
 func createOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if st, err := js.Stream(ctx, cfg.Name); err == nil && unchanged(st.CachedInfo().Config, cfg) {
+		return st, nil
+	}
 	var lastErr error
 	for try := 0; try < 5; try++ {
 		st, err := js.CreateOrUpdateStream(ctx, cfg)
@@ -124,6 +137,14 @@ func createOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetst
 }
 
 func createOrUpdateBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
+	if st, err := js.Stream(ctx, "KV_"+cfg.Bucket); err == nil {
+		have := st.CachedInfo().Config
+		if have.MaxAge == cfg.TTL && have.Storage == cfg.Storage && max(have.Replicas, 1) == max(cfg.Replicas, 1) {
+			if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
+				return kv, nil
+			}
+		}
+	}
 	var lastErr error
 	for try := 0; try < 5; try++ {
 		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)

@@ -1,0 +1,160 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+)
+
+// Error codes the service answers with (in the Nats-Service-Error-Code header).
+const (
+	CodeBadRequest = "400"
+	CodeNotFound   = "404"
+	CodeInternal   = "500"
+)
+
+// Sentinel errors of the client; check them with errors.Is.
+var (
+	// ErrNoReplica: no replica of the region runs the admin service.
+	ErrNoReplica = errors.New("no roomhook replica answered")
+	// ErrTimeout: a replica took the request but did not answer in time.
+	ErrTimeout = errors.New("no answer in time")
+	// ErrBadRequest: the service refused the request as malformed (a bad filter, a missing id).
+	ErrBadRequest = errors.New("bad request")
+	// ErrNotFound: the endpoint or dead letter named does not exist.
+	ErrNotFound = errors.New("not found")
+)
+
+// Error is an error answered by the service.
+type Error struct {
+	Code        string // CodeBadRequest, CodeNotFound or CodeInternal
+	Description string
+}
+
+func (e *Error) Error() string { return e.Description }
+
+// Is makes errors.Is(err, ErrBadRequest) and errors.Is(err, ErrNotFound) work on answers.
+func (e *Error) Is(target error) bool {
+	return (target == ErrBadRequest && e.Code == CodeBadRequest) || (target == ErrNotFound && e.Code == CodeNotFound)
+}
+
+// DefaultClientTimeout bounds a request whose context has no deadline.
+const DefaultClientTimeout = 30 * time.Second
+
+// Client calls the admin service of one region.
+type Client struct {
+	nc      *nats.Conn
+	region  string
+	timeout time.Duration
+}
+
+// ClientOption configures a Client.
+type ClientOption func(*Client)
+
+// WithTimeout sets how long a request whose context has no deadline waits for its answer.
+func WithTimeout(d time.Duration) ClientOption { return func(c *Client) { c.timeout = d } }
+
+// NewClient returns a client for region's admin service over nc.
+func NewClient(nc *nats.Conn, region string, opts ...ClientOption) *Client {
+	c := &Client{nc: nc, region: region, timeout: DefaultClientTimeout}
+	for _, o := range opts {
+		o(c)
+	}
+	return c
+}
+
+// ListEndpoints lists every endpoint, global and per room.
+func (c *Client) ListEndpoints(ctx context.Context) ([]Endpoint, error) {
+	var out EndpointList
+	err := c.call(ctx, OpEndpointsList, nil, &out)
+	return out.Endpoints, err
+}
+
+// PauseEndpoint pauses the endpoint with id or URL ref: no deliveries until it is resumed; its
+// backlog waits in JetStream.
+func (c *Client) PauseEndpoint(ctx context.Context, ref string) (Endpoint, error) {
+	var out Endpoint
+	err := c.call(ctx, OpEndpointsPause, EndpointRequest{Endpoint: ref}, &out)
+	return out, err
+}
+
+// ResumeEndpoint resumes a paused endpoint, or one disabled by 410 Gone.
+func (c *Client) ResumeEndpoint(ctx context.Context, ref string) (Endpoint, error) {
+	var out Endpoint
+	err := c.call(ctx, OpEndpointsResume, EndpointRequest{Endpoint: ref}, &out)
+	return out, err
+}
+
+// Status reports every endpoint's backlog and health and the dead letters by reason.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var out Status
+	err := c.call(ctx, OpStatus, nil, &out)
+	return out, err
+}
+
+// ListDeadLetters lists the dead letters f selects, oldest first.
+func (c *Client) ListDeadLetters(ctx context.Context, f Filter) (DeadLetterList, error) {
+	var out DeadLetterList
+	err := c.call(ctx, OpDLQList, f, &out)
+	return out, err
+}
+
+// ShowDeadLetter returns one dead letter with its body.
+func (c *Client) ShowDeadLetter(ctx context.Context, seq uint64) (DeadLetterDetail, error) {
+	var out DeadLetterDetail
+	err := c.call(ctx, OpDLQShow, ShowRequest{Seq: seq}, &out)
+	return out, err
+}
+
+// ReplayDeadLetters queues the dead letters f selects for delivery again, in the order their
+// events were stored, with their original ids. Each leaves the dead-letter stream once it is
+// delivered; one that fails again is replaced by a new dead letter.
+func (c *Client) ReplayDeadLetters(ctx context.Context, f Filter) (ReplayResult, error) {
+	var out ReplayResult
+	err := c.call(ctx, OpDLQReplay, f, &out)
+	return out, err
+}
+
+// PurgeDeadLetters deletes the dead letters r selects; with an empty filter, only when r.All.
+func (c *Client) PurgeDeadLetters(ctx context.Context, r PurgeRequest) (PurgeResult, error) {
+	var out PurgeResult
+	err := c.call(ctx, OpDLQPurge, r, &out)
+	return out, err
+}
+
+func (c *Client) call(ctx context.Context, op string, req, resp any) error {
+	var data []byte
+	if req != nil {
+		var err error
+		if data, err = json.Marshal(req); err != nil {
+			return err
+		}
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
+	subject := Subject(c.region, op)
+	msg, err := c.nc.RequestWithContext(ctx, subject, data)
+	switch {
+	case errors.Is(err, nats.ErrNoResponders):
+		return fmt.Errorf("%w on %s.*: is it running?", ErrNoReplica, SubjectPrefix(c.region))
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+		return fmt.Errorf("%s: %w (the replica may still be working on it)", subject, ErrTimeout)
+	case err != nil:
+		return fmt.Errorf("%s: %w", subject, err)
+	}
+	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
+		return &Error{Code: code, Description: msg.Header.Get(micro.ErrorHeader)}
+	}
+	if err := json.Unmarshal(msg.Data, resp); err != nil {
+		return fmt.Errorf("%s: unreadable answer: %w", subject, err)
+	}
+	return nil
+}

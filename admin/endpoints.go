@@ -1,0 +1,241 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/roomhook/roomhook/dispatcher"
+)
+
+// endpointIDPattern is the form of dispatcher.EndpointID.
+var endpointIDPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
+
+// RedactURL replaces every query value of a webhook URL by REDACTED: receivers often take a
+// token there. Text that is not a URL is redacted whole after its first "?".
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if i := strings.IndexByte(raw, '?'); i >= 0 {
+			return raw[:i] + "?REDACTED"
+		}
+		return raw
+	}
+	if u.RawQuery == "" {
+		return raw
+	}
+	parts := strings.Split(u.RawQuery, "&")
+	for i, p := range parts {
+		key, _, _ := strings.Cut(p, "=")
+		parts[i] = key + "=REDACTED"
+	}
+	u.RawQuery = strings.Join(parts, "&")
+	return u.String()
+}
+
+// endpointRecords reads every endpoint's shared state, by id.
+func (s *Service) endpointRecords(ctx context.Context) (map[string]dispatcher.EndpointRecord, error) {
+	kv, err := s.endpointsBucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]dispatcher.EndpointRecord{}
+	err = readBucket(ctx, kv, func(key string, value []byte) {
+		var rec dispatcher.EndpointRecord
+		if json.Unmarshal(value, &rec) == nil {
+			out[key] = rec
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read endpoints: %w", err)
+	}
+	return out, nil
+}
+
+// readBucket calls visit with every key's current value.
+func readBucket(ctx context.Context, kv jetstream.KeyValue, visit func(key string, value []byte)) error {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return err
+	}
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case e, ok := <-w.Updates():
+			if !ok {
+				return errors.New("watch ended early")
+			}
+			if e == nil {
+				return nil // the current values are all delivered
+			}
+			visit(e.Key(), e.Value())
+		}
+	}
+}
+
+// health is what the health bucket says about every endpoint.
+type health struct {
+	breakers map[string]dispatcher.BreakerRecord
+	activity map[string][]dispatcher.ActivityRecord // by endpoint id, one per replica
+}
+
+// readHealth reads the health bucket; a missing bucket (replicas of an older version) is
+// no health recorded.
+func (s *Service) readHealth(ctx context.Context) (health, error) {
+	h := health{breakers: map[string]dispatcher.BreakerRecord{}, activity: map[string][]dispatcher.ActivityRecord{}}
+	kv, err := s.js.KeyValue(ctx, s.names.HealthBucket())
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return h, nil
+	}
+	if err != nil {
+		return h, fmt.Errorf("health bucket %s: %w", s.names.HealthBucket(), err)
+	}
+	err = readBucket(ctx, kv, func(key string, value []byte) {
+		if id, ok := strings.CutPrefix(key, "breaker."); ok {
+			var b dispatcher.BreakerRecord
+			if json.Unmarshal(value, &b) == nil {
+				h.breakers[id] = b
+			}
+			return
+		}
+		if rest, ok := strings.CutPrefix(key, "activity."); ok {
+			// Endpoint ids are hex, so the first dot ends the id; replica ids may hold dots.
+			id, _, _ := strings.Cut(rest, ".")
+			var a dispatcher.ActivityRecord
+			if json.Unmarshal(value, &a) == nil {
+				h.activity[id] = append(h.activity[id], a)
+			}
+		}
+	})
+	if err != nil {
+		return h, fmt.Errorf("read health: %w", err)
+	}
+	return h, nil
+}
+
+func endpointView(id string, rec dispatcher.EndpointRecord, h health) Endpoint {
+	e := Endpoint{
+		ID: id, URL: RedactURL(rec.URL), Global: rec.Global, Paused: rec.Paused,
+		Disabled: rec.Disabled, DisabledReason: rec.Reason, Breaker: dispatcher.BreakerClosed, Updated: rec.Updated,
+	}
+	if b, ok := h.breakers[id]; ok && b.State != "" {
+		e.Breaker, e.BreakerReason = b.State, b.Reason
+	}
+	return e
+}
+
+// sortedEndpoints lists the endpoints by URL, then id.
+func sortedEndpoints(recs map[string]dispatcher.EndpointRecord, h health) []Endpoint {
+	out := make([]Endpoint, 0, len(recs))
+	for id, rec := range recs {
+		out = append(out, endpointView(id, rec, h))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].URL != out[j].URL {
+			return out[i].URL < out[j].URL
+		}
+		return out[i].ID < out[j].ID
+	})
+	return out
+}
+
+func (s *Service) endpointsList(ctx context.Context, _ micro.Request) (any, error) {
+	recs, err := s.endpointRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.readHealth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return EndpointList{Endpoints: sortedEndpoints(recs, h)}, nil
+}
+
+// endpointIDOf turns an operator's reference (an endpoint id or a webhook URL, in any spelling
+// ParseWebhookURLs accepts) into an endpoint id.
+func endpointIDOf(ref string) (string, error) {
+	ref = strings.TrimSpace(ref)
+	if ref == "" {
+		return "", badRequest("name an endpoint by its id or URL")
+	}
+	if endpointIDPattern.MatchString(ref) || ref == dispatcher.ReasonInvalid {
+		return ref, nil
+	}
+	urls, err := dispatcher.ParseWebhookURLs([]string{ref})
+	if err != nil {
+		return "", badRequest("%q is neither an endpoint id (16 hex digits) nor a webhook URL: %v", RedactURL(ref), err)
+	}
+	return dispatcher.EndpointID(urls[0]), nil
+}
+
+func (s *Service) endpointsPause(ctx context.Context, req micro.Request) (any, error) {
+	return s.changeEndpoint(ctx, req, "paused", func(r *dispatcher.EndpointRecord) { r.Paused = true })
+}
+
+// endpointsResume also clears a 410 Gone: resuming is how an operator says the receiver is back.
+func (s *Service) endpointsResume(ctx context.Context, req micro.Request) (any, error) {
+	return s.changeEndpoint(ctx, req, "resumed", func(r *dispatcher.EndpointRecord) {
+		r.Paused, r.Disabled, r.Reason = false, false, ""
+	})
+}
+
+// changeEndpoint updates one endpoint's record with compare-and-set; the replicas watching the
+// bucket act on the change.
+func (s *Service) changeEndpoint(ctx context.Context, req micro.Request, verb string, change func(*dispatcher.EndpointRecord)) (any, error) {
+	var r EndpointRequest
+	if err := decode(req, &r); err != nil {
+		return nil, err
+	}
+	id, err := endpointIDOf(r.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	kv, err := s.endpointsBucket(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for try := 0; try < 10; try++ {
+		e, err := kv.Get(ctx, id)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return nil, notFound("no endpoint %s (roomhook endpoints list shows every id and URL)", id)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", id, err)
+		}
+		var rec dispatcher.EndpointRecord
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			return nil, fmt.Errorf("endpoint %s: unreadable record: %w", id, err)
+		}
+		change(&rec)
+		rec.Updated = time.Now().UTC()
+		b, err := json.Marshal(rec)
+		if err != nil {
+			return nil, err
+		}
+		_, err = kv.Update(ctx, id, b, e.Revision())
+		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+			continue // changed meanwhile (a 410 Gone, another operator): apply to the new state
+		}
+		if err != nil {
+			return nil, fmt.Errorf("endpoint %s: %w", id, err)
+		}
+		s.log.Info("endpoint "+verb+" by an operator", "endpoint", id, "url", RedactURL(rec.URL))
+		h, err := s.readHealth(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return endpointView(id, rec, h), nil
+	}
+	return nil, fmt.Errorf("endpoint %s: too many concurrent updates; try again", id)
+}

@@ -1,0 +1,119 @@
+package admin
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/roomhook/roomhook/dispatcher"
+)
+
+// queueCounts is what the deliver consumers of one endpoint hold.
+type queueCounts struct {
+	backlog, inFlight uint64
+}
+
+// deliverQueues sums the deliver consumers' counts by endpoint id. A queue whose consumer does
+// not exist (yet) counts nothing.
+func (s *Service) deliverQueues(ctx context.Context) (map[string]queueCounts, error) {
+	st, err := s.js.Stream(ctx, s.names.DeliverStream())
+	if err != nil {
+		return nil, fmt.Errorf("deliver stream %s: %w", s.names.DeliverStream(), err)
+	}
+	out := map[string]queueCounts{}
+	// One paged listing instead of one request per (endpoint, partition).
+	lister := st.ListConsumers(ctx)
+	for info := range lister.Info() {
+		id, ok := deliverConsumerEndpoint(info.Name)
+		if !ok {
+			continue
+		}
+		c := out[id]
+		c.backlog += info.NumPending + uint64(info.NumAckPending)
+		c.inFlight += uint64(info.NumAckPending)
+		out[id] = c
+	}
+	if err := lister.Err(); err != nil {
+		return nil, fmt.Errorf("deliver consumers: %w", err)
+	}
+	return out, nil
+}
+
+// deliverConsumerEndpoint reads the endpoint id out of a subscriber.Names.DeliverConsumer name,
+// deliver_<endpoint id>_<partition>.
+func deliverConsumerEndpoint(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "deliver_")
+	if !ok {
+		return "", false
+	}
+	i := strings.LastIndexByte(rest, '_')
+	if i < 0 {
+		return "", false
+	}
+	if _, err := strconv.Atoi(rest[i+1:]); err != nil {
+		return "", false
+	}
+	return rest[:i], true
+}
+
+// deadLetterCounts counts the stored dead letters by reason and by endpoint.
+func (s *Service) deadLetterCounts(ctx context.Context) (DeadLetterCounts, map[string]uint64, error) {
+	counts := DeadLetterCounts{ByReason: map[string]uint64{}}
+	byEndpoint := map[string]uint64{}
+	st, err := s.dlqStream(ctx)
+	if err != nil {
+		return counts, nil, err
+	}
+	err = s.scan(ctx, st, selection{}, false, func(dl dispatcher.DeadLetter, _ int) bool {
+		counts.Total++
+		counts.ByReason[dl.Reason]++
+		byEndpoint[dl.EndpointID]++
+		return true
+	})
+	return counts, byEndpoint, err
+}
+
+func (s *Service) status(ctx context.Context, _ micro.Request) (any, error) {
+	recs, err := s.endpointRecords(ctx)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.readHealth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	queues, err := s.deliverQueues(ctx)
+	if err != nil {
+		return nil, err
+	}
+	dlq, dlqByEndpoint, err := s.deadLetterCounts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := Status{Region: s.cfg.Region, Replica: s.cfg.ReplicaID, At: time.Now().UTC(), DeadLetters: dlq}
+	for _, ep := range sortedEndpoints(recs, h) {
+		q := queues[ep.ID]
+		es := EndpointStatus{Endpoint: ep, Backlog: q.backlog, InFlight: q.inFlight, DeadLetters: dlqByEndpoint[ep.ID]}
+		// Each replica records what it saw; the endpoint's story is the latest of them.
+		for _, a := range h.activity[ep.ID] {
+			if a.LastSuccess.After(es.LastSuccess) {
+				es.LastSuccess = a.LastSuccess
+			}
+			if a.LastErrorAt.After(es.LastErrorAt) {
+				es.LastErrorAt, es.LastError = a.LastErrorAt, a.LastError
+			}
+		}
+		out.Endpoints = append(out.Endpoints, es)
+		out.Totals.Backlog += es.Backlog
+		out.Totals.InFlight += es.InFlight
+	}
+	out.Totals.Endpoints = len(out.Endpoints)
+	if out.Endpoints == nil {
+		out.Endpoints = []EndpointStatus{}
+	}
+	return out, nil
+}

@@ -1,0 +1,203 @@
+package admin
+
+import (
+	"time"
+
+	"github.com/roomhook/roomhook/dispatcher"
+)
+
+// ServiceName is the NATS micro service name every replica registers (`nats micro ls` lists it).
+const ServiceName = "roomhook-admin"
+
+// Operations, each answered on Subject(region, op). The request and response bodies are the
+// JSON of the types named.
+const (
+	OpEndpointsList   = "endpoints.list"   // no body → EndpointList
+	OpEndpointsPause  = "endpoints.pause"  // EndpointRequest → Endpoint
+	OpEndpointsResume = "endpoints.resume" // EndpointRequest → Endpoint
+	OpStatus          = "status"           // no body → Status
+	OpDLQList         = "dlq.list"         // Filter → DeadLetterList
+	OpDLQShow         = "dlq.show"         // ShowRequest → DeadLetterDetail
+	OpDLQReplay       = "dlq.replay"       // Filter → ReplayResult
+	OpDLQPurge        = "dlq.purge"        // PurgeRequest → PurgeResult
+)
+
+// Subject is where one operation of a region's admin service is answered:
+// roomhook.admin.<region>.<op>.
+func Subject(region, op string) string { return SubjectPrefix(region) + "." + op }
+
+// SubjectPrefix is the root of a region's admin subjects, roomhook.admin.<region>.
+func SubjectPrefix(region string) string { return "roomhook.admin." + region }
+
+// Endpoint is an endpoint as operators see it. URL query values are replaced by REDACTED,
+// since receivers often take a token there.
+type Endpoint struct {
+	ID             string                  `json:"id"`
+	URL            string                  `json:"url"`
+	Global         bool                    `json:"global"` // from configuration; false: registered by rooms
+	Paused         bool                    `json:"paused"`
+	Disabled       bool                    `json:"disabled"` // by a 410 Gone answer
+	DisabledReason string                  `json:"disabled_reason,omitempty"`
+	Breaker        dispatcher.BreakerState `json:"breaker"` // closed when no replica has recorded one
+	BreakerReason  string                  `json:"breaker_reason,omitempty"`
+	Updated        time.Time               `json:"updated,omitzero"` // last change of the shared state
+}
+
+// State is one word for an endpoint's shared state: active, paused or disabled.
+func (e Endpoint) State() string {
+	switch {
+	case e.Disabled:
+		return "disabled"
+	case e.Paused:
+		return "paused"
+	default:
+		return "active"
+	}
+}
+
+// EndpointList answers OpEndpointsList, sorted by URL.
+type EndpointList struct {
+	Endpoints []Endpoint `json:"endpoints"`
+}
+
+// EndpointRequest names one endpoint by its id or its URL.
+type EndpointRequest struct {
+	Endpoint string `json:"endpoint"`
+}
+
+// Status answers OpStatus: what every endpoint is doing and what the dead-letter stream holds.
+type Status struct {
+	Region      string           `json:"region"`
+	Replica     string           `json:"replica"` // the replica that answered
+	At          time.Time        `json:"at"`
+	Endpoints   []EndpointStatus `json:"endpoints"`
+	Totals      Totals           `json:"totals"`
+	DeadLetters DeadLetterCounts `json:"dead_letters"`
+}
+
+// EndpointStatus is one endpoint's backlog and health.
+type EndpointStatus struct {
+	Endpoint
+	// Backlog is every delivery queued and not settled: the deliver consumers' pending plus
+	// ack-pending counts summed over partitions.
+	Backlog uint64 `json:"backlog"`
+	// InFlight counts the deliveries replicas have pulled and not settled (being attempted,
+	// waiting for a retry, or held while the endpoint is paused).
+	InFlight    uint64 `json:"in_flight"`
+	DeadLetters uint64 `json:"dead_letters"` // stored for this endpoint
+	// The latest success and failed attempt any replica recorded (replicas write what they
+	// see every few seconds).
+	LastSuccess time.Time `json:"last_success,omitzero"`
+	LastError   string    `json:"last_error,omitempty"`
+	LastErrorAt time.Time `json:"last_error_at,omitzero"`
+}
+
+// Totals sums the endpoints' numbers.
+type Totals struct {
+	Endpoints int    `json:"endpoints"`
+	Backlog   uint64 `json:"backlog"`
+	InFlight  uint64 `json:"in_flight"`
+}
+
+// DeadLetterCounts is the size of the dead-letter stream by reason (dispatcher.Reason*).
+type DeadLetterCounts struct {
+	Total    uint64            `json:"total"`
+	ByReason map[string]uint64 `json:"by_reason"`
+}
+
+// Filter selects dead letters. Every criterion given must match; none given selects all.
+type Filter struct {
+	Endpoint string    `json:"endpoint,omitempty"` // endpoint id or URL; "invalid" for invalid events
+	Room     string    `json:"room,omitempty"`
+	Event    string    `json:"event,omitempty"`
+	Reason   string    `json:"reason,omitempty"` // invalid, rejected, gone or exhausted
+	Since    time.Time `json:"since,omitzero"`   // dead-lettered at or after
+	Until    time.Time `json:"until,omitzero"`   // dead-lettered at or before
+	// Limit caps how many dead letters are selected, oldest first. 0: dlq.list shows
+	// DefaultListLimit, replay and purge take every match.
+	Limit int `json:"limit,omitempty"`
+}
+
+// Empty reports whether f selects every dead letter.
+func (f Filter) Empty() bool {
+	return f.Endpoint == "" && f.Room == "" && f.Event == "" && f.Reason == "" &&
+		f.Since.IsZero() && f.Until.IsZero() && f.Limit == 0
+}
+
+// List limits: a listing stays well below NATS's default 1 MiB message size.
+const (
+	DefaultListLimit = 100
+	MaxListLimit     = 1000
+)
+
+// DeadLetter is a dead letter without its body.
+type DeadLetter struct {
+	Seq          uint64    `json:"seq"`  // sequence in the dead-letter stream
+	Time         time.Time `json:"time"` // when it was dead-lettered
+	Reason       string    `json:"reason"`
+	Detail       string    `json:"detail,omitempty"`
+	EndpointID   string    `json:"endpoint_id"`
+	EndpointURL  string    `json:"endpoint_url,omitempty"` // query values redacted
+	Room         string    `json:"room,omitempty"`
+	Event        string    `json:"event,omitempty"`
+	EventID      string    `json:"event_id,omitempty"`
+	EventSeq     uint64    `json:"event_seq,omitempty"`    // sequence in the events stream
+	EventStored  time.Time `json:"event_stored,omitzero"`  // when the events stream stored the event
+	Subject      string    `json:"subject,omitempty"`      // original subject, for invalid events
+	Attempts     int       `json:"attempts,omitempty"`     // delivery attempts made
+	LastStatus   int       `json:"last_status,omitempty"`  // HTTP status of the last attempt
+	LastError    string    `json:"last_error,omitempty"`   // network error of the last attempt
+	FirstAttempt time.Time `json:"first_attempt,omitzero"` // zero when never attempted
+	LastAttempt  time.Time `json:"last_attempt,omitzero"`
+	BodyBytes    int       `json:"body_bytes"`
+	Truncated    bool      `json:"truncated,omitempty"` // an invalid event's payload was cut to dispatcher.MaxInvalidKept
+}
+
+// DeadLetterList answers OpDLQList.
+type DeadLetterList struct {
+	DeadLetters []DeadLetter `json:"dead_letters"` // oldest first, at most the limit
+	Matched     int          `json:"matched"`      // every dead letter the filter matches, ignoring the limit
+}
+
+// ShowRequest names one dead letter by its sequence.
+type ShowRequest struct {
+	Seq uint64 `json:"seq"`
+}
+
+// DeadLetterDetail answers OpDLQShow: a dead letter with its body, as text when it is UTF-8
+// (webhook bodies are JSON), else base64 (an invalid event's protobuf payload).
+type DeadLetterDetail struct {
+	DeadLetter
+	Body       string `json:"body,omitempty"`
+	BodyBase64 string `json:"body_base64,omitempty"`
+}
+
+// ReplayResult answers OpDLQReplay.
+type ReplayResult struct {
+	Matched  int `json:"matched"`
+	Replayed int `json:"replayed"` // queued again for their endpoint; they leave the DLQ once delivered
+	// Skipped lists (up to MaxSkippedListed) what could not be replayed, and why.
+	Skipped      []Skipped `json:"skipped,omitempty"`
+	SkippedTotal int       `json:"skipped_total"`
+}
+
+// MaxSkippedListed bounds ReplayResult.Skipped.
+const MaxSkippedListed = 100
+
+// Skipped is a selected dead letter that was not replayed.
+type Skipped struct {
+	Seq    uint64 `json:"seq"`
+	Reason string `json:"reason"`
+}
+
+// PurgeRequest selects the dead letters to delete. An empty filter purges nothing unless All
+// is set, so that a forgotten flag cannot empty the stream.
+type PurgeRequest struct {
+	Filter
+	All bool `json:"all,omitempty"`
+}
+
+// PurgeResult answers OpDLQPurge.
+type PurgeResult struct {
+	Purged uint64 `json:"purged"`
+}
