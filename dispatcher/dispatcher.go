@@ -73,7 +73,7 @@ type Dispatcher struct {
 	breakers *Breakers
 	activity *activityBook
 	dlq      jetstream.Stream
-	own      *subscriber.Ownership
+	own      atomic.Pointer[subscriber.Ownership]
 	ready    atomic.Bool
 }
 
@@ -121,10 +121,11 @@ func (d *Dispatcher) Ready() bool { return d.ready.Load() }
 
 // Owned lists the units (router, partitions) this replica owns now.
 func (d *Dispatcher) Owned() []string {
-	if d.own == nil {
+	own := d.own.Load()
+	if own == nil {
 		return nil
 	}
-	return d.own.Owned()
+	return own.Owned()
 }
 
 // Directory returns the endpoint directory once Run has started (nil before).
@@ -171,13 +172,14 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	for p := 0; p < d.cfg.Partitions; p++ {
 		units = append(units, "p"+strconv.Itoa(p))
 	}
-	d.own = subscriber.NewOwnership(res.Members, res.Leases, d.cfg.ReplicaID, d.cfg.Takeover, units, d.runUnit,
+	own := subscriber.NewOwnership(res.Members, res.Leases, d.cfg.ReplicaID, d.cfg.Takeover, units, d.runUnit,
 		subscriber.WithOwnershipLogger(d.log),
 		subscriber.WithOwnedChange(func(n int) { d.metrics.UnitsOwned.Set(float64(n)) }))
+	d.own.Store(own)
 	d.ready.Store(true)
 	d.log.Info("dispatcher running", "replica", d.cfg.ReplicaID, "region", d.cfg.Region,
 		"partitions", d.cfg.Partitions, "global_endpoints", len(d.cfg.Endpoints))
-	d.own.Run(ctx)
+	own.Run(ctx)
 	d.ready.Store(false)
 	return nil
 }

@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -63,7 +64,8 @@ func (r *router) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(4*routerBatch))
+	watch, lost := subscriber.WatchLoss(cons)
+	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(4*routerBatch), watch)
 	if err != nil {
 		return fmt.Errorf("router consume: %w", err)
 	}
@@ -75,6 +77,8 @@ func (r *router) run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-lost:
+			return errors.New("router consumer is gone; creating it again")
 		case <-sweep.C:
 			if n, err := d.rooms.Sweep(ctx, time.Now()); err != nil {
 				d.log.Warn("room registry sweep failed", "error", err)

@@ -35,6 +35,11 @@ type worker struct {
 	mu    sync.Mutex
 	lanes map[string]*lane
 	wg    sync.WaitGroup
+
+	// broken is closed when an acknowledgement could not be confirmed: the consumer's state
+	// is unknown, so the worker starts over from what the server still has.
+	broken    chan struct{}
+	breakOnce sync.Once
 }
 
 // lane is one room's deliveries, in stream order.
@@ -71,12 +76,19 @@ func (w *worker) run(ctx context.Context) error {
 		AckWait:       subscriber.AckWait(d.cfg.Takeover),
 		MaxAckPending: d.cfg.MaxInFlight,
 		MaxDeliver:    -1,
+		// The consumer's state is in memory: on a work-queue stream an acked delivery is
+		// deleted, so the stream itself is the durable record of what is left, and a consumer
+		// lost in a server restart is created again and starts over the remaining messages.
+		// With hundreds of (endpoint, partition) consumers, writing each one's state to disk
+		// was the server's biggest cost and delayed acks.
+		MemoryStorage: true,
 	})
 	if err != nil {
 		return fmt.Errorf("deliver consumer: %w", err)
 	}
 	w.held = subscriber.NewHeldSet()
 	w.lanes = map[string]*lane{}
+	w.broken, w.breakOnce = make(chan struct{}), sync.Once{}
 	laneCtx, stopLanes := context.WithCancel(ctx)
 	defer stopLanes()
 	handle, err := subscriber.ResumeInOrder(ctx, cons, d.cfg.Takeover, func(m jetstream.Msg) {
@@ -98,11 +110,20 @@ func (w *worker) run(ctx context.Context) error {
 	}
 	go w.held.KeepAlive(laneCtx, subscriber.KeepAliveEvery(d.cfg.Takeover))
 	go w.sampleBacklog(laneCtx, cons)
-	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(d.cfg.MaxInFlight))
+	watch, lost := subscriber.WatchLoss(cons)
+	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(d.cfg.MaxInFlight), watch,
+		jetstream.PullExpiry(5*time.Second)) // heartbeats every 2.5 s: a lost consumer is noticed quickly
 	if err != nil {
 		return fmt.Errorf("deliver consume: %w", err)
 	}
-	<-ctx.Done()
+	var gone error
+	select {
+	case <-ctx.Done():
+	case <-lost:
+		gone = fmt.Errorf("deliver consumer %s is gone; creating it again", d.names.DeliverConsumer(w.id, w.part))
+	case <-w.broken:
+		gone = fmt.Errorf("acknowledgements to %s are not confirmed; starting over", d.names.DeliverConsumer(w.id, w.part))
+	}
 	// Stop pulling and take in what is already on its way (Drain, unlike Stop, hands it to
 	// the callback, so it is held and handed back rather than left to expire), let attempts
 	// in progress finish (each is bounded by the HTTP timeout), then hand back everything not
@@ -115,7 +136,7 @@ func (w *worker) run(ctx context.Context) error {
 		w.heldGauge.Sub(float64(n))
 		d.log.Debug("handed back deliveries", "endpoint", w.id, "partition", w.part, "count", n)
 	}
-	return nil
+	return gone
 }
 
 func (w *worker) enqueue(ctx context.Context, q Queued) {
@@ -248,10 +269,14 @@ func (w *worker) deliver(ctx context.Context, q Queued) bool {
 }
 
 func (w *worker) settle(q Queued) bool {
-	w.heldGauge.Dec()
 	if err := w.held.Ack(context.Background(), q.seq); err != nil {
-		w.d.log.Warn("ack failed; the delivery may be repeated", "room", q.Room, "event_id", q.EventID, "endpoint", w.id, "error", err)
+		// The delivery may come back: stop this room here rather than send its next event
+		// before it, and let the worker start over.
+		w.d.log.Warn("ack not confirmed; the delivery may be repeated", "room", q.Room, "event_id", q.EventID, "endpoint", w.id, "error", err)
+		w.breakOnce.Do(func() { close(w.broken) })
+		return false
 	}
+	w.heldGauge.Dec()
 	if q.ReplayOf > 0 {
 		// A replayed dead letter leaves the DLQ once its delivery is settled (a new dead letter
 		// replaces it if it failed again).

@@ -35,10 +35,12 @@ func (h *HeldSet) Add(seq uint64, m jetstream.Msg) (already bool) {
 // Ack settles a message, waits until the server has confirmed it, and forgets it. Waiting is
 // what lets a room's next delivery go out only once this one can no longer come back: after a
 // crash a receiver may see the delivery that was in flight again, but never an older one.
+//
+// When the server does not confirm, the message stays held and the error is returned: the
+// caller must not go on with the room, because the message may come back.
 func (h *HeldSet) Ack(ctx context.Context, seq uint64) error {
 	h.mu.Lock()
 	m, ok := h.msgs[seq]
-	delete(h.msgs, seq)
 	h.mu.Unlock()
 	if !ok {
 		return nil
@@ -49,7 +51,13 @@ func (h *HeldSet) Ack(ctx context.Context, seq uint64) error {
 		err = m.DoubleAck(actx)
 		cancel()
 		if err == nil {
+			h.mu.Lock()
+			delete(h.msgs, seq)
+			h.mu.Unlock()
 			return nil
+		}
+		if ctx.Err() != nil {
+			break
 		}
 	}
 	return err
