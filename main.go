@@ -26,7 +26,13 @@ type subcommand struct {
 
 func subcommands() map[string]subcommand {
 	return map[string]subcommand{
-		"serve": {"run the dispatcher (the default)", func(ctx context.Context, _ []string) error { return runServe(ctx) }},
+		"serve":     {"run the dispatcher (the default)", func(ctx context.Context, _ []string) error { return runServe(ctx) }},
+		"publish":   {"publish realistic meeting traffic to NATS", runPublish},
+		"receive":   {"receive, verify and count webhooks", runReceive},
+		"bench":     {"run the end-to-end benchmark", runBench},
+		"endpoints": {"list, pause and resume endpoints (asks a running replica)", runEndpoints},
+		"status":    {"backlog, health and dead letters per endpoint (asks a running replica)", runStatus},
+		"dlq":       {"list, show, replay and purge dead letters (asks a running replica)", runDLQ},
 	}
 }
 

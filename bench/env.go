@@ -1,0 +1,295 @@
+package bench
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/subscriber"
+)
+
+// benchCredentials sign and verify every webhook of the benchmark.
+var benchCredentials = signature.Credentials{APIKey: "bench", APISecret: "bench-secret-0123456789abcdef0123456789"}
+
+// env is what one scenario run works in: a NATS server (or a region of a shared one), the
+// replicas, the receivers' HTTP servers, and what must be closed afterwards.
+type env struct {
+	opts   *Options
+	url    string
+	region string
+	server *server.Server
+	dir    string
+
+	mu       sync.Mutex
+	conns    []*nats.Conn
+	replicas []*replica
+	closers  []func() // HTTP servers and listeners, closed before the replicas stop
+}
+
+func (b *bench) newEnv() (*env, error) {
+	e := &env{opts: &b.opts, url: b.opts.NATSURL, region: "default"}
+	if e.url != "" {
+		suffix := make([]byte, 4)
+		_, _ = rand.Read(suffix)
+		e.region = "bench-" + hex.EncodeToString(suffix)
+		return e, nil
+	}
+	dir, err := os.MkdirTemp("", "roomhook-bench-")
+	if err != nil {
+		return nil, err
+	}
+	e.dir = dir
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
+		MaxPayload: 8 << 20})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("embedded NATS: %w", err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		os.RemoveAll(dir)
+		return nil, errors.New("embedded NATS did not start")
+	}
+	e.server, e.url = ns, ns.ClientURL()
+	return e, nil
+}
+
+// connect opens a new connection: publishers and every replica get their own, as separate
+// processes would have.
+func (e *env) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(e.url, nats.Name(name), nats.MaxReconnects(-1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connect to NATS: %w", err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	e.mu.Lock()
+	e.conns = append(e.conns, nc)
+	e.mu.Unlock()
+	return nc, js, nil
+}
+
+func (e *env) names() subscriber.Names { return subscriber.Names{Region: e.region} }
+
+// endpoints makes global endpoints of urls, signed with the bench credentials.
+func endpoints(urls ...string) []dispatcher.Endpoint {
+	out := make([]dispatcher.Endpoint, 0, len(urls))
+	for _, u := range urls {
+		out = append(out, dispatcher.Endpoint{ID: dispatcher.EndpointID(u), URL: u, Credentials: benchCredentials, Global: true})
+	}
+	return out
+}
+
+// dispatcherConfig is roomhook's default configuration for this env's region.
+func (e *env) dispatcherConfig(id string, eps []dispatcher.Endpoint, retry dispatcher.RetrySchedule) dispatcher.Config {
+	return dispatcher.Config{
+		Region: e.region, Partitions: e.opts.Partitions, MaxInFlight: e.opts.MaxInFlight, Takeover: e.opts.Takeover,
+		MaxEventBytes: 1 << 20, PerRoomWebhooks: true, RoomGrace: 10 * time.Minute, RoomTTL: 48 * time.Hour,
+		StreamMaxAge: time.Hour, DLQMaxAge: time.Hour, StreamReplicas: 1, Retry: retry,
+		Credentials: benchCredentials, Endpoints: eps, ReplicaID: id,
+	}
+}
+
+// replica is one dispatcher running in this process on its own connection.
+type replica struct {
+	d      *dispatcher.Dispatcher
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+func (e *env) startReplica(id string, eps []dispatcher.Endpoint, retry dispatcher.RetrySchedule) (*replica, error) {
+	_, js, err := e.connect("roomhook-bench-" + id)
+	if err != nil {
+		return nil, err
+	}
+	d, err := dispatcher.New(js, e.dispatcherConfig(id, eps, retry), dispatcher.WithLogger(e.opts.Log.With("replica", id)),
+		dispatcher.WithSender(dispatcher.NewSender(dispatcher.WithTimeout(dispatcher.DefaultTimeout))))
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &replica{d: d, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if err := d.Run(ctx); err != nil && ctx.Err() == nil {
+			e.opts.Log.Error("replica stopped", "replica", id, "error", err)
+		}
+	}()
+	e.mu.Lock()
+	e.replicas = append(e.replicas, r)
+	e.mu.Unlock()
+	return r, nil
+}
+
+// waitOwned waits until the replicas between them own every unit (the router and each
+// partition) and each owns at least one, the same for two checks in a row.
+func (e *env) waitOwned(ctx context.Context, rs []*replica, timeout time.Duration) error {
+	units := 1 + e.opts.Partitions
+	deadline := time.Now().Add(timeout)
+	stable := 0
+	for {
+		total, empty := 0, false
+		for _, r := range rs {
+			// Owned is safe to call only once Ready has reported true: Run sets up what
+			// Owned reads before it marks the dispatcher ready.
+			if !r.d.Ready() {
+				empty = true
+				continue
+			}
+			n := len(r.d.Owned())
+			total += n
+			empty = empty || n == 0
+		}
+		if total == units && !empty {
+			stable++
+			if stable == 2 {
+				return nil
+			}
+		} else {
+			stable = 0
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("replicas own %d of %d units after %s", total, units, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// serve serves h on a new loopback port and returns its base URL.
+func (e *env) serve(h http.Handler) (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	e.serveOn(ln, h)
+	return "http://" + ln.Addr().String(), nil
+}
+
+// serveOn serves h on ln until the env closes; the returned function stops it early.
+func (e *env) serveOn(ln net.Listener, h http.Handler) func() {
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
+	go func() { _ = srv.Serve(ln) }()
+	var once sync.Once
+	stop := func() { once.Do(func() { srv.Close() }) }
+	e.mu.Lock()
+	e.closers = append(e.closers, stop)
+	e.mu.Unlock()
+	return stop
+}
+
+// deadAddress is a loopback address nothing listens on: connections are refused.
+func deadAddress() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	addr := ln.Addr().String()
+	return addr, ln.Close()
+}
+
+// serveHanging accepts connections and reads them without ever answering, like a receiver
+// stuck on a lock; the sender's timeout ends each attempt.
+func (e *env) serveHanging() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	var mu sync.Mutex
+	var conns []net.Conn
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go func() { _, _ = io.Copy(io.Discard, c) }()
+		}
+	}()
+	e.mu.Lock()
+	e.closers = append(e.closers, func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	e.mu.Unlock()
+	return "http://" + ln.Addr().String(), nil
+}
+
+// close stops everything in an order that lets replicas stop quickly: receivers first (an
+// attempt in progress is finished even during shutdown), then replicas, connections, server.
+func (e *env) close() {
+	e.mu.Lock()
+	closers, replicas, conns := e.closers, e.replicas, e.conns
+	e.closers, e.replicas, e.conns = nil, nil, nil
+	e.mu.Unlock()
+	for _, c := range closers {
+		c()
+	}
+	for _, r := range replicas {
+		r.cancel()
+	}
+	for _, r := range replicas {
+		<-r.done
+	}
+	if e.server == nil && len(conns) > 0 {
+		e.deleteRegion(conns[0])
+	}
+	for _, nc := range conns {
+		nc.Close()
+	}
+	if e.server != nil {
+		e.server.Shutdown()
+		e.server.WaitForShutdown()
+		os.RemoveAll(e.dir)
+	}
+}
+
+// deleteRegion removes this run's streams and buckets from a shared server.
+func (e *env) deleteRegion(nc *nats.Conn) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	suffix := "_" + strings.ToUpper(strings.ReplaceAll(e.region, "-", "_"))
+	names := js.StreamNames(ctx)
+	var doomed []string
+	for n := range names.Name() {
+		if strings.HasSuffix(n, suffix) {
+			doomed = append(doomed, n)
+		}
+	}
+	for _, n := range doomed {
+		_ = js.DeleteStream(ctx, n)
+	}
+}

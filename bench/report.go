@@ -1,0 +1,233 @@
+package bench
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Figure keys: one per table row.
+const (
+	figRaw             = "raw"
+	figThroughput      = "throughput"
+	figThroughputRatio = "throughput_ratio"
+	figP50             = "p50"
+	figP99             = "p99"
+	figP999            = "p999"
+	figFanOut          = "fanout"
+	figIsoAlone        = "iso_alone"
+	figIsoBeside       = "iso_beside"
+	figIsoRatio        = "iso_ratio"
+	figBacklogQueue    = "backlog_queue"
+	figBacklogMemory   = "backlog_memory"
+	figBacklogResume   = "backlog_resume"
+	figBacklogDrain    = "backlog_drain"
+	figScaleOne        = "scale_one"
+	figScaleMany       = "scale_many"
+	figScaleRatio      = "scale_ratio"
+)
+
+// rowSpec is what a figure means and what it is held to.
+type rowSpec struct {
+	key, scenario, figure string
+	target                string
+	met                   func(median float64) bool
+}
+
+func rowSpecs(o Options) []rowSpec {
+	s := o.Sizes
+	memory := "peak Go heap in use, whole bench process (MB)"
+	if len(o.ReplicaCommand) > 0 {
+		memory = "peak RSS of the replica process (MB)"
+	}
+	return []rowSpec{
+		{figRaw, ScenarioRaw, fmt.Sprintf("signed POSTs/s, %d concurrent, no NATS", s.Rooms), "", nil},
+		{figThroughput, ScenarioThroughput, "events/s delivered, 1 endpoint", "", nil},
+		{figThroughputRatio, ScenarioThroughput, "ratio to raw", ">= 0.60", func(m float64) bool { return m >= 0.6 }},
+		{figP50, ScenarioLatency, fmt.Sprintf("p50 ms at %g ev/s", s.LatencyRate), "", nil},
+		{figP99, ScenarioLatency, fmt.Sprintf("p99 ms at %g ev/s", s.LatencyRate), "< 25", func(m float64) bool { return m < 25 }},
+		{figP999, ScenarioLatency, fmt.Sprintf("p99.9 ms at %g ev/s", s.LatencyRate), "", nil},
+		{figFanOut, ScenarioFanOut, fmt.Sprintf("deliveries/s, %d endpoints", s.FanOutEndpoints), "", nil},
+		{figIsoAlone, ScenarioIsolation, "healthy p99 ms, alone", "", nil},
+		{figIsoBeside, ScenarioIsolation, "healthy p99 ms, beside dead + hanging", "", nil},
+		{figIsoRatio, ScenarioIsolation, "ratio", "<= 2", func(m float64) bool { return m <= 2 }},
+		{figBacklogQueue, ScenarioBacklog, fmt.Sprintf("events/s queued while down (%d events)", s.BacklogEvents), "", nil},
+		{figBacklogMemory, ScenarioBacklog, memory, "< 256", func(m float64) bool { return m < 256 }},
+		{figBacklogResume, ScenarioBacklog, "seconds from its return to the first delivery (breaker probe)", "", nil},
+		{figBacklogDrain, ScenarioBacklog, "drain events/s, first to last delivery", ">= 5000", func(m float64) bool { return m >= 5000 }},
+		{figScaleOne, ScenarioScaleOut, fmt.Sprintf("events/s, 1 replica, receiver %s", s.ScaleOutLatency), "", nil},
+		{figScaleMany, ScenarioScaleOut, fmt.Sprintf("events/s, %d replicas", s.ScaleOutReplicas), "", nil},
+		{figScaleRatio, ScenarioScaleOut, fmt.Sprintf("ratio %d to 1", s.ScaleOutReplicas), ">= 2.5", func(m float64) bool { return m >= 2.5 }},
+	}
+}
+
+// Row is one figure over every run.
+type Row struct {
+	Scenario string
+	Figure   string
+	Values   []float64 // one per run
+	Target   string    // "" when none
+	met      func(float64) bool
+}
+
+// Median of the runs (the mean of the middle two for an even count).
+func (r Row) Median() float64 {
+	if len(r.Values) == 0 {
+		return 0
+	}
+	v := slices.Clone(r.Values)
+	slices.Sort(v)
+	n := len(v)
+	if n%2 == 1 {
+		return v[n/2]
+	}
+	return (v[n/2-1] + v[n/2]) / 2
+}
+
+// Min of the runs.
+func (r Row) Min() float64 {
+	if len(r.Values) == 0 {
+		return 0
+	}
+	return slices.Min(r.Values)
+}
+
+// Max of the runs.
+func (r Row) Max() float64 {
+	if len(r.Values) == 0 {
+		return 0
+	}
+	return slices.Max(r.Values)
+}
+
+// Met says whether the median meets the target: "yes", "no", or "" without a target.
+func (r Row) Met() string {
+	switch {
+	case r.met == nil || len(r.Values) == 0:
+		return ""
+	case r.met(r.Median()):
+		return "yes"
+	}
+	return "no"
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	Rows  []Row
+	Runs  int
+	Sizes Sizes
+	NATS  string   // "embedded" or the URL's host
+	Notes []string // anomalies seen during the runs
+	specs []rowSpec
+	byKey map[string]int
+}
+
+func newReport(o Options) *Report {
+	r := &Report{Runs: o.Runs, Sizes: o.Sizes, NATS: "embedded (one per scenario run)", specs: rowSpecs(o), byKey: map[string]int{}}
+	if o.NATSURL != "" {
+		r.NATS = "external"
+	}
+	for _, s := range r.specs {
+		if !slices.Contains(o.Scenarios, s.scenario) {
+			continue
+		}
+		if s.key == figThroughputRatio && !slices.Contains(o.Scenarios, ScenarioRaw) {
+			continue
+		}
+		r.byKey[s.key] = len(r.Rows)
+		r.Rows = append(r.Rows, Row{Scenario: s.scenario, Figure: s.figure, Target: s.target, met: s.met})
+	}
+	return r
+}
+
+func (r *Report) add(figs map[string]float64) {
+	for k, v := range figs {
+		if i, ok := r.byKey[k]; ok {
+			r.Rows[i].Values = append(r.Rows[i].Values, v)
+		}
+	}
+}
+
+// describe is a progress line's summary of one scenario run.
+func (r *Report) describe(scenario string, figs map[string]float64) string {
+	var parts []string
+	for _, s := range r.specs {
+		if v, ok := figs[s.key]; ok && s.scenario == scenario {
+			parts = append(parts, s.figure+" "+formatFigure(v))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+func formatFigure(v float64) string {
+	switch {
+	case v >= 1000:
+		return groupThousands(strconv.FormatFloat(v, 'f', 0, 64))
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 10:
+		return strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(v, 'f', 2, 64)
+}
+
+func groupThousands(digits string) string {
+	var b strings.Builder
+	for i, c := range digits {
+		if i > 0 && (len(digits)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
+// WriteTable writes the machine, the sizes and one Markdown table of every figure.
+func (r *Report) WriteTable(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	fmt.Fprintf(bw, "machine: %d CPUs (GOMAXPROCS %d), %s memory, %s, %s/%s; NATS: %s\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), totalMemory(), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.NATS)
+	s := r.Sizes
+	fmt.Fprintf(bw, "runs: %d; sizes: %d rooms x %d participants, raw %d POSTs, throughput %d events, latency %g ev/s for %s, "+
+		"fan-out %d events x %d endpoints, isolation %s per phase, backlog %d events, scale-out %d events over %d rooms\n\n",
+		r.Runs, s.Rooms, s.Participants, s.RawRequests, s.ThroughputEvents, s.LatencyRate, s.LatencyFor,
+		s.FanOutEvents, s.FanOutEndpoints, s.IsolationFor, s.BacklogEvents, s.ScaleOutEvents, s.ScaleOutRooms)
+	fmt.Fprintln(bw, "| scenario | figure | median | min | max | target | met |")
+	fmt.Fprintln(bw, "|---|---|---:|---:|---:|---|---|")
+	for _, row := range r.Rows {
+		if len(row.Values) == 0 {
+			continue
+		}
+		fmt.Fprintf(bw, "| %s | %s | %s | %s | %s | %s | %s |\n", row.Scenario, row.Figure,
+			formatFigure(row.Median()), formatFigure(row.Min()), formatFigure(row.Max()), row.Target, row.Met())
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(bw, "\nnote: %s", n)
+	}
+	if len(r.Notes) > 0 {
+		fmt.Fprintln(bw)
+	}
+	return bw.Flush()
+}
+
+// totalMemory reads MemTotal from /proc/meminfo; "unknown" elsewhere.
+func totalMemory() string {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return "unknown"
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 64)
+			if err == nil {
+				return fmt.Sprintf("%.1f GiB", kb/(1<<20))
+			}
+		}
+	}
+	return "unknown"
+}

@@ -1,0 +1,482 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/receiver"
+	"github.com/roomhook/roomhook/schema"
+	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/traffic"
+)
+
+// runName names a phase's traffic run: [a-z0-9]+, unique within a benchmark.
+func runName(prefix string, run int) string { return fmt.Sprintf("%s%d", prefix, run) }
+
+// newReceiver starts a verifying receiver whose deliveries go to the routing's current tracker.
+func (e *env) newReceiver(latency time.Duration) (*receiver.Receiver, *routing, string, error) {
+	route := &routing{}
+	rc, err := receiver.New(receiver.Options{Credentials: benchCredentials, Latency: latency, OnEvent: route.onEvent})
+	if err != nil {
+		return nil, nil, "", err
+	}
+	base, err := e.serve(rc)
+	return rc, route, base, err
+}
+
+// publish plays run's traffic: events over rooms meetings at rate (0: as fast as possible).
+// It returns when everything is published, with the time publishing started.
+func (e *env) publish(ctx context.Context, run string, rooms, participants, events int, rate float64, tr *tracker) (time.Time, error) {
+	_, js, err := e.connect("roomhook-bench-publisher")
+	if err != nil {
+		return time.Time{}, err
+	}
+	g, err := traffic.NewGenerator(traffic.Config{Run: run, Seed: 1, Rooms: rooms, Participants: participants, Continuous: true})
+	if err != nil {
+		return time.Time{}, err
+	}
+	start := time.Now()
+	st, err := traffic.Publish(ctx, js, g, traffic.PublishOptions{Region: e.region, Rate: rate, Events: events,
+		WaitForStream: 30 * time.Second, OnPublish: tr.published})
+	if err != nil {
+		return start, err
+	}
+	if st.Published != events || st.Duplicates > 0 || st.Retried > 0 {
+		return start, fmt.Errorf("publishing %s: %+v, want %d events stored once", run, st, events)
+	}
+	return start, nil
+}
+
+// warmUp sends a little traffic through and waits for it, so that consumers, connections and
+// caches exist before anything is timed.
+func (e *env) warmUp(ctx context.Context, route *routing, run string, perEvent int) error {
+	events := max(200/perEvent, 20)
+	tr := route.follow(newTracker(run, false))
+	if _, err := e.publish(ctx, run, 20, 3, events, 0, tr); err != nil {
+		return err
+	}
+	return tr.wait(ctx, int64(events*perEvent), "warm-up")
+}
+
+// checkReceiver notes what a healthy benchmark should never show.
+func (b *bench) checkReceiver(what string, run int, rc *receiver.Receiver) {
+	s := rc.Stats()
+	if s.OutOfOrder > 0 || s.Rejected > 0 || s.Duplicates > 0 {
+		b.notef("%s run %d: receiver saw %d out of order, %d rejected, %d duplicates", what, run, s.OutOfOrder, s.Rejected, s.Duplicates)
+	}
+}
+
+func perSecond(n int, d time.Duration) float64 {
+	if d <= 0 {
+		return 0
+	}
+	return float64(n) / d.Seconds()
+}
+
+// raw POSTs signed bodies with a bare HTTP client, as many at once as the pipeline has rooms.
+func (b *bench) raw(ctx context.Context, run int) (map[string]float64, error) {
+	e := &env{opts: &b.opts}
+	defer e.close()
+	rc, route, base, err := e.newReceiver(0)
+	if err != nil {
+		return nil, err
+	}
+	name := runName("raw", run)
+	s := b.opts.Sizes
+	g, err := traffic.NewGenerator(traffic.Config{Run: name, Seed: 1, Rooms: s.Rooms, Participants: s.Participants, Continuous: true})
+	if err != nil {
+		return nil, err
+	}
+	bodies := make([][]byte, s.RawRequests)
+	for i := range bodies {
+		evt, _ := g.Next()
+		if bodies[i], err = schema.MarshalBody(evt, schema.Fallback{}); err != nil {
+			return nil, err
+		}
+	}
+	tr := route.follow(newTracker(name, false))
+	transport := &http.Transport{MaxIdleConnsPerHost: s.Rooms, DisableCompression: true}
+	defer transport.CloseIdleConnections()
+	signer := signature.Signer{Credentials: benchCredentials}
+	url := base + "/raw"
+
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, s.Rooms)
+	start := time.Now()
+	for w := 0; w < s.Rooms; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(bodies) || ctx.Err() != nil {
+					return
+				}
+				req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(bodies[i]))
+				if err == nil {
+					err = signer.Sign(req.Header, bodies[i], "", time.Now())
+				}
+				var resp *http.Response
+				if err == nil {
+					resp, err = transport.RoundTrip(req)
+				}
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+					if resp.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status %d", resp.StatusCode)
+					}
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return nil, err
+	}
+	// The raw client keeps no order per room, so only refusals would be anomalies here.
+	if got, st := tr.count.Load(), rc.Stats(); got != int64(s.RawRequests) || st.Rejected > 0 {
+		return nil, fmt.Errorf("receiver accepted %d of %d: %v", got, s.RawRequests, st)
+	}
+	return map[string]float64{figRaw: perSecond(s.RawRequests, elapsed)}, nil
+}
+
+// throughput publishes as fast as possible to one endpoint and times the deliveries.
+func (b *bench) throughput(ctx context.Context, run int) (map[string]float64, error) {
+	e, err := b.newEnv()
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	rc, route, base, err := e.newReceiver(0)
+	if err != nil {
+		return nil, err
+	}
+	r, err := e.startReplica("throughput", endpoints(base+"/webhook"), dispatcher.DefaultRetrySchedule())
+	if err != nil {
+		return nil, err
+	}
+	if err := e.waitOwned(ctx, []*replica{r}, 30*time.Second); err != nil {
+		return nil, err
+	}
+	if err := e.warmUp(ctx, route, runName("warmthr", run), 1); err != nil {
+		return nil, err
+	}
+	s := b.opts.Sizes
+	tr := route.follow(newTracker(runName("thr", run), false))
+	start, err := e.publish(ctx, runName("thr", run), s.Rooms, s.Participants, s.ThroughputEvents, 0, tr)
+	if err != nil {
+		return nil, err
+	}
+	if err := tr.wait(ctx, int64(s.ThroughputEvents), "throughput"); err != nil {
+		return nil, err
+	}
+	b.checkReceiver("throughput", run, rc)
+	return map[string]float64{figThroughput: perSecond(s.ThroughputEvents, tr.lastReceipt().Sub(start))}, nil
+}
+
+// latencyPhase publishes at the latency rate for d to a healthy endpoint, beside a dead and
+// a hanging one when bad is set, and returns the healthy endpoint's tracker.
+func (b *bench) latencyPhase(ctx context.Context, name string, d time.Duration, bad bool) (*tracker, error) {
+	e, err := b.newEnv()
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	rc, route, base, err := e.newReceiver(0)
+	if err != nil {
+		return nil, err
+	}
+	urls := []string{base + "/healthy"}
+	if bad {
+		dead, err := deadAddress()
+		if err != nil {
+			return nil, err
+		}
+		hanging, err := e.serveHanging()
+		if err != nil {
+			return nil, err
+		}
+		urls = append(urls, "http://"+dead+"/dead", hanging+"/hanging")
+	}
+	r, err := e.startReplica(name, endpoints(urls...), dispatcher.DefaultRetrySchedule())
+	if err != nil {
+		return nil, err
+	}
+	if err := e.waitOwned(ctx, []*replica{r}, 30*time.Second); err != nil {
+		return nil, err
+	}
+	if err := e.warmUp(ctx, route, "warm"+name, 1); err != nil {
+		return nil, err
+	}
+	s := b.opts.Sizes
+	events := int(s.LatencyRate * d.Seconds())
+	tr := route.follow(newTracker(name, true))
+	if _, err := e.publish(ctx, name, s.Rooms, s.Participants, events, s.LatencyRate, tr); err != nil {
+		return nil, err
+	}
+	if err := tr.wait(ctx, int64(events), name); err != nil {
+		return nil, err
+	}
+	b.checkReceiver(name, 0, rc)
+	return tr, nil
+}
+
+func (b *bench) latency(ctx context.Context, run int) (map[string]float64, error) {
+	tr, err := b.latencyPhase(ctx, runName("lat", run), b.opts.Sizes.LatencyFor, false)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]float64{figP50: tr.percentileMS(50), figP99: tr.percentileMS(99), figP999: tr.percentileMS(99.9)}, nil
+}
+
+func (b *bench) isolation(ctx context.Context, run int) (map[string]float64, error) {
+	alone, err := b.latencyPhase(ctx, runName("isoalone", run), b.opts.Sizes.IsolationFor, false)
+	if err != nil {
+		return nil, err
+	}
+	beside, err := b.latencyPhase(ctx, runName("isobeside", run), b.opts.Sizes.IsolationFor, true)
+	if err != nil {
+		return nil, err
+	}
+	a, bs := alone.percentileMS(99), beside.percentileMS(99)
+	figs := map[string]float64{figIsoAlone: a, figIsoBeside: bs}
+	if a > 0 {
+		figs[figIsoRatio] = bs / a
+	}
+	return figs, nil
+}
+
+// fanOut sends every event to many endpoints, each its own HTTP server (its own connections).
+func (b *bench) fanOut(ctx context.Context, run int) (map[string]float64, error) {
+	e, err := b.newEnv()
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	s := b.opts.Sizes
+	route := &routing{}
+	rc, err := receiver.New(receiver.Options{Credentials: benchCredentials, OnEvent: route.onEvent})
+	if err != nil {
+		return nil, err
+	}
+	urls := make([]string, s.FanOutEndpoints)
+	for i := range urls {
+		base, err := e.serve(rc)
+		if err != nil {
+			return nil, err
+		}
+		urls[i] = fmt.Sprintf("%s/ep/%02d", base, i)
+	}
+	r, err := e.startReplica("fanout", endpoints(urls...), dispatcher.DefaultRetrySchedule())
+	if err != nil {
+		return nil, err
+	}
+	if err := e.waitOwned(ctx, []*replica{r}, 30*time.Second); err != nil {
+		return nil, err
+	}
+	if err := e.warmUp(ctx, route, runName("warmfan", run), s.FanOutEndpoints); err != nil {
+		return nil, err
+	}
+	tr := route.follow(newTracker(runName("fan", run), false))
+	start, err := e.publish(ctx, runName("fan", run), s.Rooms, s.Participants, s.FanOutEvents, 0, tr)
+	if err != nil {
+		return nil, err
+	}
+	deliveries := s.FanOutEvents * s.FanOutEndpoints
+	if err := tr.wait(ctx, int64(deliveries), "fan-out"); err != nil {
+		return nil, err
+	}
+	b.checkReceiver("fanout", run, rc)
+	if paths := rc.Stats().Paths; len(paths) != s.FanOutEndpoints {
+		return nil, fmt.Errorf("deliveries reached %d of %d endpoints", len(paths), s.FanOutEndpoints)
+	}
+	return map[string]float64{figFanOut: perSecond(deliveries, tr.lastReceipt().Sub(start))}, nil
+}
+
+// backlog queues events while the endpoint refuses connections, then brings it back. The
+// replica runs roomhook's defaults: retry schedule and circuit breaker, whose probes back off
+// to a minute apart, so the first delivery after the return is reported on its own and the
+// drain is timed from it to the last.
+func (b *bench) backlog(ctx context.Context, run int) (map[string]float64, error) {
+	e, err := b.newEnv()
+	if err != nil {
+		return nil, err
+	}
+	defer e.close()
+	s := b.opts.Sizes
+	route := &routing{}
+	rc, err := receiver.New(receiver.Options{Credentials: benchCredentials, OnEvent: route.onEvent})
+	if err != nil {
+		return nil, err
+	}
+	addr, err := deadAddress()
+	if err != nil {
+		return nil, err
+	}
+	url := "http://" + addr + "/backlog"
+
+	var sampler *peakSampler
+	var proc *replicaProcess
+	if len(b.opts.ReplicaCommand) > 0 {
+		if proc, err = e.startReplicaProcess(ctx, "backlog", []string{url}, dispatcher.DefaultRetrySchedule()); err != nil {
+			return nil, err
+		}
+		sampler = startSampler(100*time.Millisecond, func() (uint64, error) { return processMemory(proc.pid(), "VmRSS") })
+	} else {
+		r, err := e.startReplica("backlog", endpoints(url), dispatcher.DefaultRetrySchedule())
+		if err != nil {
+			return nil, err
+		}
+		if err := e.waitOwned(ctx, []*replica{r}, 30*time.Second); err != nil {
+			return nil, err
+		}
+		sampler = startSampler(100*time.Millisecond, heapInUse)
+	}
+
+	name := runName("backlog", run)
+	tr := route.follow(newTracker(name, false))
+	start, err := e.publish(ctx, name, s.Rooms, s.Participants, s.BacklogEvents, 0, tr)
+	if err != nil {
+		sampler.finish()
+		return nil, err
+	}
+	if err := e.waitQueued(ctx, s.BacklogEvents); err != nil {
+		sampler.finish()
+		return nil, err
+	}
+	queued := time.Since(start)
+
+	ln, err := listenAgain(addr)
+	if err != nil {
+		sampler.finish()
+		return nil, err
+	}
+	back := time.Now()
+	e.serveOn(ln, rc)
+	err = tr.wait(ctx, int64(s.BacklogEvents), "backlog drain")
+	peak := sampler.finish()
+	if proc != nil {
+		if hwm, herr := processMemory(proc.pid(), "VmHWM"); herr == nil {
+			peak = max(peak, hwm)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	b.checkReceiver("backlog", run, rc)
+	return map[string]float64{
+		figBacklogQueue:  perSecond(s.BacklogEvents, queued),
+		figBacklogMemory: float64(peak) / (1 << 20),
+		figBacklogResume: tr.firstReceipt().Sub(back).Seconds(),
+		figBacklogDrain:  perSecond(s.BacklogEvents, tr.lastReceipt().Sub(tr.firstReceipt())),
+	}, nil
+}
+
+// waitQueued waits until the router has queued n deliveries in the deliver stream.
+func (e *env) waitQueued(ctx context.Context, n int) error {
+	_, js, err := e.connect("roomhook-bench-observer")
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(10*time.Minute + time.Duration(n)*time.Millisecond)
+	for {
+		st, err := js.Stream(ctx, e.names().DeliverStream())
+		if err == nil {
+			info, ierr := st.Info(ctx)
+			if ierr == nil && info.State.Msgs >= uint64(n) {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the router did not queue %d deliveries in time", n)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// listenAgain listens on an address that was closed a moment ago.
+func listenAgain(addr string) (net.Listener, error) {
+	var err error
+	for range 50 {
+		var ln net.Listener
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			return ln, nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return nil, fmt.Errorf("bringing the endpoint back on %s: %w", addr, err)
+}
+
+// scaleOut compares one replica with several when every request takes the receiver a while.
+func (b *bench) scaleOut(ctx context.Context, run int) (map[string]float64, error) {
+	one, err := b.scalePhase(ctx, run, 1)
+	if err != nil {
+		return nil, err
+	}
+	many, err := b.scalePhase(ctx, run, b.opts.Sizes.ScaleOutReplicas)
+	if err != nil {
+		return nil, err
+	}
+	figs := map[string]float64{figScaleOne: one, figScaleMany: many}
+	if one > 0 {
+		figs[figScaleRatio] = many / one
+	}
+	return figs, nil
+}
+
+func (b *bench) scalePhase(ctx context.Context, run, replicas int) (float64, error) {
+	e, err := b.newEnv()
+	if err != nil {
+		return 0, err
+	}
+	defer e.close()
+	s := b.opts.Sizes
+	rc, route, base, err := e.newReceiver(s.ScaleOutLatency)
+	if err != nil {
+		return 0, err
+	}
+	eps := endpoints(base + "/webhook")
+	rs := make([]*replica, replicas)
+	for i := range rs {
+		if rs[i], err = e.startReplica(fmt.Sprintf("scale-%d", i), eps, dispatcher.DefaultRetrySchedule()); err != nil {
+			return 0, err
+		}
+	}
+	if err := e.waitOwned(ctx, rs, 3*time.Minute); err != nil {
+		return 0, err
+	}
+	name := runName(fmt.Sprintf("scale%dx", replicas), run)
+	if err := e.warmUp(ctx, route, "warm"+name, 1); err != nil {
+		return 0, err
+	}
+	tr := route.follow(newTracker(name, false))
+	start, err := e.publish(ctx, name, s.ScaleOutRooms, s.Participants, s.ScaleOutEvents, 0, tr)
+	if err != nil {
+		return 0, err
+	}
+	if err := tr.wait(ctx, int64(s.ScaleOutEvents), "scale-out"); err != nil {
+		return 0, err
+	}
+	b.checkReceiver(name, run, rc)
+	return perSecond(s.ScaleOutEvents, tr.lastReceipt().Sub(start)), nil
+}

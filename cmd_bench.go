@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"runtime/pprof"
+	"strings"
+	"time"
+
+	"github.com/roomhook/roomhook/bench"
+)
+
+// runBench is `roomhook bench`: the end-to-end benchmark, one table of figures on stdout.
+func runBench(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: roomhook bench [flags]\n\nRuns the end-to-end benchmark (scenarios: %s) and prints one Markdown table.\n\nFlags:\n",
+			strings.Join(bench.Scenarios(), ", "))
+		fs.PrintDefaults()
+	}
+	natsURL := fs.String("nats", "", "NATS server with JetStream to use; empty starts an embedded one per scenario run")
+	runs := fs.Int("runs", 3, "runs of each scenario; figures are medians with min and max")
+	quick := fs.Bool("quick", false, "small sizes: a smoke test that finishes in well under two minutes")
+	scenarios := fs.String("scenario", "", "comma-separated scenarios to run (default all)")
+	backlog := fs.Int("backlog", 0, "events queued in the backlog scenario (default 500000, 5000 with --quick)")
+	replicaProcess := fs.Bool("replica-process", true, "run the backlog replica as a child `roomhook serve` process so its own RSS is measured")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	partitions := fs.Int("partitions", 0, "the replicas' ROOMHOOK_PARTITIONS (default 8)")
+	maxInFlight := fs.Int("max-in-flight", 0, "the replicas' ROOMHOOK_MAX_IN_FLIGHT (default 256)")
+	takeover := fs.Duration("takeover", 0, "the replicas' ROOMHOOK_TAKEOVER (default 10s, as roomhook's)")
+	verbose := fs.Bool("v", false, "show the replicas' warnings and errors")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
+	}
+	opts := bench.Options{NATSURL: *natsURL, Runs: *runs, Sizes: bench.FullSizes(), Progress: os.Stderr}
+	if *quick {
+		opts.Sizes = bench.QuickSizes()
+	}
+	opts.Partitions, opts.MaxInFlight = *partitions, *maxInFlight
+	if *takeover > 0 {
+		opts.Takeover = *takeover
+	}
+	if *backlog > 0 {
+		opts.Sizes.BacklogEvents = *backlog
+	}
+	if *scenarios != "" {
+		opts.Scenarios = strings.Split(*scenarios, ",")
+	}
+	if *replicaProcess {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("bench: finding this program for the replica process: %w", err)
+		}
+		opts.ReplicaCommand = []string{exe, "serve"}
+	}
+	if *verbose {
+		c, _ := LoadConfig()
+		c.LogLevel = "warn"
+		opts.Log = newLogger(c, os.Stderr)
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	start := time.Now()
+	rep, err := bench.Run(ctx, opts)
+	if rep != nil {
+		if werr := rep.WriteTable(os.Stdout); werr != nil && err == nil {
+			err = werr
+		}
+	}
+	fmt.Fprintf(os.Stderr, "bench took %s\n", time.Since(start).Round(time.Second))
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+package traffic
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/schema"
+)
+
+// newStream runs an embedded JetStream server with the events stream of region "default",
+// as the dispatcher provisions it (limits retention, 2-minute duplicate window).
+func newStream(t testing.TB) (jetstream.JetStream, jetstream.Stream) {
+	t.Helper()
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server did not start")
+	}
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
+		Name: schema.EventsStreamName("default"), Subjects: []string{schema.EventsSubjects("default")},
+		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, stream
+}
+
+func TestPublishStoresEveryEventInOrder(t *testing.T) {
+	js, stream := newStream(t)
+	ctx := context.Background()
+	g, err := NewGenerator(Config{Run: "pub", Seed: 3, Rooms: 4, Participants: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var published []string
+	st, err := Publish(ctx, js, g, PublishOptions{Window: 16, OnPublish: func(id string, _ time.Time) { published = append(published, id) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Published != len(published) || st.Duplicates != 0 || st.Published < 4*20 {
+		t.Fatalf("stats %+v, OnPublish saw %d", st, len(published))
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != uint64(st.Published) {
+		t.Fatalf("stream holds %d messages, published %d", info.State.Msgs, st.Published)
+	}
+	lastSeq := map[string]uint64{}
+	for seq := uint64(1); seq <= info.State.LastSeq; seq++ {
+		m, err := stream.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evt, err := schema.DecodeEvent(m.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Header.Get(jetstream.MsgIDHeader) != evt.GetId() || evt.GetId() != published[seq-1] {
+			t.Fatalf("message %d: Nats-Msg-Id %q, event id %q, published %q", seq, m.Header.Get(jetstream.MsgIDHeader), evt.GetId(), published[seq-1])
+		}
+		addr, err := schema.ParseSubject(m.Subject)
+		if err != nil || addr.Room != evt.GetRoom().GetRoomId() || addr.Event != evt.GetEvent() {
+			t.Fatalf("message %d on %s: %+v, %v", seq, m.Subject, addr, err)
+		}
+		id, _ := ParseEventID(evt.GetId())
+		if id.Seq != lastSeq[id.RoomKey()]+1 {
+			t.Fatalf("room %s: stored #%d after #%d", id.RoomKey(), id.Seq, lastSeq[id.RoomKey()])
+		}
+		lastSeq[id.RoomKey()] = id.Seq
+	}
+
+	// The same traffic again (same run, same seed) is stored once: ids are Nats-Msg-Ids.
+	again, _ := NewGenerator(Config{Run: "pub", Seed: 3, Rooms: 4, Participants: 3})
+	st2, err := Publish(ctx, js, again, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st2.Duplicates != st.Published {
+		t.Errorf("republishing: %d duplicates, want %d", st2.Duplicates, st.Published)
+	}
+}
+
+func TestPublishRateAndLimit(t *testing.T) {
+	js, _ := newStream(t)
+	g, _ := NewGenerator(Config{Run: "rate", Rooms: 3, Continuous: true})
+	const events, rate = 150, 500.0
+	st, err := Publish(context.Background(), js, g, PublishOptions{Rate: rate, Events: events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Published != events {
+		t.Fatalf("published %d, want %d", st.Published, events)
+	}
+	// 150 events at 500/s take about 300ms: the schedule's last slot is at 298ms.
+	if min := 280 * time.Millisecond; st.Elapsed < min || st.Elapsed > 3*time.Second {
+		t.Errorf("took %s at %v ev/s for %d events", st.Elapsed, rate, events)
+	}
+}
+
+func TestPublishStopsWithContext(t *testing.T) {
+	js, _ := newStream(t)
+	g, _ := NewGenerator(Config{Run: "ctx", Continuous: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	st, err := Publish(ctx, js, g, PublishOptions{Rate: 100})
+	if err == nil || st.Published < 5 || st.Published > 40 {
+		t.Errorf("Publish = %+v, %v; want it to stop with the context after about 20 events", st, err)
+	}
+}
+
+func TestPublishNeedsStream(t *testing.T) {
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	ns.ReadyForConnections(10 * time.Second)
+	t.Cleanup(ns.Shutdown)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	g, _ := NewGenerator(Config{Run: "nostream"})
+	if _, err := Publish(context.Background(), js, g, PublishOptions{}); !errors.Is(err, ErrNoStream) {
+		t.Fatalf("Publish without a stream: %v, want ErrNoStream", err)
+	}
+	// With a wait, a stream created meanwhile (as a starting dispatcher does) is used.
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "LATE", Subjects: []string{schema.EventsSubjects("default")}})
+	}()
+	st, err := Publish(context.Background(), js, g, PublishOptions{WaitForStream: 5 * time.Second})
+	if err != nil || st.Published == 0 || st.Retried != 0 {
+		t.Fatalf("Publish waiting for the stream: %+v, %v", st, err)
+	}
+}
