@@ -24,10 +24,21 @@ const routerBatch = 256
 // room_created registers its URLs before the room_created itself is routed.
 type router struct {
 	d       *Dispatcher
-	lastSeq uint64 // highest events-stream sequence routed by this run
-	pending []*nats.Msg
-	futures []jetstream.PubAckFuture
+	lastSeq uint64            // highest events-stream sequence routed by this run
+	cur     *routedBatch      // the batch being routed
+	stored  chan *routedBatch // batches waiting for their deliveries to be stored
 }
+
+// routedBatch is what one batch of events queued, and the event that acknowledges it.
+type routedBatch struct {
+	msgs    []*nats.Msg
+	futures []jetstream.PubAckFuture
+	last    jetstream.Msg
+}
+
+// confirmAhead is how many routed batches may wait for their stores while the next is routed:
+// routing and storing overlap instead of taking turns.
+const confirmAhead = 4
 
 func (d *Dispatcher) runRouter(ctx context.Context) {
 	r := &router{d: d}
@@ -72,6 +83,23 @@ func (r *router) run(ctx context.Context) error {
 	defer cc.Stop()
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
+	r.stored = make(chan *routedBatch, confirmAhead)
+	confirmed := make(chan struct{})
+	go func() {
+		defer close(confirmed)
+		for b := range r.stored {
+			if !r.confirm(ctx, b) {
+				return
+			}
+			if b.last != nil {
+				_ = b.last.Ack() // AckAll: acknowledges the batch and everything before it
+			}
+		}
+	}()
+	defer func() {
+		close(r.stored)
+		<-confirmed
+	}()
 	batch := make([]jetstream.Msg, 0, routerBatch)
 	for {
 		select {
@@ -102,8 +130,7 @@ func (r *router) run(ctx context.Context) error {
 }
 
 func (r *router) routeBatch(ctx context.Context, batch []jetstream.Msg) {
-	r.pending, r.futures = r.pending[:0], r.futures[:0]
-	var last jetstream.Msg
+	r.cur = &routedBatch{msgs: make([]*nats.Msg, 0, len(batch)), futures: make([]jetstream.PubAckFuture, 0, len(batch))}
 	for _, m := range batch {
 		meta, err := m.Metadata()
 		if err != nil {
@@ -111,63 +138,55 @@ func (r *router) routeBatch(ctx context.Context, batch []jetstream.Msg) {
 		}
 		if meta.Sequence.Stream <= r.lastSeq {
 			// A redelivery of something already routed (its ack was slow); the next ack covers it.
-			last = m
+			r.cur.last = m
 			continue
 		}
 		if !r.route(ctx, m, meta) {
 			return // ctx ended mid-way; nothing after this point is acknowledged
 		}
-		r.lastSeq, last = meta.Sequence.Stream, m
+		r.lastSeq, r.cur.last = meta.Sequence.Stream, m
 	}
-	if !r.confirm(ctx) {
-		return
-	}
-	if last != nil {
-		_ = last.Ack() // AckAll: acknowledges the whole batch
+	select {
+	case r.stored <- r.cur:
+	case <-ctx.Done():
 	}
 }
 
-// confirm waits until every queued delivery of the batch is stored. On failure it publishes
-// the batch again in order; duplicates are dropped by their Nats-Msg-Id.
-func (r *router) confirm(ctx context.Context) bool {
-	for {
-		failed := false
-		for _, f := range r.futures {
-			select {
-			case <-f.Ok():
-			case err := <-f.Err():
-				failed = true
+// confirm waits until every delivery the batch queued is stored. On failure it publishes the
+// batch again in order; what was already stored is dropped as a duplicate by its Nats-Msg-Id.
+func (r *router) confirm(ctx context.Context, b *routedBatch) bool {
+	failed := false
+	for _, f := range b.futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			if !failed {
 				r.d.log.Warn("queueing a delivery failed; publishing the batch again", "error", err)
-			case <-ctx.Done():
-				return false
 			}
+			failed = true
+		case <-ctx.Done():
+			return false
 		}
-		if !failed {
-			return true
-		}
+	}
+	for failed && ctx.Err() == nil {
 		sleep(ctx, 200*time.Millisecond)
-		r.futures = r.futures[:0]
-		for _, msg := range r.pending {
+		failed = false
+		for _, msg := range b.msgs {
 			if _, err := r.d.js.PublishMsg(ctx, msg); err != nil {
 				failed = true
 				break
 			}
 		}
-		if !failed {
-			return true
-		}
-		if ctx.Err() != nil {
-			return false
-		}
 	}
+	return !failed
 }
 
 func (r *router) publish(ctx context.Context, msg *nats.Msg) bool {
-	r.pending = append(r.pending, msg)
+	r.cur.msgs = append(r.cur.msgs, msg)
 	for {
 		f, err := r.d.js.PublishMsgAsync(msg)
 		if err == nil {
-			r.futures = append(r.futures, f)
+			r.cur.futures = append(r.cur.futures, f)
 			return true
 		}
 		select {
