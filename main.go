@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sort"
 	"syscall"
 )
 
@@ -47,8 +48,13 @@ func main() {
 	cmd, ok := cmds[name]
 	if !ok || name == "help" {
 		fmt.Fprintln(os.Stderr, "usage: roomhook [subcommand] [flags]")
-		for n, c := range cmds {
-			fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, c.summary)
+		names := make([]string, 0, len(cmds))
+		for n := range cmds {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			fmt.Fprintf(os.Stderr, "  %-10s %s\n", n, cmds[n].summary)
 		}
 		if !ok && name != "help" {
 			os.Exit(2)
