@@ -114,6 +114,25 @@ func (b *Breakers) apply(id string, rec BreakerRecord, rev uint64) {
 	}
 }
 
+// Current returns an endpoint's breaker as this replica last saw it, and a channel closed at
+// its next change.
+func (b *Breakers) Current(id string) (BreakerRecord, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	br := b.get(id)
+	return br.rec, br.changed
+}
+
+// parkAfter is how far away the next probe of an open breaker must be for workers to hand
+// their deliveries back and stop pulling until then, rather than keep them alive.
+const parkAfter = 2 * time.Second
+
+// ShouldPark reports whether workers should let go of the endpoint's deliveries for now: its
+// breaker is open and the next probe is not due soon.
+func (rec BreakerRecord) ShouldPark(now time.Time) bool {
+	return rec.State == BreakerOpen && rec.ProbeAt.Sub(now) >= parkAfter
+}
+
 // State returns an endpoint's breaker as this replica last saw it.
 func (b *Breakers) State(id string) BreakerRecord {
 	b.mu.Lock()

@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestBreakerProbesInsteadOfAStorm(t *testing.T) {
@@ -85,4 +87,26 @@ func TestBreakerProbesInsteadOfAStorm(t *testing.T) {
 	if n := len(deadLetters(t, js, dlqSubject(EndpointID(flaky.URL())))); n != 0 {
 		t.Errorf("%d dead letters; an open breaker must not use up the retry schedule", n)
 	}
+}
+
+func TestOpenBreakerParksTheBacklogInJetStream(t *testing.T) {
+	ns := startServer(t, t.TempDir())
+	deadAddr := reservePort(t)
+	deadURL := "http://" + deadAddr + "/webhook"
+	back := newReceiver(t)
+	cfg := isolationConfig("r1", deadURL)
+	cfg.MaxProbeWait = 4 * time.Second // long enough between probes for workers to park
+	metrics := NewMetrics(nil)
+	startReplica(t, ns, cfg, WithMetrics(metrics))
+	_, js := connect(t, ns)
+	const rooms, perRoom = 20, 20
+	publishRooms(t, publisher{t, js}, rooms, perRoom)
+
+	held := func() float64 { return testutil.ToFloat64(metrics.Held.WithLabelValues(EndpointID(deadURL))) }
+	waitFor(t, 10*time.Second, "deliveries held while the first probes fail", func() bool { return held() > 0 })
+	// Once probes are seconds apart, the workers hand everything back and stop pulling.
+	waitFor(t, 20*time.Second, "the backlog parked in JetStream", func() bool { return held() == 0 })
+	listenReceiver(t, back, deadAddr)
+	waitFor(t, 20*time.Second, "the whole backlog after the endpoint returns", func() bool { return distinct(back) == rooms*perRoom })
+	checkOrder(t, "returned endpoint", back.deliveries(), eventIndex)
 }

@@ -50,10 +50,57 @@ type lane struct {
 func (d *Dispatcher) runWorker(ctx context.Context, ep EndpointView, part int) {
 	w := &worker{d: d, id: ep.ID, part: part, label: endpointLabel(ep.Endpoint), host: hostOf(ep.URL)}
 	w.heldGauge = d.metrics.Held.WithLabelValues(w.label)
+	go w.sampleBacklog(ctx)
 	for ctx.Err() == nil {
-		if err := w.run(ctx); err != nil && ctx.Err() == nil {
+		err := w.run(ctx)
+		switch {
+		case ctx.Err() != nil:
+		case errors.Is(err, errParked):
+			w.waitForProbe(ctx)
+		case err != nil:
 			d.log.Error("endpoint worker stopped; restarting", "endpoint", w.id, "partition", part, "error", err)
 			sleep(ctx, time.Second)
+		}
+	}
+}
+
+// errParked ends a worker's run while the endpoint's breaker is open: everything it held is
+// handed back to the deliver stream, so a down endpoint costs no memory and no keep-alive
+// traffic until its next probe is due.
+var errParked = errors.New("parked while the endpoint's breaker is open")
+
+// waitForProbe returns when the endpoint's breaker has closed or its next probe is due.
+func (w *worker) waitForProbe(ctx context.Context) {
+	for {
+		rec, changed := w.d.breakers.Current(w.id)
+		if rec.State != BreakerOpen || !time.Now().Before(rec.ProbeAt) {
+			return
+		}
+		t := time.NewTimer(time.Until(rec.ProbeAt))
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// parkWhenOpen closes park when the endpoint's breaker opens for longer than a moment.
+func (w *worker) parkWhenOpen(ctx context.Context, park chan<- struct{}) {
+	for {
+		rec, changed := w.d.breakers.Current(w.id)
+		if rec.ShouldPark(time.Now()) {
+			close(park)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
 		}
 	}
 }
@@ -109,7 +156,8 @@ func (w *worker) run(ctx context.Context) error {
 		return err
 	}
 	go w.held.KeepAlive(laneCtx, subscriber.KeepAliveEvery(d.cfg.Takeover))
-	go w.sampleBacklog(laneCtx, cons)
+	park := make(chan struct{})
+	go w.parkWhenOpen(laneCtx, park)
 	watch, lost := subscriber.WatchLoss(cons)
 	cc, err := cons.Consume(handle, jetstream.PullMaxMessages(d.cfg.MaxInFlight), watch,
 		jetstream.PullExpiry(5*time.Second)) // heartbeats every 2.5 s: a lost consumer is noticed quickly
@@ -123,6 +171,8 @@ func (w *worker) run(ctx context.Context) error {
 		gone = fmt.Errorf("deliver consumer %s is gone; creating it again", d.names.DeliverConsumer(w.id, w.part))
 	case <-w.broken:
 		gone = fmt.Errorf("acknowledgements to %s are not confirmed; starting over", d.names.DeliverConsumer(w.id, w.part))
+	case <-park:
+		gone = errParked
 	}
 	// Stop pulling and take in what is already on its way (Drain, unlike Stop, hands it to
 	// the callback, so it is held and handed back rather than left to expire), let attempts
@@ -320,15 +370,17 @@ func (w *worker) deadLetter(ctx context.Context, q Queued, reason, detail string
 	return w.settle(q)
 }
 
-// sampleBacklog keeps the backlog gauge at this queue's size while the worker runs.
-func (w *worker) sampleBacklog(ctx context.Context, cons jetstream.Consumer) {
+// sampleBacklog keeps the backlog gauge at this queue's size while the worker runs, parked
+// or not.
+func (w *worker) sampleBacklog(ctx context.Context) {
 	gauge := w.d.metrics.Backlog.WithLabelValues(w.label)
 	var last float64
 	defer func() { gauge.Sub(last) }()
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
-		if info, err := cons.Info(ctx); err == nil {
+		if cons, err := w.d.js.Consumer(ctx, w.d.names.DeliverStream(), w.d.names.DeliverConsumer(w.id, w.part)); err == nil {
+			info := cons.CachedInfo()
 			n := float64(info.NumPending + uint64(info.NumAckPending))
 			gauge.Add(n - last)
 			last = n
