@@ -46,23 +46,6 @@ func newAdminFlags(name, usage string, stderr io.Writer) (*flag.FlagSet, *adminO
 	return fs, o
 }
 
-// parseArgs parses flags wherever they stand among the arguments (`pause <id> --json` as well
-// as `pause --json <id>`) and returns the other arguments.
-func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
-	var rest []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return rest, nil
-		}
-		rest = append(rest, args[0])
-		args = args[1:]
-	}
-}
-
 // errUsage reports a command line that names no known operation; the usage is already printed.
 var errUsage = errors.New("see the usage above")
 
@@ -192,12 +175,21 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q: want an RFC 3339 time (2025-05-01T10:00:00Z), a date (2025-05-01) or a time ago (90m, 12h, 7d)", s)
 }
 
-// runAdmin runs one operator subcommand with a connected client, for cmd_*.go.
-func runAdmin(o *adminOptions, run func(c *admin.Client) error) error {
+// query runs one operator request with a connected client and prints its answer: as JSON with
+// --json, else as text with printText.
+func query[T any](o *adminOptions, stdout io.Writer, ask func(c *admin.Client) (T, error), printText func(w io.Writer, v T)) error {
 	c, closeConn, err := o.adminClient()
 	if err != nil {
 		return err
 	}
 	defer closeConn()
-	return run(c)
+	v, err := ask(c)
+	if err != nil {
+		return err
+	}
+	if o.json {
+		return printJSON(stdout, v)
+	}
+	printText(stdout, v)
+	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -32,14 +31,8 @@ func runBench(ctx context.Context, args []string) error {
 	maxInFlight := fs.Int("max-in-flight", 0, "the replicas' ROOMHOOK_MAX_IN_FLIGHT (default 256)")
 	takeover := fs.Duration("takeover", 0, "the replicas' ROOMHOOK_TAKEOVER (default 10s, as roomhook's)")
 	verbose := fs.Bool("v", false, "show the replicas' warnings and errors")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("bench: unexpected argument %q", fs.Arg(0))
 	}
 	opts := bench.Options{NATSURL: *natsURL, Runs: *runs, Sizes: bench.FullSizes(), Progress: os.Stderr}
 	if *quick {

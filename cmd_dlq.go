@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -66,11 +65,8 @@ func dlqCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs, o := newAdminFlags("dlq", dlqUsage, stderr)
 	var ff dlqFilter
 	ff.register(fs)
-	rest, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
+	rest, help, err := parseArgs(fs, args)
+	if help || err != nil {
 		return err
 	}
 	f, err := ff.filter(time.Now())
@@ -83,58 +79,24 @@ func dlqCommand(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	switch {
 	case op == "list" && len(rest) == 1:
-		return runAdmin(o, func(c *admin.Client) error {
-			list, err := c.ListDeadLetters(ctx, f)
-			if err != nil {
-				return err
-			}
-			if o.json {
-				return printJSON(stdout, list)
-			}
-			printDeadLetters(stdout, list)
-			return nil
-		})
+		return query(o, stdout, func(c *admin.Client) (admin.DeadLetterList, error) { return c.ListDeadLetters(ctx, f) }, printDeadLetters)
 	case op == "show" && len(rest) == 2:
 		seq, err := strconv.ParseUint(rest[1], 10, 64)
 		if err != nil || seq == 0 {
 			return fmt.Errorf("dlq show: %q is not a dead letter's sequence (dlq list shows them)", rest[1])
 		}
-		return runAdmin(o, func(c *admin.Client) error {
-			dl, err := c.ShowDeadLetter(ctx, seq)
-			if err != nil {
-				return err
-			}
-			if o.json {
-				return printJSON(stdout, dl)
-			}
-			printDeadLetter(stdout, dl)
-			return nil
-		})
+		return query(o, stdout, func(c *admin.Client) (admin.DeadLetterDetail, error) { return c.ShowDeadLetter(ctx, seq) }, printDeadLetter)
 	case (op == "replay" || op == "purge") && len(rest) == 1:
 		if f.Empty() && !ff.all {
 			return fmt.Errorf("dlq %s: give a filter (--endpoint, --room, --event, --reason, --since, --until, --limit), or --all for every dead letter", op)
 		}
-		return runAdmin(o, func(c *admin.Client) error {
-			if op == "replay" {
-				res, err := c.ReplayDeadLetters(ctx, f)
-				if err != nil {
-					return err
-				}
-				if o.json {
-					return printJSON(stdout, res)
-				}
-				printReplay(stdout, res)
-				return nil
-			}
-			res, err := c.PurgeDeadLetters(ctx, admin.PurgeRequest{Filter: f, All: ff.all})
-			if err != nil {
-				return err
-			}
-			if o.json {
-				return printJSON(stdout, res)
-			}
-			fmt.Fprintf(stdout, "purged %s\n", count(res.Purged, "dead letter"))
-			return nil
+		if op == "replay" {
+			return query(o, stdout, func(c *admin.Client) (admin.ReplayResult, error) { return c.ReplayDeadLetters(ctx, f) }, printReplay)
+		}
+		return query(o, stdout, func(c *admin.Client) (admin.PurgeResult, error) {
+			return c.PurgeDeadLetters(ctx, admin.PurgeRequest{Filter: f, All: ff.all})
+		}, func(w io.Writer, res admin.PurgeResult) {
+			fmt.Fprintf(w, "purged %s\n", count(res.Purged, "dead letter"))
 		})
 	}
 	fs.Usage()

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,11 +22,8 @@ func runEndpoints(ctx context.Context, args []string) error {
 
 func endpointsCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, o := newAdminFlags("endpoints", endpointsUsage, stderr)
-	rest, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
+	rest, help, err := parseArgs(fs, args)
+	if help || err != nil {
 		return err
 	}
 	op := ""
@@ -37,43 +32,30 @@ func endpointsCommand(ctx context.Context, args []string, stdout, stderr io.Writ
 	}
 	switch {
 	case op == "list" && len(rest) == 1:
-		return runAdmin(o, func(c *admin.Client) error {
+		return query(o, stdout, func(c *admin.Client) (admin.EndpointList, error) {
 			eps, err := c.ListEndpoints(ctx)
-			if err != nil {
-				return err
-			}
-			if o.json {
-				return printJSON(stdout, admin.EndpointList{Endpoints: eps})
-			}
-			printEndpoints(stdout, eps)
-			return nil
-		})
+			return admin.EndpointList{Endpoints: eps}, err
+		}, printEndpoints)
 	case (op == "pause" || op == "resume") && len(rest) == 2:
-		return runAdmin(o, func(c *admin.Client) error {
-			change := c.PauseEndpoint
+		return query(o, stdout, func(c *admin.Client) (admin.Endpoint, error) {
 			if op == "resume" {
-				change = c.ResumeEndpoint
+				return c.ResumeEndpoint(ctx, rest[1])
 			}
-			ep, err := change(ctx, rest[1])
-			if err != nil {
-				return err
-			}
-			if o.json {
-				return printJSON(stdout, ep)
-			}
+			return c.PauseEndpoint(ctx, rest[1])
+		}, func(w io.Writer, ep admin.Endpoint) {
 			if op == "pause" {
-				fmt.Fprintf(stdout, "paused %s %s: no deliveries until `roomhook endpoints resume %s`; its backlog waits in JetStream\n", ep.ID, ep.URL, ep.ID)
+				fmt.Fprintf(w, "paused %s %s: no deliveries until `roomhook endpoints resume %s`; its backlog waits in JetStream\n", ep.ID, ep.URL, ep.ID)
 			} else {
-				fmt.Fprintf(stdout, "resumed %s %s: deliveries start again, backlog first\n", ep.ID, ep.URL)
+				fmt.Fprintf(w, "resumed %s %s: deliveries start again, backlog first\n", ep.ID, ep.URL)
 			}
-			return nil
 		})
 	}
 	fs.Usage()
 	return fmt.Errorf("endpoints: %w", errUsage)
 }
 
-func printEndpoints(w io.Writer, eps []admin.Endpoint) {
+func printEndpoints(w io.Writer, list admin.EndpointList) {
+	eps := list.Endpoints
 	if len(eps) == 0 {
 		fmt.Fprintln(w, "no endpoints: set ROOMHOOK_WEBHOOK_URLS or ROOMHOOK_ENDPOINTS_FILE, or register URLs with room_created")
 		return

@@ -60,14 +60,8 @@ func runPublish(ctx context.Context, args []string) error {
 	run := fs.String("run", "", "run name in room and event ids, [a-z0-9]+; default derived from the seed")
 	window := fs.Int("window", traffic.DefaultWindow, "publishes awaiting acknowledgement at most")
 	wait := fs.Duration("wait", 30*time.Second, "how long to wait for the events stream (the dispatcher creates it)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("publish: unexpected argument %q", fs.Arg(0))
 	}
 	if err := schema.ValidateRegion(*region); err != nil {
 		return fmt.Errorf("publish: --region: %w", err)

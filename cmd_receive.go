@@ -32,14 +32,8 @@ func runReceive(ctx context.Context, args []string) error {
 	status := fs.Int("status", http.StatusServiceUnavailable, "status of failed requests; given without --fail-rate, every request gets it")
 	quiet := fs.Bool("quiet", false, "print only a summary line every --every instead of every event")
 	every := fs.Duration("every", 5*time.Second, "summary interval with --quiet")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if help, err := parseFlags(fs, args); help || err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("receive: unexpected argument %q", fs.Arg(0))
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })

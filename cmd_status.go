@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -25,28 +23,15 @@ func runStatus(ctx context.Context, args []string) error {
 
 func statusCommand(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, o := newAdminFlags("status", statusUsage, stderr)
-	rest, err := parseArgs(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return nil
-	}
-	if err != nil {
+	rest, help, err := parseArgs(fs, args)
+	if help || err != nil {
 		return err
 	}
 	if len(rest) > 0 {
 		fs.Usage()
 		return fmt.Errorf("status: unexpected argument %q", rest[0])
 	}
-	return runAdmin(o, func(c *admin.Client) error {
-		st, err := c.Status(ctx)
-		if err != nil {
-			return err
-		}
-		if o.json {
-			return printJSON(stdout, st)
-		}
-		printStatus(stdout, st)
-		return nil
-	})
+	return query(o, stdout, func(c *admin.Client) (admin.Status, error) { return c.Status(ctx) }, printStatus)
 }
 
 func printStatus(w io.Writer, st admin.Status) {

@@ -35,6 +35,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 	"github.com/roomhook/roomhook/schema/signature"
@@ -62,7 +63,8 @@ func freePort(t testing.TB) int {
 }
 
 // natsServer is an embedded JetStream server on a fixed loopback port, so that a test can stop
-// it and start it again where the dispatcher reconnects, with the same store.
+// it and start it again where the dispatcher reconnects, with the same store. A server started
+// again shuts down before whatever the test set up earlier is cleaned up.
 type natsServer struct {
 	t              testing.TB
 	port           int
@@ -75,25 +77,16 @@ func startNATS(t testing.TB, user, password string) *natsServer {
 	t.Helper()
 	s := &natsServer{t: t, port: freePort(t), storeDir: t.TempDir(), user: user, password: password}
 	s.start()
-	t.Cleanup(s.stop)
 	return s
 }
 
 func (s *natsServer) start() {
 	s.t.Helper()
-	opts := &server.Options{Host: "127.0.0.1", Port: s.port, JetStream: true, StoreDir: s.storeDir, NoLog: true, NoSigs: true}
+	opts := []natstest.Option{natstest.WithPort(s.port), natstest.WithStoreDir(s.storeDir)}
 	if s.user != "" {
-		opts.Users = []*server.User{{Username: s.user, Password: s.password}}
+		opts = append(opts, natstest.WithUser(s.user, s.password))
 	}
-	ns, err := server.NewServer(opts)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		s.t.Fatalf("NATS did not start on port %d", s.port)
-	}
-	s.ns = ns
+	s.ns = natstest.NewServer(s.t, opts...)
 }
 
 func (s *natsServer) stop() {
@@ -113,15 +106,7 @@ func (s *natsServer) jetStream() jetstream.JetStream {
 	if s.user != "" {
 		opts = append(opts, nats.UserInfo(s.user, s.password))
 	}
-	nc, err := nats.Connect(s.url(), opts...)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		s.t.Fatal(err)
-	}
+	_, js := natstest.Connect(s.t, s.url(), opts...)
 	return js
 }
 
@@ -588,6 +573,7 @@ func TestReadyzFollowsNATS(t *testing.T) {
 	}
 	publishEvents(t, ns.jetStream(), roomEvent("after", "room_started", "ev-after"))
 	waitUntil(t, 20*time.Second, "delivery after NATS came back", func() bool { return rc.answeredCount() == 2 })
+	p.stop() // while NATS still runs: the restarted server's cleanup would stop it first; startServe's cleanup reports the error
 }
 
 // TestReadyzChecksJetStream checks the readiness check against a server that accepts
@@ -595,15 +581,7 @@ func TestReadyzFollowsNATS(t *testing.T) {
 // its store, or one bucket, as after a restart that dropped the memory-stored buckets.
 func TestReadyzChecksJetStream(t *testing.T) {
 	ns := startNATS(t, "", "")
-	nc, err := nats.Connect(ns.url())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	nc, js := natstest.Connect(t, ns.url())
 	names := subscriber.Names{Region: "default"}
 	running := true
 	r := newReadiness(nc, js, names, func() bool { return running })

@@ -70,69 +70,56 @@ func NewClient(nc *nats.Conn, region string, opts ...ClientOption) *Client {
 
 // ListEndpoints lists every endpoint, global and per room.
 func (c *Client) ListEndpoints(ctx context.Context) ([]Endpoint, error) {
-	var out EndpointList
-	err := c.call(ctx, OpEndpointsList, nil, &out)
+	out, err := request[EndpointList](ctx, c, OpEndpointsList, nil)
 	return out.Endpoints, err
 }
 
 // PauseEndpoint pauses the endpoint with id or URL ref: no deliveries until it is resumed; its
 // backlog waits in JetStream.
 func (c *Client) PauseEndpoint(ctx context.Context, ref string) (Endpoint, error) {
-	var out Endpoint
-	err := c.call(ctx, OpEndpointsPause, EndpointRequest{Endpoint: ref}, &out)
-	return out, err
+	return request[Endpoint](ctx, c, OpEndpointsPause, EndpointRequest{Endpoint: ref})
 }
 
 // ResumeEndpoint resumes a paused endpoint, or one disabled by 410 Gone.
 func (c *Client) ResumeEndpoint(ctx context.Context, ref string) (Endpoint, error) {
-	var out Endpoint
-	err := c.call(ctx, OpEndpointsResume, EndpointRequest{Endpoint: ref}, &out)
-	return out, err
+	return request[Endpoint](ctx, c, OpEndpointsResume, EndpointRequest{Endpoint: ref})
 }
 
 // Status reports every endpoint's backlog and health and the dead letters by reason.
 func (c *Client) Status(ctx context.Context) (Status, error) {
-	var out Status
-	err := c.call(ctx, OpStatus, nil, &out)
-	return out, err
+	return request[Status](ctx, c, OpStatus, nil)
 }
 
 // ListDeadLetters lists the dead letters f selects, oldest first.
 func (c *Client) ListDeadLetters(ctx context.Context, f Filter) (DeadLetterList, error) {
-	var out DeadLetterList
-	err := c.call(ctx, OpDLQList, f, &out)
-	return out, err
+	return request[DeadLetterList](ctx, c, OpDLQList, f)
 }
 
 // ShowDeadLetter returns one dead letter with its body.
 func (c *Client) ShowDeadLetter(ctx context.Context, seq uint64) (DeadLetterDetail, error) {
-	var out DeadLetterDetail
-	err := c.call(ctx, OpDLQShow, ShowRequest{Seq: seq}, &out)
-	return out, err
+	return request[DeadLetterDetail](ctx, c, OpDLQShow, ShowRequest{Seq: seq})
 }
 
 // ReplayDeadLetters queues the dead letters f selects for delivery again, in the order their
 // events were stored, with their original ids. Each leaves the dead-letter stream once it is
 // delivered; one that fails again is replaced by a new dead letter.
 func (c *Client) ReplayDeadLetters(ctx context.Context, f Filter) (ReplayResult, error) {
-	var out ReplayResult
-	err := c.call(ctx, OpDLQReplay, f, &out)
-	return out, err
+	return request[ReplayResult](ctx, c, OpDLQReplay, f)
 }
 
 // PurgeDeadLetters deletes the dead letters r selects; with an empty filter, only when r.All.
 func (c *Client) PurgeDeadLetters(ctx context.Context, r PurgeRequest) (PurgeResult, error) {
-	var out PurgeResult
-	err := c.call(ctx, OpDLQPurge, r, &out)
-	return out, err
+	return request[PurgeResult](ctx, c, OpDLQPurge, r)
 }
 
-func (c *Client) call(ctx context.Context, op string, req, resp any) error {
+// request calls op with req (nil sends no body) and decodes the answer as a Resp.
+func request[Resp any](ctx context.Context, c *Client, op string, req any) (Resp, error) {
+	var out Resp
 	var data []byte
 	if req != nil {
 		var err error
 		if data, err = json.Marshal(req); err != nil {
-			return err
+			return out, err
 		}
 	}
 	if _, ok := ctx.Deadline(); !ok {
@@ -144,17 +131,17 @@ func (c *Client) call(ctx context.Context, op string, req, resp any) error {
 	msg, err := c.nc.RequestWithContext(ctx, subject, data)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
-		return fmt.Errorf("%w on %s.*: is it running?", ErrNoReplica, SubjectPrefix(c.region))
+		return out, fmt.Errorf("%w on %s.*: is it running?", ErrNoReplica, SubjectPrefix(c.region))
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
-		return fmt.Errorf("%s: %w (the replica may still be working on it)", subject, ErrTimeout)
+		return out, fmt.Errorf("%s: %w (the replica may still be working on it)", subject, ErrTimeout)
 	case err != nil:
-		return fmt.Errorf("%s: %w", subject, err)
+		return out, fmt.Errorf("%s: %w", subject, err)
 	}
 	if code := msg.Header.Get(micro.ErrorCodeHeader); code != "" {
-		return &Error{Code: code, Description: msg.Header.Get(micro.ErrorHeader)}
+		return out, &Error{Code: code, Description: msg.Header.Get(micro.ErrorHeader)}
 	}
-	if err := json.Unmarshal(msg.Data, resp); err != nil {
-		return fmt.Errorf("%s: unreadable answer: %w", subject, err)
+	if err := json.Unmarshal(msg.Data, &out); err != nil {
+		return out, fmt.Errorf("%s: unreadable answer: %w", subject, err)
 	}
-	return nil
+	return out, nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/internal/natstest"
 )
 
 // deadLetterIDs lists the event ids of dead letters.
@@ -30,12 +31,12 @@ func deadLetterIDs(dls []DeadLetter) []string {
 // ids; they leave the DLQ once delivered, and the other dead letters stay.
 func TestReplay(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t)
+	ns := natstest.NewServer(t)
 	good, flaky := newReceiver(t), newReceiver(t)
 	flaky.setStatus(400)
 	startReplica(t, ns, testConfig("r1", good.URL(), flaky.URL()))
 	c := newClient(t, ns)
-	_, js := connect(t, ns)
+	_, js := natstest.Connect(t, ns.ClientURL())
 	flakyID := dispatcher.EndpointID(flaky.URL())
 
 	var all, roomA, roomB []string
@@ -117,12 +118,12 @@ func TestReplay(t *testing.T) {
 // failure.
 func TestReplayFailingAgain(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t)
+	ns := natstest.NewServer(t)
 	flaky := newReceiver(t)
 	flaky.setStatus(400)
 	startReplica(t, ns, testConfig("r1", flaky.URL()))
 	c := newClient(t, ns)
-	_, js := connect(t, ns)
+	_, js := natstest.Connect(t, ns.ClientURL())
 	roomB := []string{"ev-b-1", "ev-b-2", "ev-b-3"}
 	for _, id := range roomB {
 		publish(t, js, "room-b", "participant_joined", id)
@@ -159,12 +160,12 @@ func TestReplayFailingAgain(t *testing.T) {
 // Purge deletes exactly the dead letters selected.
 func TestPurge(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t)
+	ns := natstest.NewServer(t)
 	bad := newReceiver(t)
 	bad.setStatus(403)
 	startReplica(t, ns, testConfig("r1", bad.URL()))
 	c := newClient(t, ns)
-	_, js := connect(t, ns)
+	_, js := natstest.Connect(t, ns.ClientURL())
 
 	publish(t, js, "room-a", "room_started", "a-1")
 	publish(t, js, "room-a", "participant_joined", "a-2")
@@ -210,12 +211,12 @@ func TestPurge(t *testing.T) {
 // dlq list filters by time and limit, and dlq show returns the body.
 func TestListAndShow(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t)
+	ns := natstest.NewServer(t)
 	bad := newReceiver(t)
 	bad.setStatus(404)
 	startReplica(t, ns, testConfig("r1", bad.URL()))
 	c := newClient(t, ns)
-	_, js := connect(t, ns)
+	_, js := natstest.Connect(t, ns.ClientURL())
 
 	publish(t, js, "room-a", "room_started", "early")
 	first := waitDeadLetters(t, c, Filter{}, 1)[0]
@@ -291,12 +292,12 @@ func TestListAndShow(t *testing.T) {
 // nothing more, so the endpoint gets the event once.
 func TestReplayTwice(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t)
+	ns := natstest.NewServer(t)
 	rc := newReceiver(t)
 	rc.setStatus(400)
 	r := startReplica(t, ns, testConfig("r1", rc.URL()))
 	c := newClient(t, ns)
-	_, js := connect(t, ns)
+	_, js := natstest.Connect(t, ns.ClientURL())
 	id := dispatcher.EndpointID(rc.URL())
 	publish(t, js, "room-a", "room_started", "once-1")
 	waitDeadLetters(t, c, Filter{}, 1)
@@ -328,10 +329,10 @@ func TestReplayTwice(t *testing.T) {
 // replayed: nothing would ever deliver it.
 func TestReplaySkipsEndpointNoReplicaServes(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t)
+	ns := natstest.NewServer(t)
 	startReplica(t, ns, testConfig("r1", newReceiver(t).URL()))
 	c := newClient(t, ns)
-	_, js := connect(t, ns)
+	_, js := natstest.Connect(t, ns.ClientURL())
 
 	const removed = "https://removed.example.com/hook"
 	id := dispatcher.EndpointID(removed)
@@ -375,7 +376,7 @@ func TestReplaySkipsEndpointNoReplicaServes(t *testing.T) {
 // that was delivered, or with expiry, purges what is left.
 func TestDeleteMsgAlreadyGone(t *testing.T) {
 	ctx := context.Background()
-	_, js := connect(t, startServer(t))
+	_, js := natstest.Connect(t, natstest.NewServer(t).ClientURL())
 	st, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "GONE", Subjects: []string{"gone.>"}})
 	if err != nil {
 		t.Fatal(err)

@@ -135,8 +135,17 @@ func endpointView(id string, rec dispatcher.EndpointRecord, h health) Endpoint {
 	return e
 }
 
-// sortedEndpoints lists the endpoints by URL, then id.
-func sortedEndpoints(recs map[string]dispatcher.EndpointRecord, h health) []Endpoint {
+// readEndpoints reads every endpoint's record and the health bucket, and lists the endpoints
+// by URL, then id.
+func (s *Service) readEndpoints(ctx context.Context) ([]Endpoint, health, error) {
+	recs, err := s.endpointRecords(ctx)
+	if err != nil {
+		return nil, health{}, err
+	}
+	h, err := s.readHealth(ctx)
+	if err != nil {
+		return nil, h, err
+	}
 	out := make([]Endpoint, 0, len(recs))
 	for id, rec := range recs {
 		out = append(out, endpointView(id, rec, h))
@@ -147,19 +156,15 @@ func sortedEndpoints(recs map[string]dispatcher.EndpointRecord, h health) []Endp
 		}
 		return out[i].ID < out[j].ID
 	})
-	return out
+	return out, h, nil
 }
 
 func (s *Service) endpointsList(ctx context.Context, _ micro.Request) (any, error) {
-	recs, err := s.endpointRecords(ctx)
+	eps, _, err := s.readEndpoints(ctx)
 	if err != nil {
 		return nil, err
 	}
-	h, err := s.readHealth(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return EndpointList{Endpoints: sortedEndpoints(recs, h)}, nil
+	return EndpointList{Endpoints: eps}, nil
 }
 
 // endpointIDOf turns an operator's reference (an endpoint id or a webhook URL, in any spelling

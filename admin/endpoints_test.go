@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 )
@@ -20,12 +21,12 @@ import (
 // the backlog in order with the ids the other endpoint got; both replicas act on the pause.
 func TestPauseResume(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t)
+	ns := natstest.NewServer(t)
 	held, other, perRoom := newReceiver(t), newReceiver(t), newReceiver(t)
 	heldURL := held.URL() + "?token=s3cret-token"
 	cfg := testConfig("r1", heldURL, other.URL())
 	r1 := startReplica(t, ns, cfg)
-	_, js := connect(t, ns)
+	_, js := natstest.Connect(t, ns.ClientURL())
 	// Let the first replica create its consumers before the second provisions: nats-server
 	// 2.15.2 has a data race between a stream update and a consumer creation on that stream,
 	// which -race would report here.
@@ -159,12 +160,12 @@ func TestPauseResume(t *testing.T) {
 // Resuming clears a 410 Gone: the endpoint takes deliveries again.
 func TestResumeClearsGone(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t)
+	ns := natstest.NewServer(t)
 	rc := newReceiver(t)
 	rc.setStatus(410)
 	r := startReplica(t, ns, testConfig("r1", rc.URL()))
 	c := newClient(t, ns)
-	_, js := connect(t, ns)
+	_, js := natstest.Connect(t, ns.ClientURL())
 	id := dispatcher.EndpointID(rc.URL())
 
 	publish(t, js, "room-a", "room_started", "gone-1")
@@ -198,7 +199,7 @@ func TestResumeClearsGone(t *testing.T) {
 
 func TestEndpointErrors(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t)
+	ns := natstest.NewServer(t)
 	c := newClient(t, ns)
 
 	// No replica yet.

@@ -15,11 +15,11 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/webhook"
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 	"github.com/roomhook/roomhook/schema/signature"
@@ -33,34 +33,6 @@ import (
 const testRegion = "default"
 
 var testCreds = signature.Credentials{APIKey: "admin-test-key", APISecret: "admin-test-secret-0123456789abcdef0123"}
-
-func startServer(t testing.TB) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
-}
-
-func connect(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
 
 func testLogger() *slog.Logger {
 	if os.Getenv("ROOMHOOK_TEST_LOG") != "" {
@@ -90,7 +62,7 @@ type replica struct {
 
 func startReplica(t testing.TB, ns *server.Server, cfg dispatcher.Config) *replica {
 	t.Helper()
-	nc, js := connect(t, ns)
+	nc, js := natstest.Connect(t, ns.ClientURL())
 	log := testLogger().With("replica", cfg.ReplicaID)
 	d, err := dispatcher.New(js, cfg, dispatcher.WithLogger(log),
 		dispatcher.WithSender(dispatcher.NewSender(dispatcher.WithTimeout(2*time.Second))))
@@ -127,7 +99,7 @@ func (r *replica) waitPaused(t testing.TB, id string, want bool) {
 
 func newClient(t testing.TB, ns *server.Server) *Client {
 	t.Helper()
-	nc, _ := connect(t, ns)
+	nc, _ := natstest.Connect(t, ns.ClientURL())
 	return NewClient(nc, testRegion, WithTimeout(20*time.Second))
 }
 

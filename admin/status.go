@@ -78,11 +78,7 @@ func (s *Service) deadLetterCounts(ctx context.Context) (DeadLetterCounts, map[s
 }
 
 func (s *Service) status(ctx context.Context, _ micro.Request) (any, error) {
-	recs, err := s.endpointRecords(ctx)
-	if err != nil {
-		return nil, err
-	}
-	h, err := s.readHealth(ctx)
+	eps, h, err := s.readEndpoints(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -95,7 +91,7 @@ func (s *Service) status(ctx context.Context, _ micro.Request) (any, error) {
 		return nil, err
 	}
 	out := Status{Region: s.cfg.Region, Replica: s.cfg.ReplicaID, At: time.Now().UTC(), DeadLetters: dlq}
-	for _, ep := range sortedEndpoints(recs, h) {
+	for _, ep := range eps {
 		q := queues[ep.ID]
 		es := EndpointStatus{Endpoint: ep, Backlog: q.backlog, InFlight: q.inFlight, DeadLetters: dlqByEndpoint[ep.ID]}
 		// Each replica records what it saw; the endpoint's story is the latest of them.

@@ -7,18 +7,19 @@ import (
 	"time"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/internal/natstest"
 )
 
 // status reports what the test produced: the paused endpoint's backlog is every event
 // published to it, and the dead letters are counted by reason and by endpoint.
 func TestStatus(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t)
+	ns := natstest.NewServer(t)
 	paused, rejecting, healthy := newReceiver(t), newReceiver(t), newReceiver(t)
 	rejecting.setStatus(400)
 	r := startReplica(t, ns, testConfig("r1", paused.URL(), rejecting.URL(), healthy.URL()))
 	c := newClient(t, ns)
-	_, js := connect(t, ns)
+	_, js := natstest.Connect(t, ns.ClientURL())
 	pausedID, rejectingID, healthyID := dispatcher.EndpointID(paused.URL()), dispatcher.EndpointID(rejecting.URL()), dispatcher.EndpointID(healthy.URL())
 
 	st, err := c.Status(ctx)

@@ -23,13 +23,19 @@ func runName(prefix string, run int) string { return fmt.Sprintf("%s%d", prefix,
 
 // newReceiver starts a verifying receiver whose deliveries go to the routing's current tracker.
 func (e *env) newReceiver(latency time.Duration) (*receiver.Receiver, *routing, string, error) {
-	route := &routing{}
-	rc, err := receiver.New(receiver.Options{Credentials: benchCredentials, Latency: latency, OnEvent: route.onEvent})
+	rc, route, err := newRoutedReceiver(latency)
 	if err != nil {
 		return nil, nil, "", err
 	}
 	base, err := e.serve(rc)
 	return rc, route, base, err
+}
+
+// newRoutedReceiver is newReceiver for a scenario that serves the receiver itself.
+func newRoutedReceiver(latency time.Duration) (*receiver.Receiver, *routing, error) {
+	route := &routing{}
+	rc, err := receiver.New(receiver.Options{Credentials: benchCredentials, Latency: latency, OnEvent: route.onEvent})
+	return rc, route, err
 }
 
 // publish plays run's traffic: events over rooms meetings at rate (0: as fast as possible).
@@ -270,8 +276,7 @@ func (b *bench) fanOut(ctx context.Context, run int) (map[string]float64, error)
 	}
 	defer e.close()
 	s := b.opts.Sizes
-	route := &routing{}
-	rc, err := receiver.New(receiver.Options{Credentials: benchCredentials, OnEvent: route.onEvent})
+	rc, route, err := newRoutedReceiver(0)
 	if err != nil {
 		return nil, err
 	}
@@ -320,8 +325,7 @@ func (b *bench) backlog(ctx context.Context, run int) (map[string]float64, error
 	}
 	defer e.close()
 	s := b.opts.Sizes
-	route := &routing{}
-	rc, err := receiver.New(receiver.Options{Credentials: benchCredentials, OnEvent: route.onEvent})
+	rc, route, err := newRoutedReceiver(0)
 	if err != nil {
 		return nil, err
 	}

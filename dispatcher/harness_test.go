@@ -25,6 +25,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 	"github.com/roomhook/roomhook/schema/signature"
@@ -36,37 +37,20 @@ import (
 
 var testCreds = signature.Credentials{APIKey: "test-key", APISecret: "test-secret-0123456789abcdef0123456789"}
 
+// Short forms of natstest's, which the dispatcher's tests call in many places.
 func startServer(t testing.TB, storeDir string) *server.Server {
 	t.Helper()
-	return startServerOn(t, storeDir, -1)
+	return natstest.NewServer(t, natstest.WithStoreDir(storeDir))
 }
 
 func startServerOn(t testing.TB, storeDir string, port int) *server.Server {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: storeDir, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
+	return natstest.NewServer(t, natstest.WithStoreDir(storeDir), natstest.WithPort(port))
 }
 
 func connect(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
+	return natstest.Connect(t, ns.ClientURL())
 }
 
 func testConfig(id string, urls ...string) Config {

@@ -9,7 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/internal/natstest"
 )
 
 func TestNATSRestartLosesNothing(t *testing.T) {
@@ -23,12 +24,7 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 	r2 := startReplica(t, ns, testConfig("r2", slow.URL()))
 
 	// The publisher reconnects and retries like a media node would.
-	nc, err := nats.Connect(ns.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Connect(t, ns.ClientURL(), nats.ReconnectWait(50*time.Millisecond))
 	p := publisher{t, js}
 	const rooms, perRoom = 10, 40
 	for i := 0; i < perRoom/2; i++ {

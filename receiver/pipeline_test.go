@@ -12,11 +12,9 @@ import (
 
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/webhook"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/receiver"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/signature"
@@ -26,34 +24,6 @@ import (
 var pipelineCreds = signature.Credentials{APIKey: "e2e-key", APISecret: "e2e-secret-0123456789abcdef0123456789"}
 
 const globalSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-func startJetStream(t *testing.T) *server.Server {
-	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	return ns
-}
-
-func jetStreamOf(t *testing.T, ns *server.Server) jetstream.JetStream {
-	t.Helper()
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return js
-}
 
 // alsoLiveKit checks every request with LiveKit's own verifier before the Receiver sees it.
 func alsoLiveKit(t *testing.T, next http.Handler) http.Handler {
@@ -79,7 +49,7 @@ func alsoLiveKit(t *testing.T, next http.Handler) http.Handler {
 // Standard Webhooks secret) and to per-room endpoints registered by room_created, and
 // receivers verify and count it.
 func TestPublishThroughPipelineToReceiver(t *testing.T) {
-	ns := startJetStream(t)
+	ns := natstest.NewServer(t)
 
 	global, err := receiver.New(receiver.Options{Credentials: pipelineCreds, StandardSecrets: []string{globalSecret}})
 	if err != nil {
@@ -104,7 +74,8 @@ func TestPublishThroughPipelineToReceiver(t *testing.T) {
 		Endpoints: []dispatcher.Endpoint{{ID: dispatcher.EndpointID(globalURL), URL: globalURL, Credentials: pipelineCreds,
 			StandardSecrets: []string{globalSecret}, Global: true}},
 	}
-	d, err := dispatcher.New(jetStreamOf(t, ns), cfg, dispatcher.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
+	_, dispatcherJS := natstest.Connect(t, ns.ClientURL())
+	d, err := dispatcher.New(dispatcherJS, cfg, dispatcher.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +92,8 @@ func TestPublishThroughPipelineToReceiver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := traffic.Publish(context.Background(), jetStreamOf(t, ns), g, traffic.PublishOptions{WaitForStream: 10 * time.Second})
+	_, publisherJS := natstest.Connect(t, ns.ClientURL())
+	st, err := traffic.Publish(context.Background(), publisherJS, g, traffic.PublishOptions{WaitForStream: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,10 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema"
 )
 
@@ -17,24 +16,7 @@ import (
 // as the dispatcher provisions it (limits retention, 2-minute duplicate window).
 func newStream(t testing.TB) (jetstream.JetStream, jetstream.Stream) {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := natstest.Connect(t, natstest.NewServer(t).ClientURL())
 	stream, err := js.CreateStream(context.Background(), jetstream.StreamConfig{
 		Name: schema.EventsStreamName("default"), Subjects: []string{schema.EventsSubjects("default")},
 		Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
@@ -131,19 +113,7 @@ func TestPublishStopsWithContext(t *testing.T) {
 }
 
 func TestPublishNeedsStream(t *testing.T) {
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	ns.ReadyForConnections(10 * time.Second)
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
+	_, js := natstest.Connect(t, natstest.NewServer(t).ClientURL())
 	g, _ := NewGenerator(Config{Run: "nostream"})
 	if _, err := Publish(context.Background(), js, g, PublishOptions{}); !errors.Is(err, ErrNoStream) {
 		t.Fatalf("Publish without a stream: %v, want ErrNoStream", err)
