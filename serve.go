@@ -149,7 +149,7 @@ func serve(ctx context.Context, c Config, log *slog.Logger) error {
 			"to see webhooks arrive, run `go run . receive --addr 127.0.0.1:9000` and restart with ROOMHOOK_WEBHOOK_URLS=http://127.0.0.1:9000/webhook")
 	}
 	for _, ep := range endpoints {
-		log.Info("webhooks go to", "endpoint", ep.ID, "url_host", hostOf(ep.URL))
+		log.Info("webhooks go to", "endpoint", ep.ID, "url_host", dispatcher.URLHost(ep.URL))
 	}
 	log.Info("publish events as protobuf roomhook.v1.Event on roomhook.events."+c.Region+".<room>.<event>; "+
 		"for sample traffic run `go run . publish --nats "+redactNATSURL(natsURL)+" --rooms 3`", "nats", redactNATSURL(natsURL))
@@ -192,15 +192,6 @@ func redactNATSURL(list string) string {
 		}
 	}
 	return strings.Join(parts, ",")
-}
-
-// hostOf is what logs show of a URL: query strings may carry tokens.
-func hostOf(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return ""
-	}
-	return u.Host
 }
 
 // globalEndpoints builds the endpoints every event goes to: the enabled entries of

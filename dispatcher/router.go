@@ -290,7 +290,7 @@ func (r *router) targets(ctx context.Context, urls []string, room, name string, 
 			c, err := ParseWebhookURLs([]string{u})
 			if err != nil {
 				// Only the host: a URL's query may carry a token.
-				d.log.Warn("ignoring an invalid per-room webhook URL", "room", room, "url_host", hostOf(u))
+				d.log.Warn("ignoring an invalid per-room webhook URL", "room", room, "url_host", URLHost(u))
 				continue
 			}
 			if !slices.Contains(valid, c[0]) {

@@ -48,7 +48,7 @@ type lane struct {
 }
 
 func (d *Dispatcher) runWorker(ctx context.Context, ep EndpointView, part int) {
-	w := &worker{d: d, id: ep.ID, part: part, label: endpointLabel(ep.Endpoint), host: hostOf(ep.URL)}
+	w := &worker{d: d, id: ep.ID, part: part, label: endpointLabel(ep.Endpoint), host: URLHost(ep.URL)}
 	w.heldGauge = d.metrics.Held.WithLabelValues(w.label)
 	go w.sampleBacklog(ctx)
 	for ctx.Err() == nil {
@@ -105,7 +105,8 @@ func (w *worker) parkWhenOpen(ctx context.Context, park chan<- struct{}) {
 	}
 }
 
-func hostOf(raw string) string {
+// URLHost is what logs show of a webhook URL: its host, since the query may carry a token.
+func URLHost(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return ""
