@@ -11,11 +11,12 @@ import (
 )
 
 // ResumeInOrder prepares a new owner of a consumer to start where the previous owner stopped
-// without breaking stream order. Deliveries the previous owner left unsettled (it died, or it
-// handed them back) come back from the server in the order they expired or were handed back,
-// which need not be stream order. ResumeInOrder waits until they are due, then returns a
-// callback for Consume that collects them, passes them to handle sorted by stream sequence,
-// and only then passes on anything newer. With nothing left pending it returns handle as is.
+// without breaking stream order. Deliveries the previous owner left unsettled come back from
+// the server at once when it handed them back, or when their ack wait ends when it died, and
+// in the order they were handed back or expired, which need not be stream order. ResumeInOrder
+// returns a callback for Consume that collects them, passes them to handle sorted by stream
+// sequence, and only then passes on anything newer (kept meanwhile; at most a pull's worth).
+// With nothing left pending it returns handle as is.
 func ResumeInOrder(ctx context.Context, cons jetstream.Consumer, takeover time.Duration, handle func(jetstream.Msg)) (func(jetstream.Msg), error) {
 	info, err := cons.Info(ctx)
 	if err != nil {
@@ -23,14 +24,6 @@ func ResumeInOrder(ctx context.Context, cons jetstream.Consumer, takeover time.D
 	}
 	if info.NumAckPending == 0 {
 		return handle, nil
-	}
-	// After one ack wait every orphan is queued for redelivery, ahead of newer messages.
-	t := time.NewTimer(AckWait(takeover) + 250*time.Millisecond)
-	select {
-	case <-ctx.Done():
-		t.Stop()
-		return nil, ctx.Err()
-	case <-t.C:
 	}
 	g := &resumeGate{handle: handle, last: info.Delivered.Stream, want: info.NumAckPending, seen: map[uint64]bool{}}
 	// Orphans acknowledged or deleted meanwhile never come back: do not wait for them forever.
