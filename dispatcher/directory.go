@@ -45,6 +45,7 @@ type Directory struct {
 
 	mu      sync.RWMutex
 	views   map[string]*EndpointView
+	globals []EndpointView // the global views, sorted by id; replaced, never changed in place
 	changed chan struct{}
 	ready   chan struct{}
 }
@@ -61,6 +62,7 @@ func NewDirectory(kv jetstream.KeyValue, defaults signature.Credentials, global 
 		v := &EndpointView{Endpoint: ep}
 		d.views[ep.ID] = v
 	}
+	d.rebuildGlobalsLocked()
 	return d
 }
 
@@ -192,6 +194,9 @@ func (d *Directory) apply(id string, rec *EndpointRecord) {
 	}
 	ep.Paused = rec.Paused
 	v := &EndpointView{Endpoint: ep, Disabled: rec.Disabled, Reason: rec.Reason}
+	if ep.Global {
+		defer d.rebuildGlobalsLocked()
+	}
 	if old != nil && old.Paused == v.Paused && old.Disabled == v.Disabled {
 		d.views[id] = v
 		return
@@ -227,14 +232,22 @@ func (d *Directory) Snapshot() ([]EndpointView, <-chan struct{}) {
 	return out, d.changed
 }
 
-// Globals lists the configured global endpoints.
+// Globals lists the configured global endpoints. The router asks for them for every event,
+// so the list is kept ready rather than built from all endpoints each time; callers must not
+// change it.
 func (d *Directory) Globals() []EndpointView {
-	all, _ := d.Snapshot()
-	out := all[:0]
-	for _, v := range all {
-		if v.Global {
-			out = append(out, v)
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.globals
+}
+
+func (d *Directory) rebuildGlobalsLocked() {
+	globals := make([]EndpointView, 0, len(d.configured))
+	for id := range d.configured {
+		if v, ok := d.views[id]; ok {
+			globals = append(globals, *v)
 		}
 	}
-	return out
+	sort.Slice(globals, func(i, j int) bool { return globals[i].ID < globals[j].ID })
+	d.globals = globals
 }

@@ -31,6 +31,10 @@ type worker struct {
 	// heldGauge counts what this replica holds for the endpoint: bounded by partitions times
 	// MaxInFlight however long the endpoint's backlog in the deliver stream is.
 	heldGauge prometheus.Gauge
+	// Series of this endpoint, looked up once rather than per attempt.
+	inFlight        prometheus.Gauge
+	attemptDuration prometheus.Observer
+	endToEnd        prometheus.Observer
 
 	mu    sync.Mutex
 	lanes map[string]*lane
@@ -50,6 +54,9 @@ type lane struct {
 func (d *Dispatcher) runWorker(ctx context.Context, ep EndpointView, part int) {
 	w := &worker{d: d, id: ep.ID, part: part, label: endpointLabel(ep.Endpoint), host: URLHost(ep.URL)}
 	w.heldGauge = d.metrics.Held.WithLabelValues(w.label)
+	w.inFlight = d.metrics.InFlight.WithLabelValues(w.label)
+	w.attemptDuration = d.metrics.AttemptDuration.WithLabelValues(w.label)
+	w.endToEnd = d.metrics.EndToEnd.WithLabelValues(w.label)
 	go w.sampleBacklog(ctx)
 	for ctx.Err() == nil {
 		err := w.run(ctx)
@@ -271,23 +278,22 @@ func (w *worker) deliver(ctx context.Context, q Queued) bool {
 		if first.IsZero() {
 			first = now
 		}
-		inflight := d.metrics.InFlight.WithLabelValues(w.label)
-		inflight.Inc()
+		w.inFlight.Inc()
 		d.activity.inFlight(w.id, 1)
 		// An attempt already started is finished even during shutdown: its outcome decides
 		// between acknowledging and handing back, and the HTTP timeout bounds it.
 		last = d.sender.Send(context.WithoutCancel(ctx), v.Endpoint, Delivery{Body: q.Body, EventID: q.EventID})
-		inflight.Dec()
+		w.inFlight.Dec()
 		d.activity.inFlight(w.id, -1)
 		d.activity.attempt(w.id, last, time.Now())
 		d.breakers.Report(context.WithoutCancel(ctx), w.id, last.Verdict != Retry, probe, last.Reason())
 		attempts++
-		d.metrics.AttemptDuration.WithLabelValues(w.label).Observe(last.Duration.Seconds())
+		w.attemptDuration.Observe(last.Duration.Seconds())
 		d.metrics.Deliveries.WithLabelValues(w.label, last.Verdict.String(), statusClass(last.Status)).Inc()
 		switch last.Verdict {
 		case Delivered:
 			if !q.Stored.IsZero() {
-				d.metrics.EndToEnd.WithLabelValues(w.label).Observe(time.Since(q.Stored).Seconds())
+				w.endToEnd.Observe(time.Since(q.Stored).Seconds())
 			}
 			d.log.Debug("delivered", "room", q.Room, "event", q.Event, "event_id", q.EventID,
 				"endpoint", w.id, "host", w.host, "status", last.Status, "attempts", attempts)
