@@ -16,6 +16,7 @@ const (
 	ReasonRejected  = "rejected"  // the endpoint answered a 4xx that retrying cannot fix
 	ReasonGone      = "gone"      // the endpoint answered 410 Gone, or was disabled by it earlier
 	ReasonExhausted = "exhausted" // every attempt of the retry schedule failed
+	ReasonForbidden = "forbidden" // the target address is not allowed (SSRF guard)
 )
 
 // Headers of a dead letter. The body is the webhook body that was to be delivered, or for

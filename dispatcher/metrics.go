@@ -20,6 +20,21 @@ type Metrics struct {
 	Backlog         *prometheus.GaugeVec
 	BreakersOpen    *prometheus.GaugeVec
 	UnitsOwned      prometheus.Gauge
+	// OldestUndelivered is the age of the oldest delivery not yet settled, per endpoint label,
+	// over the partitions this replica owns (take max over replicas).
+	OldestUndelivered *prometheus.GaugeVec
+	// Spilled counts deliveries waiting in spill queues (slow or failing endpoints).
+	Spilled *prometheus.GaugeVec
+	// PartitionsOwned is how many partitions this replica delivers.
+	PartitionsOwned prometheus.Gauge
+	// Consumers is how many JetStream consumers this replica runs (partitions and spill drains).
+	Consumers *prometheus.GaugeVec
+	// RoomURLsIgnored counts per-room URLs refused at registration, by reason.
+	RoomURLsIgnored *prometheus.CounterVec
+	// RoomEndpointsRefused counts per-room endpoints refused because ROOMHOOK_MAX_ROOM_ENDPOINTS was reached.
+	RoomEndpointsRefused prometheus.Counter
+	// EndpointsRetired counts per-room endpoints removed after their last room was forgotten.
+	EndpointsRetired prometheus.Counter
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -48,7 +63,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "roomhook_retries_total", Help: "Retries scheduled after a failed attempt (network error, timeout, 408, 425, 429 or 5xx).",
 		}, []string{"endpoint"}),
 		DeadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "roomhook_dead_letters_total", Help: "Dead letters recorded, by reason (invalid, rejected, gone, exhausted).",
+			Name: "roomhook_dead_letters_total", Help: "Dead letters recorded, by reason (invalid, rejected, gone, exhausted, forbidden).",
 		}, []string{"reason"}),
 		InFlight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "roomhook_in_flight", Help: "HTTP attempts in progress on this replica.",
@@ -63,12 +78,35 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "roomhook_breakers_open", Help: "Endpoints whose circuit breaker is open or half-open, as this replica sees the shared state (take max over replicas, not sum).",
 		}, []string{"endpoint"}),
 		UnitsOwned: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "roomhook_units_owned", Help: "Units of work this replica owns: partitions, plus 1 while it runs the router.",
+			Name: "roomhook_units_owned", Help: "Units of work this replica owns (partitions).",
+		}),
+		OldestUndelivered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "roomhook_oldest_undelivered_seconds", Help: "Age of the oldest delivery not yet settled (delivered or dead-lettered), per endpoint, over the partitions this replica owns; 0 when nothing waits. Take max over replicas.",
+		}, []string{"endpoint"}),
+		Spilled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "roomhook_spilled_backlog", Help: "Deliveries waiting in spill queues (the durable queues of slow or failing endpoints) for the partitions this replica owns; sum over replicas.",
+		}, []string{"endpoint"}),
+		PartitionsOwned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "roomhook_partitions_owned", Help: "Partitions this replica delivers now.",
+		}),
+		Consumers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "roomhook_consumers", Help: "JetStream consumers this replica runs, by kind (partition, spill).",
+		}, []string{"kind"}),
+		RoomURLsIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "roomhook_room_urls_ignored_total", Help: "Per-room webhook URLs ignored at room_created, by reason (invalid, too_long, too_many, forbidden_scheme).",
+		}, []string{"reason"}),
+		RoomEndpointsRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "roomhook_room_endpoints_refused_total", Help: "Per-room endpoints not created because ROOMHOOK_MAX_ROOM_ENDPOINTS live per-room endpoints exist.",
+		}),
+		EndpointsRetired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "roomhook_endpoints_retired_total", Help: "Per-room endpoints removed with their state after their last room was forgotten and their backlog was empty.",
 		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.EventsConsumed, m.InvalidEvents, m.Deliveries, m.AttemptDuration, m.EndToEnd,
-			m.Retries, m.DeadLetters, m.InFlight, m.Held, m.Backlog, m.BreakersOpen, m.UnitsOwned)
+			m.Retries, m.DeadLetters, m.InFlight, m.Held, m.Backlog, m.BreakersOpen, m.UnitsOwned,
+			m.OldestUndelivered, m.Spilled, m.PartitionsOwned, m.Consumers, m.RoomURLsIgnored,
+			m.RoomEndpointsRefused, m.EndpointsRetired)
 	}
 	return m
 }
@@ -92,5 +130,41 @@ func statusClass(status int) string {
 		return "4xx"
 	default:
 		return "5xx"
+	}
+}
+
+// Preset creates the series of every known label value at zero, so that rate() and absence
+// checks work on a replica that has not seen traffic yet. globals are the global endpoints'
+// labels; per-room endpoints share the label "per_room".
+func (m *Metrics) Preset(globals []string, events []string) {
+	endpoints := append(append([]string{}, globals...), "per_room")
+	for _, e := range events {
+		m.EventsConsumed.WithLabelValues(e)
+	}
+	m.EventsConsumed.WithLabelValues("other")
+	for _, r := range []string{ReasonInvalid, ReasonRejected, ReasonGone, ReasonExhausted, ReasonForbidden} {
+		m.DeadLetters.WithLabelValues(r)
+	}
+	for _, ep := range endpoints {
+		for _, o := range []Verdict{Delivered, Retry, Reject, Gone} {
+			for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "error"} {
+				m.Deliveries.WithLabelValues(ep, o.String(), c)
+			}
+		}
+		m.AttemptDuration.WithLabelValues(ep)
+		m.EndToEnd.WithLabelValues(ep)
+		m.Retries.WithLabelValues(ep)
+		m.InFlight.WithLabelValues(ep)
+		m.Held.WithLabelValues(ep)
+		m.Backlog.WithLabelValues(ep)
+		m.BreakersOpen.WithLabelValues(ep)
+		m.OldestUndelivered.WithLabelValues(ep)
+		m.Spilled.WithLabelValues(ep)
+	}
+	for _, k := range []string{"partition", "spill"} {
+		m.Consumers.WithLabelValues(k)
+	}
+	for _, r := range []string{"invalid", "too_long", "too_many"} {
+		m.RoomURLsIgnored.WithLabelValues(r)
 	}
 }
