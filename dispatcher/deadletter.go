@@ -44,7 +44,7 @@ type DeadLetter struct {
 	Reason       string
 	Detail       string
 	EndpointID   string // "invalid" for invalid events
-	EndpointURL  string
+	EndpointURL  string // stored redacted (RedactURL): the full URL lives only in the endpoints bucket
 	Room         string
 	Event        string
 	EventID      string
@@ -76,7 +76,9 @@ func (dl DeadLetter) msg(subject string) *nats.Msg {
 	set(HeaderReason, dl.Reason)
 	set(HeaderDetail, dl.Detail)
 	set(HeaderEndpointID, dl.EndpointID)
-	set(HeaderEndpointURL, dl.EndpointURL)
+	// Per-room URLs often carry a token in their query; a dead letter is read by operators
+	// and kept for days, so it holds only the id and what RedactURL leaves.
+	set(HeaderEndpointURL, RedactURL(dl.EndpointURL))
 	set(HeaderRoom, dl.Room)
 	set(HeaderEvent, dl.Event)
 	set(HeaderEventID, dl.EventID)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/roomhook/roomhook/schema/signature"
@@ -76,22 +77,122 @@ func ParseWebhookURLs(list []string) ([]string, error) {
 }
 
 func canonicalWebhookURL(raw string) (string, error) {
+	canonical, _, err := checkWebhookURL(raw)
+	return canonical, err
+}
+
+// checkWebhookURL returns raw's canonical form, or an error naming raw (password redacted)
+// and the URLReason* word for it.
+func checkWebhookURL(raw string) (string, string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Error repeats the raw text, which may hold a password; name the entry without it.
-		return "", fmt.Errorf("%w %q: not a URL", ErrInvalidURL, redactUserInfo(raw))
+		return "", URLReasonInvalid, fmt.Errorf("%w %q: not a URL", ErrInvalidURL, redactUserInfo(raw))
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
-		return "", fmt.Errorf("%w %q: scheme must be http or https", ErrInvalidURL, u.Redacted())
+		reason := URLReasonForbiddenScheme
+		if u.Scheme == "" {
+			reason = URLReasonInvalid
+		}
+		return "", reason, fmt.Errorf("%w %q: scheme must be http or https", ErrInvalidURL, u.Redacted())
 	case u.Host == "" || u.Hostname() == "":
-		return "", fmt.Errorf("%w %q: no host", ErrInvalidURL, u.Redacted())
+		return "", URLReasonInvalid, fmt.Errorf("%w %q: no host", ErrInvalidURL, u.Redacted())
 	case u.User != nil:
-		return "", fmt.Errorf("%w %q: user info is not supported, the Authorization header carries the webhook JWT",
+		return "", URLReasonInvalid, fmt.Errorf("%w %q: user info is not supported, the Authorization header carries the webhook JWT",
 			ErrInvalidURL, u.Redacted())
 	}
+	if port := u.Port(); port != "" {
+		// url.Parse takes any digits as a port; a dial to port 99999 or 0 can never work.
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "", URLReasonInvalid, fmt.Errorf("%w %q: port %s is not in 1..65535", ErrInvalidURL, u.Redacted(), port)
+		}
+	}
 	u.Host = strings.ToLower(u.Host)
-	return u.String(), nil
+	return u.String(), "", nil
+}
+
+// MaxRoomURLBytes is the longest per-room webhook URL accepted.
+const MaxRoomURLBytes = 2 << 10
+
+// Reasons a per-room webhook URL is ignored, as RoomURLError.Reason and the reason label of
+// the roomhook_room_urls_ignored_total metric.
+const (
+	URLReasonInvalid         = "invalid"          // not a URL, no host, a bad port or user info
+	URLReasonTooLong         = "too_long"         // over MaxRoomURLBytes
+	URLReasonForbiddenScheme = "forbidden_scheme" // not http or https
+	URLReasonTooMany         = "too_many"         // past ROOMHOOK_MAX_ROOM_URLS of one room_created (the caller counts)
+)
+
+// RoomURLError is why ValidateRoomURL refused a URL. Its text names the URL redacted
+// (RedactURL), so it can be logged.
+type RoomURLError struct {
+	Reason string // URLReasonInvalid, URLReasonTooLong or URLReasonForbiddenScheme
+	URL    string // RedactURL of the refused URL, cut to 200 bytes
+	Detail string // what is wrong, without the URL
+}
+
+// Error reads "per-room webhook URL https://x.example/hook refused (invalid): port 99999 is not in 1..65535".
+func (e *RoomURLError) Error() string {
+	return fmt.Sprintf("per-room webhook URL %s refused (%s): %s", e.URL, e.Reason, e.Detail)
+}
+
+// Unwrap makes errors.Is(err, ErrInvalidURL) true.
+func (e *RoomURLError) Unwrap() error { return ErrInvalidURL }
+
+// ValidateRoomURL checks one per-room webhook URL, untrusted input from whoever created the
+// room: at most MaxRoomURLBytes, an absolute http or https URL with a host, no user info, a
+// port (if any) in 1..65535. It returns the canonical URL (as ParseWebhookURLs makes it, so the
+// same receiver is the same endpoint) or a *RoomURLError, which wraps ErrInvalidURL; its
+// Reason is the word for logs and metrics. Surrounding spaces are trimmed; an empty entry is
+// invalid. Whether the address may be reached is decided later, at dial time (package egress).
+func ValidateRoomURL(raw string) (string, error) {
+	raw = strings.TrimSpace(raw)
+	shown := RedactURL(raw)
+	if len(shown) > 200 {
+		shown = shown[:200] + "…"
+	}
+	if len(raw) > MaxRoomURLBytes {
+		return "", &RoomURLError{Reason: URLReasonTooLong, URL: shown,
+			Detail: fmt.Sprintf("%d bytes, at most %d", len(raw), MaxRoomURLBytes)}
+	}
+	if raw == "" {
+		return "", &RoomURLError{Reason: URLReasonInvalid, URL: `""`, Detail: "empty"}
+	}
+	canonical, reason, err := checkWebhookURL(raw)
+	if err != nil {
+		return "", &RoomURLError{Reason: reason, URL: shown, Detail: urlProblem(err)}
+	}
+	return canonical, nil
+}
+
+// urlProblem is the part of a checkWebhookURL error after the quoted URL.
+func urlProblem(err error) string {
+	text := err.Error()
+	if i := strings.LastIndex(text, "\": "); i >= 0 {
+		return text[i+3:]
+	}
+	return text
+}
+
+// RedactURL is what may be shown or stored of a webhook URL outside the endpoints bucket:
+// scheme, host, port and path, without user info, query or fragment, where receivers take
+// tokens. Text that does not parse as a URL is cut before its first '?' or '#' and whatever
+// precedes an '@' in its authority becomes xxxxx.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		if i := strings.IndexAny(raw, "?#"); i >= 0 {
+			raw = raw[:i]
+		}
+		return redactUserInfo(raw)
+	}
+	u.User = nil
+	u.RawQuery = ""
+	u.ForceQuery = false
+	u.Fragment = ""
+	u.RawFragment = ""
+	return u.String()
 }
 
 // redactUserInfo hides everything between "://" and the last "@" of the authority in text that

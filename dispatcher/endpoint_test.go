@@ -142,3 +142,71 @@ func ExampleEventFilter_Allows() {
 	fmt.Println(f.Allows("room_started"), f.Allows("track_published"))
 	// Output: true false
 }
+
+func TestEndpointValidateRoomURL(t *testing.T) {
+	long := "https://hooks.example/" + strings.Repeat("a", dispatcher.MaxRoomURLBytes)
+	tests := []struct {
+		name   string
+		in     string
+		want   string // canonical URL when valid
+		reason string // URLReason* when refused
+	}{
+		{name: "https", in: "https://Hooks.Example/lms?token=t1", want: "https://hooks.example/lms?token=t1"},
+		{name: "http with port", in: " http://hooks.example:8080/x ", want: "http://hooks.example:8080/x"},
+		{name: "highest port", in: "http://hooks.example:65535/", want: "http://hooks.example:65535/"},
+		{name: "ipv6", in: "http://[2001:db8::1]:9000/h", want: "http://[2001:db8::1]:9000/h"},
+		{name: "exactly the limit", in: long[:dispatcher.MaxRoomURLBytes], want: long[:dispatcher.MaxRoomURLBytes]},
+		{name: "over the limit", in: long, reason: dispatcher.URLReasonTooLong},
+		{name: "port too big", in: "http://127.0.0.1:99999", reason: dispatcher.URLReasonInvalid},
+		{name: "port zero", in: "http://hooks.example:0/", reason: dispatcher.URLReasonInvalid},
+		{name: "no host", in: "https:///hook", reason: dispatcher.URLReasonInvalid},
+		{name: "port only", in: "http://:80/", reason: dispatcher.URLReasonInvalid},
+		{name: "user info", in: "https://u:hunter2@hooks.example/", reason: dispatcher.URLReasonInvalid},
+		{name: "not a URL", in: "http://bad host/?token=t2", reason: dispatcher.URLReasonInvalid},
+		{name: "relative", in: "/hook", reason: dispatcher.URLReasonInvalid},
+		{name: "file scheme", in: "file:///etc/passwd", reason: dispatcher.URLReasonForbiddenScheme},
+		{name: "gopher", in: "gopher://hooks.example:70/", reason: dispatcher.URLReasonForbiddenScheme},
+		{name: "empty", in: "  ", reason: dispatcher.URLReasonInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := dispatcher.ValidateRoomURL(tt.in)
+			if tt.reason == "" {
+				if err != nil || got != tt.want {
+					t.Fatalf("ValidateRoomURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+				}
+				return
+			}
+			var ue *dispatcher.RoomURLError
+			if !errors.As(err, &ue) || !errors.Is(err, dispatcher.ErrInvalidURL) {
+				t.Fatalf("ValidateRoomURL(%q) = %q, %v; want a RoomURLError", tt.in, got, err)
+			}
+			if ue.Reason != tt.reason {
+				t.Errorf("reason %q, want %q (%v)", ue.Reason, tt.reason, err)
+			}
+			for _, secret := range []string{"hunter2", "token=", "t2"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Errorf("error %q leaks %q", err, secret)
+				}
+			}
+		})
+	}
+}
+
+func TestEndpointRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://hooks.example/lms", "https://hooks.example/lms"},
+		{"https://hooks.example:8443/lms?token=s3cr3t&x=1", "https://hooks.example:8443/lms"},
+		{"https://user:pw@hooks.example/a#frag", "https://hooks.example/a"},
+		{"https://hooks.example/a?", "https://hooks.example/a"},
+		{"http://[::1]:9000/h?k=v", "http://[::1]:9000/h"},
+		{"http://u:pw@bad host/p?token=s3cr3t", "http://xxxxx@bad host/p"},
+		{"not a url %zz?token=s3cr3t", "not a url %zz"},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := dispatcher.RedactURL(tt.in); got != tt.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/roomhook/roomhook/egress"
 	"github.com/roomhook/roomhook/schema/signature"
 )
 
@@ -54,6 +55,12 @@ const (
 	// Gone: the receiver answered 410; dead-letter and remove (per room) or disable (global)
 	// the endpoint.
 	Gone
+	// Forbidden: the egress guard refused every address the endpoint's host resolved to (or
+	// the one it names), so no connection was made. Dead-letter it with reason forbidden;
+	// retrying cannot help and the endpoint's health is not to blame, so it is neither retried
+	// nor counted by the breaker. Err wraps egress.ErrForbidden and an *egress.ForbiddenError
+	// with the refused address, which Reason shows.
+	Forbidden
 )
 
 // String returns the verdict's lower-case name, as used in logs and metric labels.
@@ -67,6 +74,8 @@ func (v Verdict) String() string {
 		return "reject"
 	case Gone:
 		return "gone"
+	case Forbidden:
+		return "forbidden"
 	}
 	return "verdict(" + strconv.Itoa(int(v)) + ")"
 }
@@ -98,6 +107,7 @@ func (a Attempt) Reason() string {
 
 func errorReason(err error) string {
 	var (
+		forbidden *egress.ForbiddenError
 		dnsErr    *net.DNSError
 		netErr    net.Error
 		unknownCA x509.UnknownAuthorityError
@@ -107,6 +117,11 @@ func errorReason(err error) string {
 		alertErr  tls.AlertError
 	)
 	switch {
+	case errors.As(err, &forbidden):
+		// "forbidden: refused 10.0.0.7:443: private address (10.0.0.0/8)": the address, never the URL.
+		return "forbidden: " + forbidden.Error()
+	case errors.Is(err, egress.ErrForbidden):
+		return "forbidden"
 	case errors.Is(err, ErrSigning):
 		return "signing failed"
 	case errors.Is(err, ErrInvalidURL):
@@ -166,7 +181,10 @@ type Delivery struct {
 // Sender POSTs signed webhooks. One Sender, and its one connection pool, serves every endpoint
 // and is safe for concurrent use.
 type Sender struct {
-	transport   http.RoundTripper
+	transport   http.RoundTripper // for endpoints the guard does not apply to
+	guard       *egress.Guard
+	guarded     http.RoundTripper // the pool whose dialer refuses what guard forbids; nil when it guards nothing
+	dialer      *net.Dialer
 	timeout     time.Duration
 	contentType string
 	userAgent   string
@@ -214,6 +232,27 @@ func WithTransport(rt http.RoundTripper) SenderOption {
 	}
 }
 
+// WithGuard makes the Sender refuse, at dial time, connections to addresses g forbids: for
+// per-room endpoints always, for global ones (Endpoint.Global) when g says so. Guarded
+// requests go through a pool of their own that dials directly, never through a proxy from
+// the environment or WithTransport's transport: behind a proxy the proxy would resolve and
+// connect, and the check on the dialled address would see only the proxy. A nil or disabled
+// guard guards nothing (the default).
+func WithGuard(g *egress.Guard) SenderOption {
+	return func(s *Sender) { s.guard = g }
+}
+
+// WithDialer sets the dialer under the Sender's own pools (its timeouts, keep-alive, resolver
+// and Control hook); the guard's check runs before d's Control. The default connects within
+// 5s with 30s keep-alive.
+func WithDialer(d *net.Dialer) SenderOption {
+	return func(s *Sender) {
+		if d != nil {
+			s.dialer = d
+		}
+	}
+}
+
 // WithClock sets the clock for signature timestamps and Retry-After dates (default time.Now).
 // Attempt.Duration is always measured with the real monotonic clock.
 func WithClock(now func() time.Time) SenderOption {
@@ -233,6 +272,7 @@ func NewSender(opts ...SenderOption) *Sender {
 		contentType: DefaultContentType,
 		userAgent:   defaultUserAgent(),
 		now:         time.Now,
+		dialer:      &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
 	}
 	s.drainBufs.New = func() any {
 		b := make([]byte, drainBufSize)
@@ -242,16 +282,19 @@ func NewSender(opts ...SenderOption) *Sender {
 		opt(s)
 	}
 	if s.transport == nil {
-		s.transport = newTransport()
+		t := newTransport(s.dialer.DialContext)
+		t.Proxy = http.ProxyFromEnvironment
+		s.transport = t
+	}
+	if s.guard.Enabled() {
+		s.guarded = newTransport(s.guard.DialContext(s.dialer))
 	}
 	return s
 }
 
-func newTransport() *http.Transport {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+func newTransport(dial func(ctx context.Context, network, address string) (net.Conn, error)) *http.Transport {
 	return &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         dialer.DialContext,
+		DialContext:         dial,
 		ForceAttemptHTTP2:   true,
 		MaxIdleConns:        0, // no global cap: the per-host cap bounds each receiver
 		MaxIdleConnsPerHost: 256,
@@ -272,13 +315,17 @@ func defaultUserAgent() string {
 
 // CloseIdleConnections closes the pool's idle keep-alive connections, for shutdown.
 func (s *Sender) CloseIdleConnections() {
-	if c, ok := s.transport.(interface{ CloseIdleConnections() }); ok {
-		c.CloseIdleConnections()
+	for _, t := range []http.RoundTripper{s.transport, s.guarded} {
+		if c, ok := t.(interface{ CloseIdleConnections() }); ok {
+			c.CloseIdleConnections()
+		}
 	}
 }
 
 // Send makes one attempt to deliver d to ep: a signed POST, redirects not followed, bounded by
-// the per-attempt timeout, at most MaxResponseBodyBytes of the answer read. It never panics on
+// the per-attempt timeout, at most MaxResponseBodyBytes of the answer read. When the guard
+// (WithGuard) applies to ep and refuses its address, no connection is made and the verdict is
+// Forbidden. It never panics on
 // a receiver's behaviour and always returns a Verdict. When ctx ends (shutdown) the verdict is
 // Retry and Err wraps ctx's error, so the caller can hand the message back.
 func (s *Sender) Send(ctx context.Context, ep Endpoint, d Delivery) Attempt {
@@ -311,9 +358,17 @@ func (s *Sender) Send(ctx context.Context, ep Endpoint, d Delivery) Attempt {
 
 	// The transport, not an http.Client, so redirects are never followed and no url.Error
 	// carrying the URL wraps the errors.
-	resp, err := s.transport.RoundTrip(req)
+	transport := s.transport
+	if s.guarded != nil && s.guard.Applies(ep.Global) {
+		transport = s.guarded
+	}
+	resp, err := transport.RoundTrip(req)
 	if err != nil {
-		return Attempt{Err: s.roundTripError(ctx, actx, err), Verdict: Retry, Duration: time.Since(start)}
+		verdict := Retry
+		if errors.Is(err, egress.ErrForbidden) {
+			verdict = Forbidden
+		}
+		return Attempt{Err: s.roundTripError(ctx, actx, err), Verdict: verdict, Duration: time.Since(start)}
 	}
 	a := Attempt{Status: resp.StatusCode, Verdict: statusVerdict(resp.StatusCode)}
 	if a.Verdict == Retry {

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/livekit/protocol/webhook"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/egress"
 	"github.com/roomhook/roomhook/schema/signature"
 )
 
@@ -123,6 +125,7 @@ func TestSenderVerdictByStatus(t *testing.T) {
 func TestSenderVerdictString(t *testing.T) {
 	for v, want := range map[dispatcher.Verdict]string{
 		dispatcher.Delivered: "delivered", dispatcher.Retry: "retry", dispatcher.Reject: "reject", dispatcher.Gone: "gone",
+		dispatcher.Forbidden: "forbidden",
 	} {
 		if v.String() != want {
 			t.Errorf("Verdict(%d).String() = %q, want %q", int(v), v.String(), want)
@@ -738,4 +741,183 @@ func ExampleSender_Send() {
 	})
 	fmt.Println(a.Verdict, a.Reason())
 	// Output: delivered status 204
+}
+
+// acceptCounter counts the connections a receiver accepts, whether or not a request follows.
+type acceptCounter struct {
+	net.Listener
+	accepted atomic.Int32
+}
+
+func (l *acceptCounter) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err == nil {
+		l.accepted.Add(1)
+	}
+	return c, err
+}
+
+func newGuard(t *testing.T, cfg egress.Config) *egress.Guard {
+	t.Helper()
+	g, err := egress.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// The guard is proven on loopback for real: the receiver on 127.0.0.1 accepts no connection
+// for a refused delivery. A delivery the guard lets through afterwards is the barrier: once it
+// has arrived, a connection of the refused one would have been counted too.
+func TestSenderGuardRefusesLoopbackForReal(t *testing.T) {
+	var requests atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	counter := &acceptCounter{Listener: srv.Listener}
+	srv.Listener = counter
+	srv.Start()
+	t.Cleanup(srv.Close)
+	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
+	const token = "room-token-1234567890"
+
+	perRoom := func(url string) dispatcher.Endpoint { return endpointFor(url) }
+	global := func(url string) dispatcher.Endpoint {
+		ep := endpointFor(url)
+		ep.Global = true
+		return ep
+	}
+	tests := []struct {
+		name      string
+		cfg       egress.Config
+		ep        dispatcher.Endpoint
+		forbidden bool
+	}{
+		{"per-room 127.0.0.1", egress.Config{}, perRoom(srv.URL + "/metrics?token=" + token), true},
+		{"per-room localhost", egress.Config{}, perRoom("http://localhost:" + port + "/?token=" + token), true},
+		{"per-room mapped v6", egress.Config{}, perRoom("http://[::ffff:127.0.0.1]:" + port + "/"), true},
+		{"per-room 0.0.0.0", egress.Config{}, perRoom("http://0.0.0.0:" + port + "/"), true},
+		{"per-room 127.1.2.3", egress.Config{}, perRoom("http://127.1.2.3:" + port + "/"), true},
+		{"global is not guarded by default", egress.Config{}, global(srv.URL), false},
+		{"global with guard global", egress.Config{GuardGlobal: true}, global(srv.URL + "/?token=" + token), true},
+		{"allowed cidr", egress.Config{AllowedTargets: []string{"127.0.0.1/32"}}, perRoom(srv.URL), false},
+		{"allowed host name", egress.Config{AllowedTargets: []string{"localhost"}}, perRoom("http://localhost:" + port + "/"), false},
+		{"guard off", egress.Config{AllowPrivate: true, GuardGlobal: true}, perRoom(srv.URL), false},
+	}
+	unguarded := dispatcher.NewSender()
+	defer unguarded.CloseIdleConnections()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := dispatcher.NewSender(dispatcher.WithGuard(newGuard(t, tt.cfg)))
+			defer s.CloseIdleConnections()
+			beforeConns, beforeRequests := counter.accepted.Load(), requests.Load()
+			a := s.Send(context.Background(), tt.ep, delivery())
+			if !tt.forbidden {
+				if a.Verdict != dispatcher.Delivered {
+					t.Fatalf("verdict %v (%s), want delivered", a.Verdict, a.Reason())
+				}
+				return
+			}
+			var fe *egress.ForbiddenError
+			if a.Verdict != dispatcher.Forbidden || !errors.Is(a.Err, egress.ErrForbidden) || !errors.As(a.Err, &fe) {
+				t.Fatalf("verdict %v err %v, want forbidden", a.Verdict, a.Err)
+			}
+			if fe.Kind != egress.KindLoopback && fe.Kind != egress.KindUnspecified {
+				t.Errorf("kind %q", fe.Kind)
+			}
+			if !strings.HasPrefix(a.Reason(), "forbidden: refused ") || !strings.Contains(a.Reason(), ":"+port) {
+				t.Errorf("Reason() = %q, want the refused address", a.Reason())
+			}
+			if strings.Contains(a.Reason(), token) || strings.Contains(a.Err.Error(), token) {
+				t.Errorf("reason %q / error %q leaks the URL's token", a.Reason(), a.Err)
+			}
+			// Barrier: a fresh connection the guard allows.
+			barrier := dispatcher.NewSender()
+			if b := barrier.Send(context.Background(), global(srv.URL), delivery()); b.Verdict != dispatcher.Delivered {
+				t.Fatalf("barrier: %v %s", b.Verdict, b.Reason())
+			}
+			barrier.CloseIdleConnections()
+			if n := counter.accepted.Load() - beforeConns; n != 1 {
+				t.Errorf("receiver accepted %d connections, want only the barrier's", n)
+			}
+			if n := requests.Load() - beforeRequests; n != 1 {
+				t.Errorf("receiver got %d requests, want only the barrier's", n)
+			}
+		})
+	}
+}
+
+// connectRecorder is a dialer whose Control, which runs after the guard's check and just
+// before connect, records the address and fails the dial, so no test connection leaves the
+// machine whatever the guard does.
+type connectRecorder struct {
+	mu        sync.Mutex
+	addresses []string
+}
+
+var errNotConnected = errors.New("test: connection not made")
+
+func (c *connectRecorder) dialer() *net.Dialer {
+	return &net.Dialer{Control: func(_, address string, _ syscall.RawConn) error {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		c.addresses = append(c.addresses, address)
+		return errNotConnected
+	}}
+}
+
+func (c *connectRecorder) attempted() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.addresses...)
+}
+
+func TestSenderGuardRefusesNonGlobalWithoutConnecting(t *testing.T) {
+	tests := []struct {
+		url       string
+		forbidden bool
+	}{
+		{"http://10.0.0.1/hook?token=t", true},
+		{"http://172.20.1.1:8080/", true},
+		{"https://192.168.1.10/", true},
+		{"http://100.100.100.200/", true},
+		{"http://169.254.169.254/latest/meta-data/", true},
+		{"http://[fd00::1]/", true},
+		{"http://[fe80::1]/", true},
+		{"http://[::ffff:10.0.0.1]/", true},
+		{"http://[64:ff9b::a9fe:a9fe]/", true},
+		{"http://224.0.0.1/", true},
+		{"http://255.255.255.255/", true},
+		// Allowed: the recorder stops it where it would connect, and sees it.
+		{"http://203.0.113.9:8080/", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			rec := &connectRecorder{}
+			s := dispatcher.NewSender(dispatcher.WithGuard(newGuard(t, egress.Config{})), dispatcher.WithDialer(rec.dialer()))
+			a := s.Send(context.Background(), endpointFor(tt.url), delivery())
+			if !tt.forbidden {
+				if a.Verdict != dispatcher.Retry || !errors.Is(a.Err, errNotConnected) || len(rec.attempted()) != 1 {
+					t.Fatalf("verdict %v err %v attempts %v, want one attempt stopped by the recorder", a.Verdict, a.Err, rec.attempted())
+				}
+				return
+			}
+			if a.Verdict != dispatcher.Forbidden || !errors.Is(a.Err, egress.ErrForbidden) {
+				t.Fatalf("verdict %v err %v, want forbidden", a.Verdict, a.Err)
+			}
+			if got := rec.attempted(); len(got) != 0 {
+				t.Errorf("connections attempted to %v", got)
+			}
+		})
+	}
+}
+
+// Without WithGuard the Sender guards nothing, as before the guard existed; the server wires
+// one in from configuration.
+func TestSenderWithoutGuardReachesLoopback(t *testing.T) {
+	srv := newServer(t, statusHandler(http.StatusNoContent))
+	if a := dispatcher.NewSender().Send(context.Background(), endpointFor(srv.URL), delivery()); a.Verdict != dispatcher.Delivered {
+		t.Fatalf("verdict %v (%s), want delivered", a.Verdict, a.Reason())
+	}
 }
