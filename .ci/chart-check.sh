@@ -3,7 +3,7 @@
 #   1. helm lint --strict and helm template over the default values and every examples/*.yaml;
 #   2. every rendered document decoded strictly into the Kubernetes API types (KEDA's and
 #      prometheus-operator's for the CRDs) and checked for consistency by .ci/chartcheck;
-#   3. every ROOMHOOK_* variable of config.go set in the rendered default Deployment;
+#   3. every ROOMHOOK_* variable of internal/server/config.go set in the rendered default Deployment;
 #   4. every file in .ci/chartcheck/bad-values/ refused, with the message its "# expect:" line names.
 set -euo pipefail
 
@@ -49,7 +49,7 @@ render() {
       cat "$work/template.err"; fail "helm template $name (Kubernetes $kv)"
       continue
     fi
-    if "$work/chartcheck" -config "$root/config.go" "$out"; then
+    if "$work/chartcheck" -config "$root/internal/server/config.go" "$out"; then
       pass "strict decode and checks $name (Kubernetes $kv)"
     else
       fail "strict decode and checks $name (Kubernetes $kv)"
@@ -62,22 +62,22 @@ for f in "$chart"/examples/*.yaml; do
   render "examples/$(basename "$f")" -f "$f"
 done
 
-# Every setting of config.go must be mapped by the chart: grep the envconfig tags and look for
-# each variable in the default Deployment. This keeps config.go, the chart and the README's
+# Every setting of internal/server/config.go must be mapped by the chart: grep the envconfig tags and look for
+# each variable in the default Deployment. This keeps the Config struct, the chart and the README's
 # table in step.
 default_out="$work/default-${kube_versions[-1]}.yaml"
-mapfile -t vars < <(grep -o 'envconfig:"[A-Z0-9_]*"' "$root/config.go" | sed 's/envconfig:"\(.*\)"/ROOMHOOK_\1/' | sort -u)
+mapfile -t vars < <(grep -o 'envconfig:"[A-Z0-9_]*"' "$root/internal/server/config.go" | sed 's/envconfig:"\(.*\)"/ROOMHOOK_\1/' | sort -u)
 if [[ ${#vars[@]} -eq 0 ]]; then
-  fail "no envconfig tags found in config.go"
+  fail "no envconfig tags found in internal/server/config.go"
 fi
 missing=()
 for v in "${vars[@]}"; do
   grep -q -- "- name: $v\$" "$default_out" || missing+=("$v")
 done
 if [[ ${#missing[@]} -eq 0 ]]; then
-  pass "all ${#vars[@]} ROOMHOOK_* settings of config.go are in the default Deployment"
+  pass "all ${#vars[@]} ROOMHOOK_* settings of internal/server/config.go are in the default Deployment"
 else
-  fail "settings of config.go missing from the default Deployment: ${missing[*]}"
+  fail "settings of internal/server/config.go missing from the default Deployment: ${missing[*]}"
 fi
 
 # Values the chart must refuse. Each file names, on a "# expect:" line, a piece of the error it

@@ -28,7 +28,7 @@ type setting struct {
 // errNoConfigStruct is returned when config.go has no Config struct to read.
 var errNoConfigStruct = errors.New("no struct type Config")
 
-// readSettings reads the Config struct of roomhook's config.go. Parsing the source rather than
+// readSettings reads the Config struct of roomhook's internal/server/config.go. Parsing the source rather than
 // importing the package keeps this module free of roomhook's dependencies, and the chart is
 // checked against the same file the binary is built from.
 func readSettings(path string) ([]setting, error) {
@@ -122,7 +122,7 @@ func checkEnv(d *appsv1.Deployment, settings []setting) []string {
 	}
 	for _, s := range settings {
 		if count[s.env] == 0 {
-			p.addf("%s: does not set %s (every setting of config.go must be mapped from values)", name, s.env)
+			p.addf("%s: does not set %s (every setting of internal/server/config.go must be mapped from values)", name, s.env)
 		}
 	}
 	return p

@@ -2,11 +2,11 @@
 // cluster sees it: every document must decode strictly (no unknown or duplicate fields, exact
 // field case) into the Kubernetes API types or, for the CRDs, into their Go types; the objects
 // must fit together (selectors, ports, volumes, scale targets); the Deployment must set every
-// ROOMHOOK_* variable of roomhook's config.go exactly once, with a value of the field's type.
+// ROOMHOOK_* variable of roomhook's internal/server/config.go exactly once, with a value of the field's type.
 //
 // Usage:
 //
-//	chartcheck -config ../../config.go rendered.yaml...
+//	chartcheck -config ../../internal/server/config.go rendered.yaml...
 package main
 
 import (
@@ -16,7 +16,7 @@ import (
 )
 
 func main() {
-	configPath := flag.String("config", "", "roomhook's config.go; when set, each Deployment's ROOMHOOK_* env is checked against its Config struct")
+	configPath := flag.String("config", "", "roomhook's internal/server/config.go; when set, each Deployment's ROOMHOOK_* env is checked against its Config struct")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: chartcheck [-config config.go] rendered.yaml...\n")
 		flag.PrintDefaults()

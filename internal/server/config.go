@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"errors"
@@ -6,18 +6,25 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/signature"
 )
 
-// Config is every setting of roomhook, read from ROOMHOOK_* environment variables.
-// The README's configuration table and the Helm chart's values list the same fields.
+// Config is every setting of roomhook, read from ROOMHOOK_* environment variables by
+// LoadConfig, the one loader every subcommand uses. docs/configuration.md and the Helm chart's
+// README list the same fields, and CI checks that they do (it reads the envconfig tags of this
+// file).
+//
+// To add a setting: add a field with its envconfig tag and default here, check its value in
+// validate (errors through errConfig, so they name the variable), map it where it is used
+// (DispatcherConfig, or serve), and document it in docs/configuration.md, the chart's values.yaml,
+// deployment template and README.
 type Config struct {
 	Region string `envconfig:"REGION" default:"default"`
 
@@ -64,21 +71,53 @@ type Config struct {
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info"`
 }
 
-// Development credentials used when none are configured and NATS is embedded.
+// Development credentials used when none are configured: for development only, and announced
+// with a loud warning.
 const (
 	devAPIKey    = "devkey"
 	devAPISecret = "devsecret-change-me-devsecret-change-me"
 )
 
-var regionPattern = regexp.MustCompile(`^[a-z0-9-]+$`)
+// DevCredentials returns the signing credentials used when neither ROOMHOOK_API_KEY nor
+// ROOMHOOK_API_SECRET is set, so that `roomhook receive` verifies what a development
+// dispatcher signs.
+func DevCredentials() signature.Credentials {
+	return signature.Credentials{APIKey: devAPIKey, APISecret: devAPISecret}
+}
 
-// LoadConfig reads the environment; a bad value is an error that names its variable.
-func LoadConfig() (Config, error) {
+// Scope says which settings a subcommand relies on, and so which LoadConfig checks.
+type Scope int
+
+const (
+	// ScopeServe checks every setting: the dispatcher uses them all.
+	ScopeServe Scope = iota
+	// ScopeClient checks only what connecting to NATS as the dispatcher would needs (the
+	// ROOMHOOK_NATS_* files and pairs), for the tools and operator subcommands; a setting
+	// only the dispatcher reads does not stop them.
+	ScopeClient
+)
+
+// envPrefix is the prefix of every variable: ROOMHOOK_<tag>.
+const envPrefix = "ROOMHOOK"
+
+// LoadConfig reads every ROOMHOOK_* variable and checks the settings scope needs. Every
+// subcommand reads its configuration here, so a variable means the same everywhere. A bad value
+// is an error that names its variable, e.g.
+// "configuration: ROOMHOOK_PARTITIONS: must be 1..1024, got 0"; several are joined.
+func LoadConfig(scope Scope) (Config, error) {
 	var c Config
-	if err := envconfig.Process("ROOMHOOK", &c); err != nil {
+	if err := envconfig.Process(envPrefix, &c); err != nil {
+		var perr *envconfig.ParseError
+		if errors.As(err, &perr) {
+			// The value is left out: the variable may hold a secret.
+			return c, fmt.Errorf("configuration: %s: not a valid %s: %w", perr.KeyName, perr.TypeName, perr.Err)
+		}
 		return c, fmt.Errorf("configuration: %w", err)
 	}
-	return c, c.validate()
+	if scope == ScopeClient {
+		return c, c.validateClient()
+	}
+	return c, c.Validate()
 }
 
 // errConfig names the variable a bad value came from.
@@ -86,14 +125,18 @@ func errConfig(variable, format string, args ...any) error {
 	return fmt.Errorf("configuration: ROOMHOOK_%s: %s", variable, fmt.Sprintf(format, args...))
 }
 
-func (c *Config) validate() error {
-	var errs []error
+// Validate checks every setting, as LoadConfig(ScopeServe) does; a Config built in code (tests)
+// goes through it too.
+func (c Config) Validate() error {
+	errs := c.connectionErrors()
 	check := func(ok bool, variable, format string, args ...any) {
 		if !ok {
 			errs = append(errs, errConfig(variable, format, args...))
 		}
 	}
-	check(regionPattern.MatchString(c.Region), "REGION", "%q must match [a-z0-9-]+", c.Region)
+	if err := schema.ValidateRegion(c.Region); err != nil {
+		errs = append(errs, errConfig("REGION", "%v", err))
+	}
 	check(c.StreamMaxAge >= 0, "STREAM_MAX_AGE", "must not be negative")
 	check(c.StreamReplicas >= 1 && c.StreamReplicas <= 5, "STREAM_REPLICAS", "must be 1..5, got %d", c.StreamReplicas)
 	check(c.DLQMaxAge >= 0, "DLQ_MAX_AGE", "must not be negative")
@@ -123,15 +166,6 @@ func (c *Config) validate() error {
 		check(c.APISecret != "", "API_SECRET", "is required when ROOMHOOK_NATS_URL is set")
 	}
 	check((c.APIKey == "") == (c.APISecret == ""), "API_SECRET", "and ROOMHOOK_API_KEY must be set together")
-	check((c.NATSTLSCert == "") == (c.NATSTLSKey == ""), "NATS_TLS_CERT", "and ROOMHOOK_NATS_TLS_KEY must be set together")
-	for variable, path := range map[string]string{"NATS_CREDS_FILE": c.NATSCredsFile, "NATS_NKEY_FILE": c.NATSNKeyFile,
-		"NATS_TLS_CA": c.NATSTLSCA, "NATS_TLS_CERT": c.NATSTLSCert, "NATS_TLS_KEY": c.NATSTLSKey} {
-		if path != "" {
-			if _, err := os.Stat(path); err != nil {
-				errs = append(errs, errConfig(variable, "%v", err))
-			}
-		}
-	}
 	if _, err := dispatcher.ParseRetrySchedule(c.RetrySchedule, c.RetryJitter); err != nil {
 		variable := "RETRY_SCHEDULE"
 		if c.RetryJitter < 0 || c.RetryJitter >= 1 {
@@ -145,7 +179,7 @@ func (c *Config) validate() error {
 	if c.EndpointsFile != "" {
 		// Read it now so that a mistake in the file stops the start with the entry and field
 		// named, rather than surfacing later.
-		creds, _ := c.credentials()
+		creds, _ := c.Credentials()
 		if _, err := dispatcher.LoadEndpointsFile(c.EndpointsFile, creds); err != nil {
 			errs = append(errs, errConfig("ENDPOINTS_FILE", "%v", err))
 		}
@@ -153,18 +187,47 @@ func (c *Config) validate() error {
 	return errors.Join(errs...)
 }
 
-// credentials returns the signing credentials, and whether they are the development ones.
-func (c Config) credentials() (signature.Credentials, bool) {
+// validateClient checks what ScopeClient covers.
+func (c Config) validateClient() error {
+	return errors.Join(c.connectionErrors()...)
+}
+
+// connectionErrors checks the settings ConnectNATS uses.
+func (c Config) connectionErrors() []error {
+	var errs []error
+	if (c.NATSTLSCert == "") != (c.NATSTLSKey == "") {
+		errs = append(errs, errConfig("NATS_TLS_CERT", "and ROOMHOOK_NATS_TLS_KEY must be set together"))
+	}
+	// In a fixed order, so that the joined error reads the same every time.
+	for _, f := range []struct{ variable, path string }{
+		{"NATS_CREDS_FILE", c.NATSCredsFile}, {"NATS_NKEY_FILE", c.NATSNKeyFile},
+		{"NATS_TLS_CA", c.NATSTLSCA}, {"NATS_TLS_CERT", c.NATSTLSCert}, {"NATS_TLS_KEY", c.NATSTLSKey},
+	} {
+		if f.path != "" {
+			if _, err := os.Stat(f.path); err != nil {
+				errs = append(errs, errConfig(f.variable, "%v", err))
+			}
+		}
+	}
+	return errs
+}
+
+// Credentials returns the signing credentials, and whether they are the development ones
+// (neither ROOMHOOK_API_KEY nor ROOMHOOK_API_SECRET set).
+func (c Config) Credentials() (signature.Credentials, bool) {
 	if c.APIKey == "" && c.APISecret == "" {
-		return signature.Credentials{APIKey: devAPIKey, APISecret: devAPISecret}, true
+		return DevCredentials(), true
 	}
 	return signature.Credentials{APIKey: c.APIKey, APISecret: c.APISecret}, false
 }
 
-// dispatcherConfig maps the settings onto the dispatcher's.
-func (c Config) dispatcherConfig(replicaID string, endpoints []dispatcher.Endpoint) dispatcher.Config {
-	schedule, _ := dispatcher.ParseRetrySchedule(c.RetrySchedule, c.RetryJitter)
-	creds, _ := c.credentials()
+// DispatcherConfig maps the settings onto the dispatcher's.
+func (c Config) DispatcherConfig(replicaID string, endpoints []dispatcher.Endpoint) (dispatcher.Config, error) {
+	schedule, err := dispatcher.ParseRetrySchedule(c.RetrySchedule, c.RetryJitter)
+	if err != nil {
+		return dispatcher.Config{}, errConfig("RETRY_SCHEDULE", "%v", err)
+	}
+	creds, _ := c.Credentials()
 	return dispatcher.Config{
 		Region: c.Region, Partitions: c.Partitions, MaxInFlight: c.MaxInFlight, Takeover: c.Takeover,
 		MaxEventBytes: c.MaxEventBytes, PerRoomWebhooks: c.PerRoomWebhooks, RoomGrace: c.RoomGrace,
@@ -172,5 +235,5 @@ func (c Config) dispatcherConfig(replicaID string, endpoints []dispatcher.Endpoi
 		StreamReplicas: c.StreamReplicas, Retry: schedule, Credentials: creds,
 		Endpoints: endpoints, ReplicaID: replicaID,
 		BreakerFailures: c.BreakerFailures, MaxProbeWait: c.BreakerMaxProbeWait,
-	}
+	}, nil
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -16,8 +16,9 @@ const statusUsage = `roomhook status [flags]
   every endpoint's backlog, deliveries in flight, last success and last error, and the
   dead letters by reason`
 
-// runStatus is `roomhook status`.
-func runStatus(ctx context.Context, args []string) error {
+// Status is `roomhook status`: every endpoint's backlog and health, and the dead letters, from a
+// running replica.
+func Status(ctx context.Context, args []string) error {
 	return statusCommand(ctx, args, os.Stdout, os.Stderr)
 }
 

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -11,19 +11,24 @@ import (
 	"os"
 	"time"
 
+	"github.com/roomhook/roomhook/internal/server"
 	"github.com/roomhook/roomhook/receiver"
 	"github.com/roomhook/roomhook/schema/signature"
 )
 
-// runReceive is `roomhook receive`: a webhook endpoint that verifies, prints and counts.
-func runReceive(ctx context.Context, args []string) error {
+// Receive is `roomhook receive`: a webhook endpoint that verifies, prints and counts.
+func Receive(ctx context.Context, args []string) error {
+	c, err := server.LoadConfig(server.ScopeClient)
+	if err != nil {
+		return fmt.Errorf("receive: %w", err)
+	}
 	fs := flag.NewFlagSet("receive", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: roomhook receive [flags]\n\nReceives webhooks on any path, verifies each (JWT and body hash; Standard Webhooks with --whsec),\nprints one line per event (time room event id path) and counts duplicates and out-of-order events.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	addr := fs.String("addr", "127.0.0.1:9000", "listen address")
-	apiKey := fs.String("api-key", os.Getenv("ROOMHOOK_API_KEY"), "API key the tokens are issued by (default $ROOMHOOK_API_KEY, else the development key)")
+	apiKey := fs.String("api-key", c.APIKey, "API key the tokens are issued by (default $ROOMHOOK_API_KEY, else the development key)")
 	apiSecret := fs.String("api-secret", "", "API secret that signs the tokens (default $ROOMHOOK_API_SECRET, else the development secret)")
 	var whsec repeatedFlag
 	fs.Var(&whsec, "whsec", "Standard Webhooks secret (whsec_...) to require a valid signature with (repeatable, any one matches)")
@@ -42,11 +47,12 @@ func runReceive(ctx context.Context, args []string) error {
 	}
 	if *apiSecret == "" {
 		// Read here rather than as the flag's default so that -h never prints it.
-		*apiSecret = os.Getenv("ROOMHOOK_API_SECRET")
+		*apiSecret = c.APISecret
 	}
 	dev := *apiKey == "" && *apiSecret == ""
 	if dev {
-		*apiKey, *apiSecret = devAPIKey, devAPISecret
+		dc := server.DevCredentials()
+		*apiKey, *apiSecret = dc.APIKey, dc.APISecret
 	}
 	if *every <= 0 {
 		return errors.New("receive: --every must be positive")

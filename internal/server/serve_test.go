@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"bufio"
@@ -126,7 +126,7 @@ func clearRoomhookEnv(t *testing.T) {
 func testServeConfig(t *testing.T, natsURL string, webhookURLs ...string) Config {
 	t.Helper()
 	clearRoomhookEnv(t)
-	c, err := LoadConfig()
+	c, err := LoadConfig(ScopeServe)
 	if err != nil {
 		t.Fatalf("defaults: %v", err)
 	}
@@ -154,12 +154,12 @@ type servedProcess struct {
 // once /readyz answers 200.
 func startServe(t testing.TB, c Config, logs io.Writer) *servedProcess {
 	t.Helper()
-	if err := c.validate(); err != nil {
+	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &servedProcess{base: "http://" + c.HTTPAddr, cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- serve(ctx, c, newLogger(c, logs)) }()
+	go func() { p.done <- Serve(ctx, c, NewLogger(c, logs), "test") }()
 	t.Cleanup(func() {
 		if err := p.stop(); err != nil {
 			t.Errorf("serve: %v", err)
@@ -823,7 +823,7 @@ func TestLogsFormatAndLevel(t *testing.T) {
 	} {
 		t.Run(tc.format+"-"+tc.level, func(t *testing.T) {
 			var buf bytes.Buffer
-			log := newLogger(Config{LogFormat: tc.format, LogLevel: tc.level}, &buf)
+			log := NewLogger(Config{LogFormat: tc.format, LogLevel: tc.level}, &buf)
 			log.Debug("d", "room", "r")
 			log.Info("i", "room", "r")
 			log.Warn("w", "room", "r")
@@ -888,7 +888,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 			for k, v := range env {
 				t.Setenv(k, v)
 			}
-			_, err := LoadConfig()
+			_, err := LoadConfig(ScopeServe)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("valid configuration %v refused: %v", env, err)

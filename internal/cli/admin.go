@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"encoding/json"
@@ -12,9 +12,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
-
 	"github.com/roomhook/roomhook/admin"
+	"github.com/roomhook/roomhook/internal/server"
 	"github.com/roomhook/roomhook/schema"
 )
 
@@ -52,9 +51,9 @@ var errUsage = errors.New("see the usage above")
 // adminClient connects to NATS as the dispatcher would and returns a client for the region's
 // admin service, and a function that closes the connection.
 func (o *adminOptions) adminClient() (*admin.Client, func(), error) {
-	var c Config
-	if err := envconfig.Process("ROOMHOOK", &c); err != nil {
-		return nil, nil, fmt.Errorf("configuration: %w", err)
+	c, err := server.LoadConfig(server.ScopeClient)
+	if err != nil {
+		return nil, nil, err
 	}
 	region := o.region
 	if region == "" {
@@ -72,9 +71,9 @@ func (o *adminOptions) adminClient() (*admin.Client, func(), error) {
 	}
 	// The CLI is short-lived: it reports a lost connection as an error, it does not log it.
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	nc, err := connectNATS(c, url, quiet)
+	nc, err := server.ConnectNATS(c, url, quiet)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w (is NATS at %s? set ROOMHOOK_NATS_URL or --nats)", err, redactNATSURL(url))
+		return nil, nil, fmt.Errorf("%w (is NATS at %s? set ROOMHOOK_NATS_URL or --nats)", err, server.RedactNATSURL(url))
 	}
 	return admin.NewClient(nc, region, admin.WithTimeout(o.timeout)), nc.Close, nil
 }

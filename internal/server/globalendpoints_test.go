@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"errors"
@@ -65,7 +65,7 @@ func TestGlobalEndpointsMerge(t *testing.T) {
 		t.Errorf("bad file: got %v, want a ROOMHOOK_ENDPOINTS_FILE error without the secret", err)
 	}
 	c.APIKey, c.APISecret = "k", "s"
-	if err := c.validate(); err == nil || !strings.Contains(err.Error(), "ROOMHOOK_ENDPOINTS_FILE") {
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ROOMHOOK_ENDPOINTS_FILE") {
 		t.Errorf("validate: got %v, want the endpoints file refused at start", err)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -14,10 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/internal/server"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/traffic"
 )
@@ -34,22 +34,21 @@ func (r *repeatedFlag) Set(v string) error {
 	return nil
 }
 
-func envOr(name, fallback string) string {
-	if v := os.Getenv(name); v != "" {
-		return v
+// Publish is `roomhook publish`: realistic meeting traffic onto the events stream.
+func Publish(ctx context.Context, args []string) error {
+	// The NATS credentials and TLS settings, and the default region, are the dispatcher's own
+	// ROOMHOOK_* variables.
+	c, err := server.LoadConfig(server.ScopeClient)
+	if err != nil {
+		return fmt.Errorf("publish: %w", err)
 	}
-	return fallback
-}
-
-// runPublish is `roomhook publish`: realistic meeting traffic onto the events stream.
-func runPublish(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("publish", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: roomhook publish [flags]\n\nPublishes realistic meeting traffic (protobuf roomhook.v1.Event, Nats-Msg-Id = event id rh-<run>-<room>-<seq>).\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	natsURL := fs.String("nats", "nats://127.0.0.1:4222", "NATS server URL (credentials and TLS from ROOMHOOK_NATS_* variables)")
-	region := fs.String("region", envOr("ROOMHOOK_REGION", "default"), "region of the subjects roomhook.events.<region>.<room>.<event>")
+	region := fs.String("region", c.Region, "region of the subjects roomhook.events.<region>.<room>.<event>")
 	rooms := fs.Int("rooms", 3, "meetings running at the same time")
 	participants := fs.Int("participants", 4, "participants per meeting")
 	rate := fs.Float64("rate", 0, "events per second; 0 = as fast as possible")
@@ -82,13 +81,8 @@ func runPublish(ctx context.Context, args []string) error {
 		return fmt.Errorf("publish: %w", err)
 	}
 
-	// The NATS credentials and TLS settings are the dispatcher's own ROOMHOOK_NATS_* variables.
-	var c Config
-	if err := envconfig.Process("ROOMHOOK", &c); err != nil {
-		return fmt.Errorf("publish: configuration: %w", err)
-	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	nc, err := connectNATS(c, *natsURL, log)
+	nc, err := server.ConnectNATS(c, *natsURL, log)
 	if err != nil {
 		return fmt.Errorf("publish: %w", err)
 	}

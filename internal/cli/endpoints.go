@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -15,8 +15,8 @@ const endpointsUsage = `roomhook endpoints list|pause|resume [<id|url>] [flags]
   pause <id|url>  stop deliveries to an endpoint; its backlog waits in JetStream
   resume <id|url> deliver again, backlog first (also re-enables an endpoint disabled by 410 Gone)`
 
-// runEndpoints is `roomhook endpoints`.
-func runEndpoints(ctx context.Context, args []string) error {
+// Endpoints is `roomhook endpoints`: list, pause and resume endpoints, through a running replica.
+func Endpoints(ctx context.Context, args []string) error {
 	return endpointsCommand(ctx, args, os.Stdout, os.Stderr)
 }
 

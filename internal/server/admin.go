@@ -1,4 +1,4 @@
-package main
+package server
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"github.com/roomhook/roomhook/dispatcher"
 )
 
-// serveAdmin starts this replica's admin service (roomhook.admin.<region>.>) once the
-// dispatcher is running, so that a replica answers only when the streams and buckets exist.
-// The service stops when ctx ends; one replica of the region answers each request.
-func serveAdmin(ctx context.Context, nc *nats.Conn, c Config, replicaID string, running func() bool, dir func() *dispatcher.Directory, log *slog.Logger) {
+// startAdmin starts this replica's admin service (roomhook.admin.<region>.>) once the
+// dispatcher is running, so that a replica answers only when the streams and buckets exist,
+// and returns. The service stops when ctx ends; one replica of the region answers each request.
+func startAdmin(ctx context.Context, nc *nats.Conn, c Config, replicaID, version string, running func() bool, dir func() *dispatcher.Directory, log *slog.Logger) {
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for !running() {

@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -10,10 +10,11 @@ import (
 	"time"
 
 	"github.com/roomhook/roomhook/bench"
+	"github.com/roomhook/roomhook/internal/server"
 )
 
-// runBench is `roomhook bench`: the end-to-end benchmark, one table of figures on stdout.
-func runBench(ctx context.Context, args []string) error {
+// Bench is `roomhook bench`: the end-to-end benchmark, one table of figures on stdout.
+func Bench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: roomhook bench [flags]\n\nRuns the end-to-end benchmark (scenarios: %s) and prints one Markdown table.\n\nFlags:\n",
@@ -56,9 +57,12 @@ func runBench(ctx context.Context, args []string) error {
 		opts.ReplicaCommand = []string{exe, "serve"}
 	}
 	if *verbose {
-		c, _ := LoadConfig()
+		c, err := server.LoadConfig(server.ScopeClient)
+		if err != nil {
+			return fmt.Errorf("bench: %w", err)
+		}
 		c.LogLevel = "warn"
-		opts.Log = newLogger(c, os.Stderr)
+		opts.Log = server.NewLogger(c, os.Stderr)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

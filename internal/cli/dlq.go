@@ -1,4 +1,4 @@
-package main
+package cli
 
 import (
 	"context"
@@ -56,8 +56,8 @@ func (f *dlqFilter) filter(now time.Time) (admin.Filter, error) {
 	return out, nil
 }
 
-// runDLQ is `roomhook dlq`.
-func runDLQ(ctx context.Context, args []string) error {
+// DLQ is `roomhook dlq`: list, show, replay and purge dead letters, through a running replica.
+func DLQ(ctx context.Context, args []string) error {
 	return dlqCommand(ctx, args, os.Stdout, os.Stderr)
 }
 
