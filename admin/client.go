@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -28,6 +29,9 @@ var (
 	ErrBadRequest = errors.New("bad request")
 	// ErrNotFound: the endpoint or dead letter named does not exist.
 	ErrNotFound = errors.New("not found")
+	// ErrNotPermitted: the NATS server refused the request because the connection's user
+	// may not publish on the operation's subject (a read-only operator asking for a purge).
+	ErrNotPermitted = errors.New("not permitted")
 )
 
 // Error is an error answered by the service.
@@ -128,10 +132,12 @@ func request[Resp any](ctx context.Context, c *Client, op string, req any) (Resp
 		defer cancel()
 	}
 	subject := Subject(c.region, op)
-	msg, err := c.nc.RequestWithContext(ctx, subject, data)
+	msg, err := c.exchange(ctx, subject, data)
 	switch {
+	case errors.Is(err, ErrNotPermitted):
+		return out, fmt.Errorf("%s: %w", subject, err)
 	case errors.Is(err, nats.ErrNoResponders):
-		return out, fmt.Errorf("%w on %s.*: is it running?", ErrNoReplica, SubjectPrefix(c.region))
+		return out, fmt.Errorf("%w on %s.>: is it running?", ErrNoReplica, SubjectPrefix(c.region))
 	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
 		return out, fmt.Errorf("%s: %w (the replica may still be working on it)", subject, ErrTimeout)
 	case err != nil:
@@ -144,4 +150,34 @@ func request[Resp any](ctx context.Context, c *Client, op string, req any) (Resp
 		return out, fmt.Errorf("%s: unreadable answer: %w", subject, err)
 	}
 	return out, nil
+}
+
+// exchange sends one request and waits for its answer. Unlike nc.Request it learns at once
+// when the server refuses the publish: a refused publish reaches no one, so the request would
+// otherwise wait out its whole timeout. The server handles the request before the flush's
+// ping, so its permissions error, if any, has arrived once the flush returns.
+func (c *Client) exchange(ctx context.Context, subject string, data []byte) (*nats.Msg, error) {
+	reply := c.nc.NewInbox()
+	sub, err := c.nc.SubscribeSync(reply)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Unsubscribe()
+	if err := c.nc.PublishRequest(subject, reply, data); err != nil {
+		return nil, err
+	}
+	if err := c.nc.FlushWithContext(ctx); err != nil {
+		return nil, err
+	}
+	if last := c.nc.LastError(); errors.Is(last, nats.ErrPermissionViolation) && strings.Contains(last.Error(), `"`+subject+`"`) {
+		return nil, ErrNotPermitted
+	}
+	msg, err := sub.NextMsgWithContext(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if len(msg.Data) == 0 && msg.Header.Get("Status") == "503" {
+		return nil, nats.ErrNoResponders
+	}
+	return msg, nil
 }

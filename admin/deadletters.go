@@ -22,7 +22,8 @@ import (
 // knownReason reports whether r is one of dispatcher's dead-letter reasons.
 func knownReason(r string) bool {
 	switch r {
-	case dispatcher.ReasonInvalid, dispatcher.ReasonRejected, dispatcher.ReasonGone, dispatcher.ReasonExhausted:
+	case dispatcher.ReasonInvalid, dispatcher.ReasonRejected, dispatcher.ReasonGone, dispatcher.ReasonExhausted,
+		dispatcher.ReasonForbidden:
 		return true
 	}
 	return false
@@ -49,7 +50,7 @@ func checkFilter(f Filter) (selection, error) {
 		}
 	}
 	if f.Reason != "" && !knownReason(f.Reason) {
-		return sel, badRequest("reason %q: want invalid, rejected, gone or exhausted", f.Reason)
+		return sel, badRequest("reason %q: want invalid, rejected, gone, exhausted or forbidden", f.Reason)
 	}
 	if !f.Since.IsZero() && !f.Until.IsZero() && f.Until.Before(f.Since) {
 		return sel, badRequest("until (%s) is before since (%s)", f.Until.Format(time.RFC3339), f.Since.Format(time.RFC3339))
@@ -235,10 +236,10 @@ func (s *Service) dlqShow(ctx context.Context, req micro.Request) (any, error) {
 	}
 	dl := dispatcher.ParseDeadLetter(m)
 	out := DeadLetterDetail{DeadLetter: summary(dl, len(dl.Body))}
-	if utf8.Valid(dl.Body) {
-		out.Body = string(dl.Body)
+	if body := redactBody(dl.Body); utf8.Valid(dl.Body) {
+		out.Body = string(body)
 	} else {
-		out.BodyBase64 = base64.StdEncoding.EncodeToString(dl.Body)
+		out.BodyBase64 = base64.StdEncoding.EncodeToString(body)
 	}
 	return out, nil
 }

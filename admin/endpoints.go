@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -19,28 +18,6 @@ import (
 
 // endpointIDPattern is the form of dispatcher.EndpointID.
 var endpointIDPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
-
-// RedactURL replaces every query value of a webhook URL by REDACTED: receivers often take a
-// token there. Text that is not a URL is redacted whole after its first "?".
-func RedactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		if i := strings.IndexByte(raw, '?'); i >= 0 {
-			return raw[:i] + "?REDACTED"
-		}
-		return raw
-	}
-	if u.RawQuery == "" {
-		return raw
-	}
-	parts := strings.Split(u.RawQuery, "&")
-	for i, p := range parts {
-		key, _, _ := strings.Cut(p, "=")
-		parts[i] = key + "=REDACTED"
-	}
-	u.RawQuery = strings.Join(parts, "&")
-	return u.String()
-}
 
 // endpointRecords reads every endpoint's shared state, by id.
 func (s *Service) endpointRecords(ctx context.Context) (map[string]dispatcher.EndpointRecord, error) {
@@ -178,8 +155,9 @@ func endpointIDOf(ref string) (string, error) {
 		return ref, nil
 	}
 	urls, err := dispatcher.ParseWebhookURLs([]string{ref})
-	if err != nil {
-		return "", badRequest("%q is neither an endpoint id (16 hex digits) nor a webhook URL: %v", RedactURL(ref), err)
+	if err != nil || len(urls) == 0 {
+		// err names the URL too; RedactURL alone keeps a token in its query out of the answer.
+		return "", badRequest("%q is neither an endpoint id (16 hex digits) nor a valid webhook URL", RedactURL(ref))
 	}
 	return dispatcher.EndpointID(urls[0]), nil
 }

@@ -71,12 +71,12 @@ func Example() {
 	_, err = admin.NewClient(onc, "eu").Status(ctx)
 	fmt.Println(errors.Is(err, admin.ErrNoReplica), err)
 	// Output:
-	// c955b26afc659a7c https://lms.example.com/roomhook?token=REDACTED paused
+	// c955b26afc659a7c https://lms.example.com/roomhook paused
 	// true no dead letter 1 (replayed and delivered, purged, or expired)
-	// true no roomhook replica answered on roomhook.admin.eu.*: is it running?
+	// true no roomhook replica answered on roomhook.admin.eu.>: is it running?
 }
 
 func ExampleRedactURL() {
-	fmt.Println(admin.RedactURL("https://lms.example.com/hook?token=abc&tenant=7"))
-	// Output: https://lms.example.com/hook?token=REDACTED&tenant=REDACTED
+	fmt.Println(admin.RedactURL("https://user:pw@lms.example.com/hook?token=abc&tenant=7#top"))
+	// Output: https://lms.example.com/hook
 }

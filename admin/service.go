@@ -86,7 +86,12 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin service: %w", err)
 	}
-	group := s.svc.AddGroup(SubjectPrefix(cfg.Region))
+	// Two groups, so that NATS permissions on roomhook.admin.<region>.read.> alone make a
+	// read-only operator.
+	groups := map[string]micro.Group{
+		AccessRead:  s.svc.AddGroup(SubjectPrefix(cfg.Region) + "." + AccessRead),
+		AccessWrite: s.svc.AddGroup(SubjectPrefix(cfg.Region) + "." + AccessWrite),
+	}
 	handlers := []struct {
 		op      string
 		handler func(context.Context, micro.Request) (any, error)
@@ -102,6 +107,10 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	}
 	for _, h := range handlers {
 		name := endpointName(h.op)
+		group := groups[AccessRead]
+		if IsWrite(h.op) {
+			group = groups[AccessWrite]
+		}
 		if err := group.AddEndpoint(name, s.handle(ctx, h.op, h.handler), micro.WithEndpointSubject(h.op)); err != nil {
 			_ = s.svc.Stop()
 			return nil, fmt.Errorf("admin service: endpoint %s: %w", h.op, err)

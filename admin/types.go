@@ -4,13 +4,15 @@ import (
 	"time"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/subscriber"
 )
 
 // ServiceName is the NATS micro service name every replica registers (`nats micro ls` lists it).
-const ServiceName = "roomhook-admin"
+const ServiceName = subscriber.AdminServiceName
 
 // Operations, each answered on Subject(region, op). The request and response bodies are the
-// JSON of the types named.
+// JSON of the types named. Reading operations (ReadOps) answer under ReadSubjects, changing
+// ones (WriteOps) under WriteSubjects, so NATS permissions can grant an operator one or both.
 const (
 	OpEndpointsList   = "endpoints.list"   // no body → EndpointList
 	OpEndpointsPause  = "endpoints.pause"  // EndpointRequest → Endpoint
@@ -22,15 +24,54 @@ const (
 	OpDLQPurge        = "dlq.purge"        // PurgeRequest → PurgeResult
 )
 
+// ReadOps are the operations that only read: status, endpoints list, dlq list and show.
+func ReadOps() []string { return []string{OpStatus, OpEndpointsList, OpDLQList, OpDLQShow} }
+
+// WriteOps are the operations that change state: pause, resume, replay and purge.
+func WriteOps() []string {
+	return []string{OpEndpointsPause, OpEndpointsResume, OpDLQReplay, OpDLQPurge}
+}
+
+// IsWrite reports whether op changes state, so that it is answered under WriteSubjects.
+func IsWrite(op string) bool {
+	switch op {
+	case OpEndpointsPause, OpEndpointsResume, OpDLQReplay, OpDLQPurge:
+		return true
+	}
+	return false
+}
+
+// Access levels, the subject token after the region.
+const (
+	AccessRead  = "read"
+	AccessWrite = "write"
+)
+
 // Subject is where one operation of a region's admin service is answered:
-// roomhook.admin.<region>.<op>.
-func Subject(region, op string) string { return SubjectPrefix(region) + "." + op }
+// roomhook.admin.<region>.read.<op> or roomhook.admin.<region>.write.<op>.
+func Subject(region, op string) string {
+	access := AccessRead
+	if IsWrite(op) {
+		access = AccessWrite
+	}
+	return SubjectPrefix(region) + "." + access + "." + op
+}
 
 // SubjectPrefix is the root of a region's admin subjects, roomhook.admin.<region>.
 func SubjectPrefix(region string) string { return "roomhook.admin." + region }
 
-// Endpoint is an endpoint as operators see it. URL query values are replaced by REDACTED,
-// since receivers often take a token there.
+// ReadSubjects is the wildcard of a region's reading operations, for NATS permissions:
+// roomhook.admin.<region>.read.>.
+func ReadSubjects(region string) string { return subscriber.Names{Region: region}.AdminReadSubjects() }
+
+// WriteSubjects is the wildcard of a region's changing operations, for NATS permissions:
+// roomhook.admin.<region>.write.>.
+func WriteSubjects(region string) string {
+	return subscriber.Names{Region: region}.AdminWriteSubjects()
+}
+
+// Endpoint is an endpoint as operators see it. Its URL is redacted (RedactURL: no user info,
+// query or fragment), since receivers often take a token there.
 type Endpoint struct {
 	ID             string                  `json:"id"`
 	URL            string                  `json:"url"`
@@ -110,7 +151,7 @@ type Filter struct {
 	Endpoint string    `json:"endpoint,omitempty"` // endpoint id or URL; "invalid" for invalid events
 	Room     string    `json:"room,omitempty"`
 	Event    string    `json:"event,omitempty"`
-	Reason   string    `json:"reason,omitempty"` // invalid, rejected, gone or exhausted
+	Reason   string    `json:"reason,omitempty"` // invalid, rejected, gone, exhausted or forbidden
 	Since    time.Time `json:"since,omitzero"`   // dead-lettered at or after
 	Until    time.Time `json:"until,omitzero"`   // dead-lettered at or before
 	// Limit caps how many dead letters are selected, oldest first. 0: dlq.list shows
@@ -137,7 +178,7 @@ type DeadLetter struct {
 	Reason       string    `json:"reason"`
 	Detail       string    `json:"detail,omitempty"`
 	EndpointID   string    `json:"endpoint_id"`
-	EndpointURL  string    `json:"endpoint_url,omitempty"` // query values redacted
+	EndpointURL  string    `json:"endpoint_url,omitempty"` // redacted (RedactURL)
 	Room         string    `json:"room,omitempty"`
 	Event        string    `json:"event,omitempty"`
 	EventID      string    `json:"event_id,omitempty"`
@@ -165,7 +206,9 @@ type ShowRequest struct {
 }
 
 // DeadLetterDetail answers OpDLQShow: a dead letter with its body, as text when it is UTF-8
-// (webhook bodies are JSON), else base64 (an invalid event's protobuf payload).
+// (webhook bodies are JSON), else base64 (an invalid event's protobuf payload). URLs in the
+// body are shown redacted: the webhook_urls of a protobuf payload, and anything that looks
+// like an http(s) URL in other bodies.
 type DeadLetterDetail struct {
 	DeadLetter
 	Body       string `json:"body,omitempty"`
