@@ -13,7 +13,8 @@ import (
 // ConnectNATS connects to serverURL with whichever ROOMHOOK_NATS_* credentials and TLS settings
 // c has, and reconnects forever: a NATS outage pauses delivery, it does not end the process.
 // The dispatcher and every client subcommand connect through it, so they accept the same
-// settings.
+// settings. With no ROOMHOOK_NATS_URL and no credentials set it uses those of the embedded
+// development server, from the data dir.
 func ConnectNATS(c Config, serverURL string, log *slog.Logger) (*nats.Conn, error) {
 	opts := []nats.Option{
 		nats.Name("roomhook"),
@@ -36,8 +37,16 @@ func ConnectNATS(c Config, serverURL string, log *slog.Logger) (*nats.Conn, erro
 		}
 		opts = append(opts, o)
 	}
-	if c.NATSUser != "" {
+	switch {
+	case c.NATSUser != "":
 		opts = append(opts, nats.UserInfo(c.NATSUser, c.NATSPassword))
+	case c.NATSURL == "" && c.NATSCredsFile == "" && c.NATSNKeyFile == "":
+		// The embedded development mode: the embedded server requires the user it keeps in the
+		// data dir, so `go run . <subcommand>` works with no configuration. Before the
+		// dispatcher's first start there is no file, and nothing to connect to either.
+		if creds, err := ReadEmbeddedCredentials(c.DataDir); err == nil {
+			opts = append(opts, nats.UserInfo(creds.User, creds.Password))
+		}
 	}
 	if c.NATSTLSCA != "" {
 		opts = append(opts, nats.RootCAs(c.NATSTLSCA))
