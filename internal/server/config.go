@@ -69,6 +69,12 @@ type Config struct {
 	HTTPAddr  string `envconfig:"HTTP_ADDR" default:":8080"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"text"`
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info"`
+
+	// IngestAddr serves POST /ingest/plugnmeet (package ingest) when set; "off" turns off the
+	// default of the embedded development mode (IngestListen).
+	IngestAddr      string `envconfig:"INGEST_ADDR"`
+	IngestAPIKey    string `envconfig:"INGEST_API_KEY"`
+	IngestAPISecret string `envconfig:"INGEST_API_SECRET"`
 }
 
 // Development credentials used when none are configured: for development only, and announced
@@ -166,6 +172,12 @@ func (c Config) Validate() error {
 		check(c.APISecret != "", "API_SECRET", "is required when ROOMHOOK_NATS_URL is set")
 	}
 	check((c.APIKey == "") == (c.APISecret == ""), "API_SECRET", "and ROOMHOOK_API_KEY must be set together")
+	check((c.IngestAPIKey == "") == (c.IngestAPISecret == ""), "INGEST_API_SECRET", "and ROOMHOOK_INGEST_API_KEY must be set together")
+	if addr := c.IngestListen(); addr != "" {
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			errs = append(errs, errConfig("INGEST_ADDR", "%v (or off)", err))
+		}
+	}
 	if _, err := dispatcher.ParseRetrySchedule(c.RetrySchedule, c.RetryJitter); err != nil {
 		variable := "RETRY_SCHEDULE"
 		if c.RetryJitter < 0 || c.RetryJitter >= 1 {

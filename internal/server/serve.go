@@ -97,6 +97,9 @@ func Serve(ctx context.Context, c Config, log *slog.Logger, version string) erro
 			log.Error("health server stopped", "error", err)
 		}
 	})
+	if err := startIngest(background, &wg, c, js, reg, log); err != nil {
+		return err
+	}
 
 	log.Info("roomhook starting", "version", version, "region", c.Region, "http", ln.Addr().String(), "replica", replicaID)
 	if len(endpoints) == 0 {
