@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/schema"
 )
 
 // Serve runs one dispatcher replica until ctx ends, then shuts down within
@@ -71,6 +72,13 @@ func Serve(ctx context.Context, c Config, log *slog.Logger, version string) erro
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := dispatcher.NewMetrics(reg)
+	// Every series of a known label value exists from the start, at zero, so that rate() and
+	// alerts on a fresh replica see 0 instead of nothing.
+	globalIDs := make([]string, 0, len(endpoints))
+	for _, ep := range endpoints {
+		globalIDs = append(globalIDs, ep.ID)
+	}
+	metrics.Preset(globalIDs, schema.KnownEventNames())
 	sender := dispatcher.NewSender(dispatcher.WithTimeout(c.HTTPTimeout), dispatcher.WithContentType(c.ContentType),
 		dispatcher.WithUserAgent("roomhook/"+version))
 	d, err := dispatcher.New(js, dcfg, dispatcher.WithLogger(log), dispatcher.WithMetrics(metrics), dispatcher.WithSender(sender))
@@ -82,7 +90,9 @@ func Serve(ctx context.Context, c Config, log *slog.Logger, version string) erro
 	if err != nil {
 		return fmt.Errorf("ROOMHOOK_HTTP_ADDR: %w", err)
 	}
-	srv := &http.Server{Handler: healthHandler(newReadiness(nc, js, d.Names(), d.Ready), reg), ReadHeaderTimeout: 5 * time.Second}
+	ready := newReadiness(nc, js, d.Names(), d.Ready)
+	registerReadinessMetrics(reg, ready)
+	srv := &http.Server{Handler: healthHandler(ready, reg), ReadHeaderTimeout: 5 * time.Second}
 	// background holds the goroutines Serve starts besides the dispatcher; stop ends them and
 	// waits for them, on every way out.
 	background, stop := context.WithCancel(ctx)
