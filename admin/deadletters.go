@@ -306,8 +306,14 @@ func (s *Service) dlqReplay(ctx context.Context, req micro.Request) (any, error)
 		seq := strconv.FormatUint(dl.Sequence, 10)
 		q := dispatcher.Queued{Room: dl.Room, Event: dl.Event, EventID: dl.EventID, EventSeq: dl.EventSeq,
 			Stored: dl.Stored, Body: dl.Body, ReplayOf: dl.Sequence}
-		subject := s.names.DeliverSubject(dl.EndpointID, dispatcher.Partition(dl.Room, s.cfg.Partitions))
-		ack, err := s.js.PublishMsg(ctx, q.Msg(subject, "replay:"+seq))
+		// A replay goes to the endpoint's spill queue on the room's partition, and the
+		// partition's owner is told to drain it.
+		part := dispatcher.Partition(dl.Room, s.cfg.Partitions)
+		subject := s.names.SpillSubject(dl.EndpointID, part)
+		ack, err := s.js.PublishMsg(ctx, q.Msg(subject, "replay:"+seq+":"+dl.EndpointID))
+		if err == nil {
+			_ = s.js.Conn().Publish(s.names.NotifySubject(part), []byte(dl.EndpointID))
+		}
 		if err != nil {
 			if res.Replayed > 0 {
 				s.log.Info("dead letters replayed before an error", "replayed", res.Replayed)

@@ -366,12 +366,12 @@ func TestReplaySkipsEndpointNoReplicaServes(t *testing.T) {
 	if res.Matched != 1 || res.Replayed != 0 || len(res.Skipped) != 1 || !strings.Contains(res.Skipped[0].Reason, "not configured") {
 		t.Fatalf("replay answered %+v, want the dead letter skipped", res)
 	}
-	st, err := js.Stream(ctx, "ROOMHOOK_DELIVER_DEFAULT")
+	st, err := js.Stream(ctx, "ROOMHOOK_SPILL_DEFAULT")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if n := st.CachedInfo().State.Msgs; n != 0 {
-		t.Errorf("deliver stream holds %d messages, want none queued for the removed endpoint", n)
+		t.Errorf("spill stream holds %d messages, want none queued for the removed endpoint", n)
 	}
 }
 

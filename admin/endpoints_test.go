@@ -31,8 +31,8 @@ func TestPauseResume(t *testing.T) {
 	// 2.15.2 has a data race between a stream update and a consumer creation on that stream,
 	// which -race would report here.
 	waitFor(t, 10*time.Second, "the first replica's consumers", func() bool {
-		st, err := js.Stream(context.Background(), "ROOMHOOK_DELIVER_DEFAULT")
-		return err == nil && st.CachedInfo().State.Consumers == 2*cfg.Partitions
+		st, err := js.Stream(context.Background(), "ROOMHOOK_PART_DEFAULT")
+		return err == nil && st.CachedInfo().State.Consumers == cfg.Partitions
 	})
 	cfg.ReplicaID = "r2"
 	r2 := startReplica(t, ns, cfg)

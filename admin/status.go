@@ -7,46 +7,60 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/roomhook/roomhook/dispatcher"
 )
 
-// queueCounts is what the deliver consumers of one endpoint hold.
+// queueCounts is what one endpoint's spill queues hold.
 type queueCounts struct {
 	backlog, inFlight uint64
 }
 
-// deliverQueues sums the deliver consumers' counts by endpoint id. A queue whose consumer does
-// not exist (yet) counts nothing.
+// deliverQueues sums the spill queues by endpoint id: the backlog of every slow or failing
+// endpoint (a healthy endpoint's deliveries are only in memory, for moments). In flight is
+// what the drainers of those queues hold.
 func (s *Service) deliverQueues(ctx context.Context) (map[string]queueCounts, error) {
-	st, err := s.js.Stream(ctx, s.names.DeliverStream())
+	st, err := s.js.Stream(ctx, s.names.SpillStream())
 	if err != nil {
-		return nil, fmt.Errorf("deliver stream %s: %w", s.names.DeliverStream(), err)
+		return nil, fmt.Errorf("spill stream %s: %w", s.names.SpillStream(), err)
+	}
+	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.names.SpillSubjects()))
+	if err != nil {
+		return nil, fmt.Errorf("spill stream %s: %w", s.names.SpillStream(), err)
 	}
 	out := map[string]queueCounts{}
-	// One paged listing instead of one request per (endpoint, partition).
+	for subject, n := range info.State.Subjects {
+		// roomhook.spill.<region>.<endpoint>.<partition>
+		toks := strings.Split(subject, ".")
+		if len(toks) != 5 {
+			continue
+		}
+		c := out[toks[3]]
+		c.backlog += n
+		out[toks[3]] = c
+	}
 	lister := st.ListConsumers(ctx)
-	for info := range lister.Info() {
-		id, ok := deliverConsumerEndpoint(info.Name)
+	for ci := range lister.Info() {
+		id, ok := spillConsumerEndpoint(ci.Name)
 		if !ok {
 			continue
 		}
 		c := out[id]
-		c.backlog += info.NumPending + uint64(info.NumAckPending)
-		c.inFlight += uint64(info.NumAckPending)
+		c.inFlight += uint64(ci.NumAckPending)
 		out[id] = c
 	}
 	if err := lister.Err(); err != nil {
-		return nil, fmt.Errorf("deliver consumers: %w", err)
+		return nil, fmt.Errorf("spill consumers: %w", err)
 	}
 	return out, nil
 }
 
-// deliverConsumerEndpoint reads the endpoint id out of a subscriber.Names.DeliverConsumer name,
-// deliver_<endpoint id>_<partition>.
-func deliverConsumerEndpoint(name string) (string, bool) {
-	rest, ok := strings.CutPrefix(name, "deliver_")
+// spillConsumerEndpoint reads the endpoint id out of a subscriber.Names.SpillConsumer name,
+// spill_<endpoint id>_<partition>.
+func spillConsumerEndpoint(name string) (string, bool) {
+	rest, ok := strings.CutPrefix(name, "spill_")
 	if !ok {
 		return "", false
 	}

@@ -392,7 +392,7 @@ func (b *bench) backlog(ctx context.Context, run int) (map[string]float64, error
 	}, nil
 }
 
-// waitQueued waits until the router has queued n deliveries in the deliver stream.
+// waitQueued waits until n deliveries of the down endpoint wait in the spill stream.
 func (e *env) waitQueued(ctx context.Context, n int) error {
 	_, js, err := e.connect("roomhook-bench-observer")
 	if err != nil {
@@ -400,7 +400,7 @@ func (e *env) waitQueued(ctx context.Context, n int) error {
 	}
 	deadline := time.Now().Add(10*time.Minute + time.Duration(n)*time.Millisecond)
 	for {
-		st, err := js.Stream(ctx, e.names().DeliverStream())
+		st, err := js.Stream(ctx, e.names().SpillStream())
 		if err == nil {
 			info, ierr := st.Info(ctx)
 			if ierr == nil && info.State.Msgs >= uint64(n) {
@@ -408,7 +408,7 @@ func (e *env) waitQueued(ctx context.Context, n int) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the router did not queue %d deliveries in time", n)
+			return fmt.Errorf("%d deliveries were not spilled in time", n)
 		}
 		select {
 		case <-ctx.Done():

@@ -86,3 +86,11 @@ func (a *activityBook) flush(ctx context.Context, kv jetstream.KeyValue, replica
 		_, _ = kv.Put(ctx, ActivityKey(id, replica), b)
 	}
 }
+
+// forget drops a retired endpoint's record.
+func (a *activityBook) forget(id string) {
+	a.mu.Lock()
+	delete(a.recs, id)
+	delete(a.dirty, id)
+	a.mu.Unlock()
+}

@@ -86,6 +86,12 @@ func (b *Breakers) Watch(ctx context.Context) error {
 				continue
 			}
 			id := strings.TrimPrefix(e.Key(), "breaker.")
+			if e.Operation() != jetstream.KeyValuePut && e.Revision() >= b.revision(id) {
+				// Deleted, as when its endpoint was retired: a closed breaker needs no state.
+				b.apply(id, BreakerRecord{State: BreakerClosed}, e.Revision())
+				b.forget(id)
+				continue
+			}
 			var rec BreakerRecord
 			if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &rec) != nil {
 				rec = BreakerRecord{State: BreakerClosed}
@@ -114,6 +120,24 @@ func (b *Breakers) apply(id string, rec BreakerRecord, rev uint64) {
 	}
 }
 
+// forget drops a closed breaker's state (its endpoint was retired).
+func (b *Breakers) forget(id string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if br, ok := b.state[id]; ok && (br.rec.State == BreakerClosed || br.rec.State == "") {
+		delete(b.state, id)
+	}
+}
+
+func (b *Breakers) revision(id string) uint64 {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if br, ok := b.state[id]; ok {
+		return br.rev
+	}
+	return 0
+}
+
 // Current returns an endpoint's breaker as this replica last saw it, and a channel closed at
 // its next change.
 func (b *Breakers) Current(id string) (BreakerRecord, <-chan struct{}) {
@@ -137,7 +161,11 @@ func (rec BreakerRecord) ShouldPark(now time.Time) bool {
 func (b *Breakers) State(id string) BreakerRecord {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.get(id).rec
+	// Asked for every direct delivery: no state is made for endpoints that never failed.
+	if br, ok := b.state[id]; ok {
+		return br.rec
+	}
+	return BreakerRecord{State: BreakerClosed}
 }
 
 // cas writes rec if the shared record is still at the revision this replica last saw.
@@ -202,6 +230,11 @@ func (b *Breakers) Wait(ctx context.Context, id string, probeTimeout time.Durati
 // that shows it is up (2xx, and 4xx other than 408, 425 and 429).
 func (b *Breakers) Report(ctx context.Context, id string, answered, probe bool, reason string) {
 	b.mu.Lock()
+	if _, ok := b.state[id]; !ok && answered && !probe {
+		// A healthy endpoint that never failed needs no breaker state.
+		b.mu.Unlock()
+		return
+	}
 	br := b.get(id)
 	rec := br.rec
 	if answered {

@@ -7,10 +7,12 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/schema"
 )
 
-// Headers of a queued delivery in the deliver stream. The body is the webhook body, rendered
-// once by the router, so every endpoint and every retry sends the same bytes.
+// Headers of a spilled delivery in the spill stream. The body is the webhook body, rendered
+// once by the partition's owner, so every endpoint and every retry sends the same bytes.
 const (
 	HeaderRoom     = "Roomhook-Room"
 	HeaderEvent    = "Roomhook-Event"
@@ -18,18 +20,24 @@ const (
 	HeaderEventSeq = "Roomhook-Event-Seq" // the event's sequence in the events stream
 	HeaderStored   = "Roomhook-Stored"    // when the events stream stored it, unix nanoseconds
 	HeaderReplayOf = "Roomhook-Replay-Of" // dead-letter sequence a replayed delivery came from
+	// A delivery spilled after failing from memory goes on with its retry schedule.
+	headerAttempts     = "Roomhook-Attempts"      // attempts made before it was spilled
+	headerFirstAttempt = "Roomhook-First-Attempt" // unix nanoseconds
+	headerNextAttempt  = "Roomhook-Next-Attempt"  // unix nanoseconds: not before
 )
 
-// Partition maps a room to one of n partitions. All of a room's deliveries to an endpoint
-// share a partition, so one owner sees them in order.
+// Partition maps a room to one of n partitions, exactly as the partition stream's subject
+// transform {{partition(n,1)}} does (FNV-1a over the room's subject token): all of a room's
+// events share a partition, so one owner sees them in order, and a replay queued here lands
+// where the owner of the room's live events looks.
 func Partition(room string, n int) int {
 	h := fnv.New32a()
-	h.Write([]byte(room))
+	h.Write([]byte(schema.EncodeRoomToken(room)))
 	return int(h.Sum32() % uint32(n))
 }
 
-// Queued is one delivery in the deliver stream: the router writes it, a worker delivers it,
-// and a dead-letter replay writes it again.
+// Queued is one delivery: read from the partition stream, or spilled into an endpoint's
+// spill queue, or written there again by a dead-letter replay.
 type Queued struct {
 	Room     string
 	Event    string
@@ -39,7 +47,12 @@ type Queued struct {
 	Body     []byte
 	ReplayOf uint64 // dead-letter sequence, for replays; removed from the DLQ once settled
 
-	seq uint64 // deliver stream sequence, set when pulled
+	// The retry schedule so far, for a delivery that failed before it was spilled.
+	Attempts     int
+	FirstAttempt time.Time
+	NextAttempt  time.Time
+
+	seq uint64 // spill stream sequence, set when pulled
 }
 
 // Msg is the message that queues q on subject; msgID makes a repeated publish a no-op.
@@ -56,18 +69,33 @@ func (q Queued) Msg(subject, msgID string) *nats.Msg {
 	if q.ReplayOf > 0 {
 		m.Header[HeaderReplayOf] = []string{strconv.FormatUint(q.ReplayOf, 10)}
 	}
+	if q.Attempts > 0 {
+		m.Header[headerAttempts] = []string{strconv.Itoa(q.Attempts)}
+		m.Header[headerFirstAttempt] = []string{strconv.FormatInt(q.FirstAttempt.UnixNano(), 10)}
+		m.Header[headerNextAttempt] = []string{strconv.FormatInt(q.NextAttempt.UnixNano(), 10)}
+	}
 	m.Header[nats.MsgIdHdr] = []string{msgID}
 	return m
 }
 
 // ParseQueued reads a pulled delivery.
-func ParseQueued(m jetstream.Msg) Queued {
-	h := m.Headers()
-	q := Queued{Body: m.Data(), Room: h.Get(HeaderRoom), Event: h.Get(HeaderEvent), EventID: h.Get(HeaderEventID)}
+func ParseQueued(m jetstream.Msg) Queued { return parseQueued(m.Headers(), m.Data()) }
+
+func parseQueued(h nats.Header, body []byte) Queued {
+	q := Queued{Body: body, Room: h.Get(HeaderRoom), Event: h.Get(HeaderEvent), EventID: h.Get(HeaderEventID)}
 	q.EventSeq, _ = strconv.ParseUint(h.Get(HeaderEventSeq), 10, 64)
 	q.ReplayOf, _ = strconv.ParseUint(h.Get(HeaderReplayOf), 10, 64)
 	if ns, err := strconv.ParseInt(h.Get(HeaderStored), 10, 64); err == nil {
 		q.Stored = time.Unix(0, ns)
+	}
+	if n, err := strconv.Atoi(h.Get(headerAttempts)); err == nil && n > 0 {
+		q.Attempts = n
+		if ns, err := strconv.ParseInt(h.Get(headerFirstAttempt), 10, 64); err == nil {
+			q.FirstAttempt = time.Unix(0, ns)
+		}
+		if ns, err := strconv.ParseInt(h.Get(headerNextAttempt), 10, 64); err == nil {
+			q.NextAttempt = time.Unix(0, ns)
+		}
 	}
 	return q
 }

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -19,20 +20,36 @@ import (
 // EndpointRecord is an endpoint's shared state in the endpoints bucket. Credentials and
 // filters of global endpoints stay in each replica's configuration, never in NATS.
 type EndpointRecord struct {
-	URL      string    `json:"url"`
-	Global   bool      `json:"global,omitempty"`
-	Paused   bool      `json:"paused,omitempty"`   // by an operator
-	Disabled bool      `json:"disabled,omitempty"` // by a 410 Gone answer
-	Reason   string    `json:"reason,omitempty"`
-	Updated  time.Time `json:"updated"`
+	URL      string `json:"url"`
+	Global   bool   `json:"global,omitempty"`
+	Paused   bool   `json:"paused,omitempty"`   // by an operator
+	Disabled bool   `json:"disabled,omitempty"` // by a 410 Gone answer
+	Reason   string `json:"reason,omitempty"`
+	// Registered is when a room last registered a per-room endpoint (refreshed at most once
+	// a minute): retirement leaves recently registered endpoints alone.
+	Registered time.Time `json:"registered,omitzero"`
+	Updated    time.Time `json:"updated"`
 }
 
 // EndpointView is an endpoint with its shared state, as workers and the router see it.
 type EndpointView struct {
 	Endpoint
-	Disabled bool
-	Reason   string
+	Disabled   bool
+	Reason     string
+	Registered time.Time
+	rev        uint64 // revision of the record in the bucket (0: not seen yet)
 }
+
+// ErrTooManyEndpoints is returned by EnsurePerRoom when ROOMHOOK_MAX_ROOM_ENDPOINTS live
+// per-room endpoints exist.
+var ErrTooManyEndpoints = errors.New("too many live per-room endpoints")
+
+// ErrEndpointNotFound is returned for an endpoint the bucket does not hold.
+var ErrEndpointNotFound = errors.New("endpoint not found")
+
+// registeredRefresh is how stale an endpoint's Registered time may get before a registering
+// room writes it again.
+const registeredRefresh = time.Minute
 
 // Directory is the set of endpoints every replica knows: the global ones of the configuration
 // and the per-room ones registered by the router, with the state they share through a
@@ -45,6 +62,7 @@ type Directory struct {
 
 	mu      sync.RWMutex
 	views   map[string]*EndpointView
+	perRoom int            // per-room endpoints in views
 	globals []EndpointView // the global views, sorted by id; replaced, never changed in place
 	changed chan struct{}
 	ready   chan struct{}
@@ -93,31 +111,104 @@ func (d *Directory) create(ctx context.Context, id string, rec EndpointRecord) e
 	return nil
 }
 
-// EnsurePerRoom makes url a known endpoint and returns its id. A per-room endpoint removed by
-// 410 Gone comes back when a room registers it again.
-func (d *Directory) EnsurePerRoom(ctx context.Context, url string) (string, error) {
+// EnsurePerRoom makes url a known endpoint and returns its id, refusing a new one when limit
+// (> 0) live per-room endpoints exist. A per-room endpoint removed by 410 Gone comes back when
+// a room registers it again. Registering refreshes the endpoint's Registered time with a
+// compare-and-set, so it cannot race with its retirement: a retirement that read the old
+// record fails, and one that already happened makes the endpoint anew.
+func (d *Directory) EnsurePerRoom(ctx context.Context, url string, limit int) (string, error) {
 	id := EndpointID(url)
 	d.mu.RLock()
 	v, ok := d.views[id]
+	full := limit > 0 && d.perRoom >= limit
 	d.mu.RUnlock()
-	if ok && !(v.Disabled && !v.Global) {
+	if ok && v.Global {
 		return id, nil
 	}
-	if ok {
-		return id, d.Update(ctx, id, func(r *EndpointRecord) { r.Disabled, r.Reason = false, "" })
+	if ok && !v.Disabled && time.Since(v.Registered) < registeredRefresh {
+		return id, nil
 	}
-	if err := d.create(ctx, id, EndpointRecord{URL: url, Updated: time.Now().UTC()}); err != nil {
-		return "", err
+	now := time.Now().UTC()
+	if ok && v.rev > 0 {
+		rec := EndpointRecord{URL: v.URL, Paused: v.Paused, Registered: now, Updated: now}
+		b, _ := json.Marshal(rec)
+		rev, err := d.kv.Update(ctx, id, b, v.rev)
+		if err == nil {
+			d.apply(id, &rec, rev)
+			return id, nil
+		}
+		if !subscriber.IsConflict(err) && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return "", fmt.Errorf("register endpoint %s: %w", id, err)
+		}
+		// Changed or retired meanwhile: read it again.
+		e, gerr := d.kv.Get(ctx, id)
+		if gerr == nil {
+			var cur EndpointRecord
+			if json.Unmarshal(e.Value(), &cur) == nil {
+				d.apply(id, &cur, e.Revision())
+				return d.EnsurePerRoom(ctx, url, limit)
+			}
+		}
+		if !errors.Is(gerr, jetstream.ErrKeyNotFound) {
+			return "", fmt.Errorf("register endpoint %s: %w", id, gerr)
+		}
+		d.remove(id)
 	}
-	// Make it visible to this replica's router at once, before the watch reports it.
-	d.apply(id, &EndpointRecord{URL: url})
+	if !ok && full {
+		return "", ErrTooManyEndpoints
+	}
+	rec := EndpointRecord{URL: url, Registered: now, Updated: now}
+	b, _ := json.Marshal(rec)
+	rev, err := d.kv.Create(ctx, id, b)
+	if subscriber.IsConflict(err) {
+		e, gerr := d.kv.Get(ctx, id)
+		if gerr != nil {
+			return "", fmt.Errorf("register endpoint %s: %w", id, gerr)
+		}
+		var cur EndpointRecord
+		if json.Unmarshal(e.Value(), &cur) == nil {
+			d.apply(id, &cur, e.Revision())
+		}
+		return d.EnsurePerRoom(ctx, url, limit)
+	}
+	if err != nil {
+		return "", fmt.Errorf("register endpoint %s: %w", id, err)
+	}
+	// Make it visible to this replica at once, before the watch reports it.
+	d.apply(id, &rec, rev)
 	return id, nil
+}
+
+// Retire removes an idle per-room endpoint from the bucket, if its record is still the one
+// this replica saw (a room registering it meanwhile wins).
+func (d *Directory) Retire(ctx context.Context, id string) (bool, error) {
+	d.mu.RLock()
+	v, ok := d.views[id]
+	d.mu.RUnlock()
+	if !ok || v.Global || v.rev == 0 {
+		return false, nil
+	}
+	if err := d.kv.Delete(ctx, id, jetstream.LastRevision(v.rev)); err != nil {
+		if subscriber.IsConflict(err) || errors.Is(err, jetstream.ErrKeyNotFound) {
+			return false, nil
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
+			return false, nil
+		}
+		return false, fmt.Errorf("retire endpoint %s: %w", id, err)
+	}
+	d.remove(id)
+	return true, nil
 }
 
 // Update changes an endpoint's shared state with a compare-and-set loop.
 func (d *Directory) Update(ctx context.Context, id string, change func(*EndpointRecord)) error {
 	for try := 0; try < 10; try++ {
 		e, err := d.kv.Get(ctx, id)
+		if errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("endpoint %s: %w", id, ErrEndpointNotFound)
+		}
 		if err != nil {
 			return fmt.Errorf("endpoint %s: %w", id, err)
 		}
@@ -128,8 +219,9 @@ func (d *Directory) Update(ctx context.Context, id string, change func(*Endpoint
 		change(&rec)
 		rec.Updated = time.Now().UTC()
 		b, _ := json.Marshal(rec)
-		if _, err = d.kv.Update(ctx, id, b, e.Revision()); err == nil {
-			d.apply(id, &rec)
+		rev, err := d.kv.Update(ctx, id, b, e.Revision())
+		if err == nil {
+			d.apply(id, &rec, rev)
 			return nil
 		}
 		if !subscriber.IsConflict(err) {
@@ -163,6 +255,7 @@ func (d *Directory) Watch(ctx context.Context) error {
 				continue
 			}
 			if e.Operation() != jetstream.KeyValuePut {
+				d.remove(e.Key())
 				continue
 			}
 			var rec EndpointRecord
@@ -170,7 +263,7 @@ func (d *Directory) Watch(ctx context.Context) error {
 				d.log.Warn("ignoring unreadable endpoint record", "endpoint", e.Key(), "error", err)
 				continue
 			}
-			d.apply(e.Key(), &rec)
+			d.apply(e.Key(), &rec, e.Revision())
 		}
 	}
 }
@@ -178,10 +271,27 @@ func (d *Directory) Watch(ctx context.Context) error {
 // Ready is closed once Watch has loaded the bucket's current state.
 func (d *Directory) Ready() <-chan struct{} { return d.ready }
 
-func (d *Directory) apply(id string, rec *EndpointRecord) {
+// remove forgets a retired per-room endpoint. Configured global endpoints stay.
+func (d *Directory) remove(id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, ok := d.views[id]
+	if !ok || v.Global {
+		return
+	}
+	delete(d.views, id)
+	d.perRoom--
+	close(d.changed)
+	d.changed = make(chan struct{})
+}
+
+func (d *Directory) apply(id string, rec *EndpointRecord, rev uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	old := d.views[id]
+	if old != nil && rev > 0 && rev < old.rev {
+		return // an older revision than the one this replica already has
+	}
 	var ep Endpoint
 	if c, ok := d.configured[id]; ok {
 		ep = c
@@ -193,7 +303,10 @@ func (d *Directory) apply(id string, rec *EndpointRecord) {
 		ep = Endpoint{ID: id, URL: rec.URL, Credentials: d.defaults}
 	}
 	ep.Paused = rec.Paused
-	v := &EndpointView{Endpoint: ep, Disabled: rec.Disabled, Reason: rec.Reason}
+	v := &EndpointView{Endpoint: ep, Disabled: rec.Disabled, Reason: rec.Reason, Registered: rec.Registered, rev: rev}
+	if old == nil && !ep.Global {
+		d.perRoom++
+	}
 	if ep.Global {
 		defer d.rebuildGlobalsLocked()
 	}

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/schema"
@@ -18,11 +20,11 @@ import (
 	"github.com/roomhook/roomhook/subscriber"
 )
 
-// Config is what a Dispatcher needs to know; main fills it from ROOMHOOK_* variables.
+// Config is what a Dispatcher needs to know; the server fills it from ROOMHOOK_* variables.
 type Config struct {
 	Region          string
 	Partitions      int           // rooms are spread over this many partitions (ownership units)
-	MaxInFlight     int           // deliveries pulled and not yet settled, per (endpoint, partition)
+	MaxInFlight     int           // deliveries pulled and not yet settled, per drained spill queue
 	Takeover        time.Duration // how soon a dead replica's work moves to another
 	MaxEventBytes   int
 	PerRoomWebhooks bool
@@ -37,15 +39,41 @@ type Config struct {
 	ReplicaID       string
 	BreakerFailures int           // consecutive failed attempts that open a breaker (0: default)
 	MaxProbeWait    time.Duration // longest wait between probes of an open breaker (0: default)
+	// SpillAfter is how long a direct attempt may go unanswered before the endpoint's later
+	// deliveries on that partition move to its spill queue (0: DefaultSpillAfter).
+	SpillAfter time.Duration
+	// MaxRoomURLs is how many webhook_urls of one room_created are registered (0: DefaultMaxRoomURLs).
+	MaxRoomURLs int
+	// MaxRoomEndpoints caps the live per-room endpoints (0: DefaultMaxRoomEndpoints).
+	MaxRoomEndpoints int
+	// RetireEvery is how often idle per-room endpoints are looked for (0: DefaultRetireEvery).
+	RetireEvery time.Duration
+	// StartupTimeout bounds how long start-up waits for JetStream (0: DefaultStartupTimeout).
+	StartupTimeout time.Duration
 }
+
+// Defaults of the Config fields that have one.
+const (
+	DefaultSpillAfter       = time.Second
+	DefaultMaxRoomURLs      = 5
+	DefaultMaxRoomEndpoints = 50_000
+	DefaultRetireEvery      = 20 * time.Second
+	DefaultStartupTimeout   = 2 * time.Minute
+)
+
+// Partition bounds of ROOMHOOK_PARTITIONS.
+const (
+	MinPartitions = 1
+	MaxPartitions = 1024
+)
 
 // ErrConfig marks an unusable Config.
 var ErrConfig = errors.New("invalid dispatcher configuration")
 
-func (c Config) validate() error {
+func (c *Config) validate() error {
 	switch {
-	case c.Partitions < 1 || c.Partitions > 1024:
-		return fmt.Errorf("%w: partitions must be 1..1024, got %d", ErrConfig, c.Partitions)
+	case c.Partitions < MinPartitions || c.Partitions > MaxPartitions:
+		return fmt.Errorf("%w: partitions must be %d..%d, got %d", ErrConfig, MinPartitions, MaxPartitions, c.Partitions)
 	case c.MaxInFlight < 1:
 		return fmt.Errorf("%w: max in flight must be at least 1", ErrConfig)
 	case c.Takeover < time.Second:
@@ -54,6 +82,21 @@ func (c Config) validate() error {
 		return fmt.Errorf("%w: replica id is empty", ErrConfig)
 	case len(c.Retry.Steps) == 0:
 		return fmt.Errorf("%w: retry schedule is empty", ErrConfig)
+	}
+	if c.SpillAfter <= 0 {
+		c.SpillAfter = DefaultSpillAfter
+	}
+	if c.MaxRoomURLs <= 0 {
+		c.MaxRoomURLs = DefaultMaxRoomURLs
+	}
+	if c.MaxRoomEndpoints <= 0 {
+		c.MaxRoomEndpoints = DefaultMaxRoomEndpoints
+	}
+	if c.RetireEvery <= 0 {
+		c.RetireEvery = DefaultRetireEvery
+	}
+	if c.StartupTimeout <= 0 {
+		c.StartupTimeout = DefaultStartupTimeout
 	}
 	return schema.ValidateRegion(c.Region)
 }
@@ -69,12 +112,16 @@ type Dispatcher struct {
 	known   map[string]bool
 
 	dir      *Directory
-	rooms    *Rooms
+	rooms    jetstream.KeyValue
 	breakers *Breakers
 	activity *activityBook
 	dlq      jetstream.Stream
+	spillSt  jetstream.Stream
 	own      atomic.Pointer[subscriber.Ownership]
 	ready    atomic.Bool
+
+	mu         sync.Mutex
+	partitions map[int]*partition
 }
 
 // Option configures a Dispatcher.
@@ -94,7 +141,8 @@ func New(js jetstream.JetStream, cfg Config, opts ...Option) (*Dispatcher, error
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	d := &Dispatcher{js: js, cfg: cfg, names: subscriber.Names{Region: cfg.Region}, known: map[string]bool{}}
+	d := &Dispatcher{js: js, cfg: cfg, names: subscriber.Names{Region: cfg.Region}, known: map[string]bool{},
+		partitions: map[int]*partition{}}
 	for _, n := range schema.KnownEventNames() {
 		d.known[n] = true
 	}
@@ -119,7 +167,7 @@ func (d *Dispatcher) Names() subscriber.Names { return d.names }
 // Ready reports whether the dispatcher has provisioned what it needs and is taking work.
 func (d *Dispatcher) Ready() bool { return d.ready.Load() }
 
-// Owned lists the units (router, partitions) this replica owns now.
+// Owned lists the partitions this replica owns now, as units ("p0", "p1", ...).
 func (d *Dispatcher) Owned() []string {
 	own := d.own.Load()
 	if own == nil {
@@ -131,13 +179,12 @@ func (d *Dispatcher) Owned() []string {
 // Directory returns the endpoint directory once Run has started (nil before).
 func (d *Dispatcher) Directory() *Directory { return d.dir }
 
-const routerUnit = "router"
-
 // Run provisions streams and buckets, joins the other replicas, and delivers until ctx ends.
 // Then it stops pulling, lets attempts in progress finish, hands back what it holds and
-// releases its work to the other replicas before returning.
+// releases its work to the other replicas before returning. Every goroutine it starts has
+// ended when it returns.
 func (d *Dispatcher) Run(ctx context.Context) error {
-	res, err := d.provision(ctx)
+	res, err := d.provisionAtStart(ctx)
 	if err != nil {
 		return err
 	}
@@ -145,30 +192,54 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err := d.dir.Register(ctx); err != nil {
 		return err
 	}
-	d.rooms = NewRooms(res.Rooms, d.cfg.RoomGrace)
+	d.rooms = res.Rooms
 	d.dlq = res.DLQ
+	d.spillSt = res.Spill
 	d.activity = newActivityBook()
 	d.breakers = NewBreakers(res.Health, d.cfg.ReplicaID, d.cfg.BreakerFailures, d.cfg.MaxProbeWait, d.log, d.breakerChanged)
-	watchCtx, stopWatch := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWatch()
-	watchErr := make(chan error, 1)
-	go func() { watchErr <- d.dir.Watch(watchCtx) }()
-	go func() {
-		if err := d.breakers.Watch(watchCtx); err != nil {
-			d.log.Error("watching endpoint breakers failed", "error", err)
-		}
+	if err := d.upgrade(ctx); err != nil {
+		return err
+	}
+
+	// Background work runs until the partitions have stopped, so that a partition handing
+	// back its deliveries still sees endpoints and breakers.
+	bgCtx, stopBG := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	defer func() {
+		stopBG()
+		bg.Wait()
 	}()
-	go d.activity.flushEvery(watchCtx, res.Health, d.cfg.ReplicaID, 2*time.Second)
-	go d.keepProvisioned(watchCtx)
+	dirReady := make(chan error, 1)
+	bg.Add(5)
+	go func() {
+		defer bg.Done()
+		d.keepWatching(bgCtx, "endpoint directory", d.dir.Watch, dirReady)
+	}()
+	go func() {
+		defer bg.Done()
+		d.keepWatching(bgCtx, "endpoint breakers", d.breakers.Watch, nil)
+	}()
+	go func() {
+		defer bg.Done()
+		d.activity.flushEvery(bgCtx, res.Health, d.cfg.ReplicaID, 2*time.Second)
+	}()
+	go func() {
+		defer bg.Done()
+		d.keepProvisioned(bgCtx)
+	}()
+	go func() {
+		defer bg.Done()
+		d.sampleGauges(bgCtx, time.Second)
+	}()
 	select {
 	case <-d.dir.Ready():
-	case err := <-watchErr:
+	case err := <-dirReady:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 
-	units := []string{routerUnit}
+	units := make([]string, 0, d.cfg.Partitions)
 	for p := 0; p < d.cfg.Partitions; p++ {
 		units = append(units, "p"+strconv.Itoa(p))
 	}
@@ -184,10 +255,58 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	return nil
 }
 
+// keepWatching runs a watch until ctx ends, starting it again with backoff when it fails, so
+// a replica never goes on with a stale view. The first failure before the watch was ever
+// ready is reported on failed (when given), which fails start-up.
+func (d *Dispatcher) keepWatching(ctx context.Context, what string, watch func(context.Context) error, failed chan<- error) {
+	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
+	for ctx.Err() == nil {
+		err := watch(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("watch ended")
+		}
+		if failed != nil {
+			select {
+			case failed <- fmt.Errorf("watching %s: %w", what, err):
+			default:
+			}
+		}
+		wait := backoff.next()
+		d.log.Warn("watching "+what+" stopped; starting again", "error", err, "retry_in", wait.Round(time.Millisecond).String())
+		sleep(ctx, wait)
+	}
+}
+
+// provisionAtStart provisions, retrying with backoff while JetStream is slow or electing a
+// leader, until the start-up timeout. A refused configuration (a changed partition count) is
+// not retried.
+func (d *Dispatcher) provisionAtStart(ctx context.Context) (*subscriber.Resources, error) {
+	deadline := time.Now().Add(d.cfg.StartupTimeout)
+	backoff := newBackoff(250*time.Millisecond, 5*time.Second)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		res, err := d.provision(pctx)
+		cancel()
+		if err == nil {
+			return res, nil
+		}
+		if errors.Is(err, subscriber.ErrPartitionsChanged) || ctx.Err() != nil || time.Now().After(deadline) {
+			return nil, err
+		}
+		wait := backoff.next()
+		d.log.Warn("waiting for JetStream to provision streams and buckets", "error", err,
+			"retry_in", wait.Round(time.Millisecond).String(), "gives_up_in", time.Until(deadline).Round(time.Second).String())
+		sleep(ctx, wait)
+	}
+}
+
 func (d *Dispatcher) provision(ctx context.Context) (*subscriber.Resources, error) {
 	return subscriber.Provision(ctx, d.js, d.names, subscriber.StreamSettings{
 		MaxAge: d.cfg.StreamMaxAge, Replicas: d.cfg.StreamReplicas, DLQMaxAge: d.cfg.DLQMaxAge,
-		Takeover: d.cfg.Takeover, RoomTTL: d.cfg.RoomTTL,
+		Takeover: d.cfg.Takeover, RoomTTL: d.cfg.RoomTTL, Partitions: d.cfg.Partitions,
 	})
 }
 
@@ -203,12 +322,17 @@ func (d *Dispatcher) keepProvisioned(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		missing, err := subscriber.Missing(ctx, d.js, d.names)
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		missing, err := subscriber.Missing(rctx, d.js, d.names)
+		cancel()
 		if err != nil || !missing {
 			continue
 		}
 		d.log.Warn("a roomhook stream or bucket is missing; creating it again")
-		if _, err := d.provision(ctx); err != nil {
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = d.provision(pctx)
+		cancel()
+		if err != nil {
 			d.log.Error("re-provisioning failed", "error", err)
 			continue
 		}
@@ -219,42 +343,96 @@ func (d *Dispatcher) keepProvisioned(ctx context.Context) {
 }
 
 func (d *Dispatcher) runUnit(ctx context.Context, unit string) {
-	if unit == routerUnit {
-		d.runRouter(ctx)
-		return
-	}
 	p, err := strconv.Atoi(strings.TrimPrefix(unit, "p"))
 	if err != nil {
 		return
 	}
+	if p == 0 {
+		// One replica at a time retires idle per-room endpoints: the owner of partition 0.
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		rctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.retireEvery(rctx, d.cfg.RetireEvery)
+		}()
+	}
 	d.runPartition(ctx, p)
 }
 
-// runPartition runs a worker for every known endpoint on partition p, starting new ones as
-// endpoints appear, until ctx ends.
-func (d *Dispatcher) runPartition(ctx context.Context, p int) {
-	running := map[string]bool{}
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	for {
-		eps, changed := d.dir.Snapshot()
-		for _, ep := range eps {
-			if running[ep.ID] {
-				continue
-			}
-			running[ep.ID] = true
-			wg.Add(1)
-			go func(ep EndpointView) {
-				defer wg.Done()
-				d.runWorker(ctx, ep, p)
-			}(ep)
+func (d *Dispatcher) addPartition(pt *partition) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.partitions[pt.p] = pt
+}
+
+func (d *Dispatcher) removePartition(pt *partition) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.partitions[pt.p] == pt {
+		delete(d.partitions, pt.p)
+	}
+}
+
+// ownedPartitions lists the partitions running on this replica now.
+func (d *Dispatcher) ownedPartitions() []*partition {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]*partition, 0, len(d.partitions))
+	for _, pt := range d.partitions {
+		out = append(out, pt)
+	}
+	return out
+}
+
+func (d *Dispatcher) nc() *nats.Conn { return d.js.Conn() }
+
+// endpointIDPattern is the form of EndpointID.
+var endpointIDPattern = regexp.MustCompile(`^[a-z0-9]{1,64}$`)
+
+// roomURLs keeps the per-room URLs of a room_created that may be registered: at most
+// MaxRoomURLs, each valid; the others are logged (redacted) once with their reasons and
+// counted, and the room's events still go to its valid URLs.
+func (d *Dispatcher) roomURLs(room string, urls []string) []string {
+	valid := make([]string, 0, len(urls))
+	var ignored []string
+	for _, u := range urls {
+		if len(valid) >= d.cfg.MaxRoomURLs {
+			d.metrics.RoomURLsIgnored.WithLabelValues(URLReasonTooMany).Inc()
+			ignored = append(ignored, RedactURL(u)+" ("+URLReasonTooMany+")")
+			continue
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-changed:
+		c, err := ValidateRoomURL(u)
+		if err != nil {
+			reason := URLReasonInvalid
+			var ue *RoomURLError
+			if errors.As(err, &ue) {
+				reason = ue.Reason
+			}
+			d.metrics.RoomURLsIgnored.WithLabelValues(reason).Inc()
+			ignored = append(ignored, err.Error())
+			continue
+		}
+		if !containsString(valid, c) {
+			valid = append(valid, c)
 		}
 	}
+	if len(ignored) > 0 {
+		d.log.Warn("ignoring per-room webhook URLs", "room", room, "ignored", strings.Join(ignored, "; "),
+			"registered", len(valid), "max_room_urls", d.cfg.MaxRoomURLs)
+	}
+	return valid
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }
 
 // breakerChanged keeps the breaker gauge in step with the shared breakers.
@@ -277,4 +455,28 @@ func (d *Dispatcher) eventLabel(name string) string {
 		return name
 	}
 	return "other"
+}
+
+// retry runs op until it succeeds or ctx ends, with backoff and jitter: an event must not be
+// skipped because the registry was briefly unreachable.
+func retry(ctx context.Context, d *Dispatcher, what string, op func() error) {
+	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	for ctx.Err() == nil {
+		err := op()
+		if err == nil {
+			return
+		}
+		wait := backoff.next()
+		d.log.Warn(what+" failed; retrying", "error", err, "retry_in", wait.Round(time.Millisecond).String())
+		sleep(ctx, wait)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }

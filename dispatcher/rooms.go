@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -19,26 +20,36 @@ type RoomRecord struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"` // stored time of its room_finished
 }
 
-// Rooms is the per-room webhook registry. Only the router writes it, and only one replica
-// runs the router at a time, so the router's cache is authoritative while it owns the router;
-// the bucket lets the next owner, and the CLI, see the same registrations.
+// Rooms is one partition's share of the per-room webhook registry. The registry lives with
+// the room's partition: only the partition's owner writes its rooms, and one replica at a
+// time owns a partition, so the owner's cache is authoritative while it owns it; the bucket
+// lets the next owner, the retirement of endpoints and the CLI see the same registrations.
 type Rooms struct {
-	kv    jetstream.KeyValue
-	grace time.Duration
-	cache map[string]*RoomRecord // nil value: the room has no registration
+	kv        jetstream.KeyValue
+	grace     time.Duration
+	partition int
+	cache     map[string]*RoomRecord // nil value: the room has no registration
 }
 
 // maxCachedRooms bounds the router's cache; past it the cache starts over from the bucket.
 const maxCachedRooms = 100_000
 
-// NewRooms returns a registry over kv; grace is how long after room_finished a room's URLs
-// still receive its events.
-func NewRooms(kv jetstream.KeyValue, grace time.Duration) *Rooms {
-	return &Rooms{kv: kv, grace: grace, cache: map[string]*RoomRecord{}}
+// NewRooms returns partition's registry over kv; grace is how long after room_finished a
+// room's URLs still receive its events.
+func NewRooms(kv jetstream.KeyValue, grace time.Duration, partition int) *Rooms {
+	return &Rooms{kv: kv, grace: grace, partition: partition, cache: map[string]*RoomRecord{}}
 }
 
-// RoomKey is a room's key in the bucket: base64url, since room ids may hold any byte.
-func RoomKey(room string) string { return "r" + base64.RawURLEncoding.EncodeToString([]byte(room)) }
+// RoomKey is a room's key in the bucket: its partition, then the room in base64url, since
+// room ids may hold any byte.
+func RoomKey(partition int, room string) string {
+	return "p" + strconv.Itoa(partition) + "." + legacyRoomKey(room)
+}
+
+// legacyRoomKey is the first version's key, without the partition; an upgrade re-keys them.
+func legacyRoomKey(room string) string {
+	return "r" + base64.RawURLEncoding.EncodeToString([]byte(room))
+}
 
 // Reset drops the cache; the router calls it when it (re)starts.
 func (r *Rooms) Reset() { r.cache = map[string]*RoomRecord{} }
@@ -50,7 +61,7 @@ func (r *Rooms) load(ctx context.Context, room string) (*RoomRecord, error) {
 	if len(r.cache) >= maxCachedRooms {
 		r.Reset()
 	}
-	e, err := r.kv.Get(ctx, RoomKey(room))
+	e, err := r.kv.Get(ctx, RoomKey(r.partition, room))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		r.cache[room] = nil
 		return nil, nil
@@ -68,7 +79,7 @@ func (r *Rooms) load(ctx context.Context, room string) (*RoomRecord, error) {
 
 func (r *Rooms) store(ctx context.Context, rec *RoomRecord) error {
 	b, _ := json.Marshal(rec)
-	if _, err := r.kv.Put(ctx, RoomKey(rec.Room), b); err != nil {
+	if _, err := r.kv.Put(ctx, RoomKey(r.partition, rec.Room), b); err != nil {
 		return fmt.Errorf("room registry: %w", err)
 	}
 	r.cache[rec.Room] = rec
@@ -105,10 +116,10 @@ func (r *Rooms) URLs(ctx context.Context, room string, stored time.Time) ([]stri
 	return rec.URLs, nil
 }
 
-// Sweep deletes registrations whose grace has passed; the bucket's TTL covers rooms that
-// never finish.
+// Sweep deletes the partition's registrations whose grace has passed; the bucket's TTL
+// covers rooms that never finish.
 func (r *Rooms) Sweep(ctx context.Context, now time.Time) (int, error) {
-	w, err := r.kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	w, err := r.kv.Watch(ctx, "p"+strconv.Itoa(r.partition)+".*", jetstream.IgnoreDeletes())
 	if err != nil {
 		return 0, fmt.Errorf("room registry sweep: %w", err)
 	}
@@ -124,10 +135,37 @@ func (r *Rooms) Sweep(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	for _, rec := range expired {
-		if err := r.kv.Delete(ctx, RoomKey(rec.Room)); err != nil {
+		if err := r.kv.Delete(ctx, RoomKey(r.partition, rec.Room)); err != nil {
 			return 0, fmt.Errorf("room registry sweep: %w", err)
 		}
 		delete(r.cache, rec.Room)
 	}
 	return len(expired), nil
+}
+
+// LiveRoomURLs lists every URL some room of any partition still has registered: the
+// endpoints that must not be retired.
+func LiveRoomURLs(ctx context.Context, kv jetstream.KeyValue) (map[string]bool, error) {
+	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	if err != nil {
+		return nil, fmt.Errorf("room registry: %w", err)
+	}
+	defer w.Stop()
+	live := map[string]bool{}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case e := <-w.Updates():
+			if e == nil {
+				return live, nil
+			}
+			var rec RoomRecord
+			if json.Unmarshal(e.Value(), &rec) == nil {
+				for _, u := range rec.URLs {
+					live[u] = true
+				}
+			}
+		}
+	}
 }

@@ -111,3 +111,16 @@ func (h *HeldSet) HandBack() int {
 	}
 	return len(msgs)
 }
+
+// Release acknowledges a message without waiting for the server's confirmation, and forgets
+// it. For messages whose loss of acknowledgement costs only a repeat: a message whose ack is
+// lost comes back after the ack wait and is acknowledged again.
+func (h *HeldSet) Release(seq uint64) {
+	h.mu.Lock()
+	m, ok := h.msgs[seq]
+	delete(h.msgs, seq)
+	h.mu.Unlock()
+	if ok {
+		_ = m.Ack()
+	}
+}

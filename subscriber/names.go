@@ -23,24 +23,71 @@ func (n Names) EventsStream() string { return schema.EventsStreamName(n.Region) 
 // EventsSubjects is the subject filter of the events stream.
 func (n Names) EventsSubjects() string { return schema.EventsSubjects(n.Region) }
 
-// DeliverStream is the work-queue stream of per-endpoint deliveries.
-func (n Names) DeliverStream() string { return "ROOMHOOK_DELIVER_" + n.upper() }
+// PartStream is the server-made copy of the events stream partitioned by room: the events
+// stream sources into it with a subject transform that puts {{partition(N, room)}} in the
+// subject, so one durable consumer per partition reads a partition's rooms in order. The
+// public events stream and its subjects stay untouched.
+func (n Names) PartStream() string { return "ROOMHOOK_PART_" + n.upper() }
 
-// DeliverSubjects is the subject filter of the deliver stream.
-func (n Names) DeliverSubjects() string { return "roomhook.deliver." + n.Region + ".>" }
-
-// DeliverSubject is where one endpoint's deliveries of one partition are queued.
-func (n Names) DeliverSubject(endpointID string, partition int) string {
-	return fmt.Sprintf("roomhook.deliver.%s.%s.%d", n.Region, endpointID, partition)
+// PartTransform is the source transform of the partition stream for n partitions.
+func (n Names) PartTransform(partitions int) (src, dest string) {
+	return "roomhook.events." + n.Region + ".*.*",
+		fmt.Sprintf("roomhook.part.%s.{{partition(%d,1)}}.{{wildcard(1)}}.{{wildcard(2)}}", n.Region, partitions)
 }
 
-// DeliverConsumer is the durable consumer name of one (endpoint, partition) queue.
-func (n Names) DeliverConsumer(endpointID string, partition int) string {
-	return fmt.Sprintf("deliver_%s_%d", endpointID, partition)
+// PartFilter is the subject filter of one partition in the partition stream.
+func (n Names) PartFilter(partition int) string {
+	return fmt.Sprintf("roomhook.part.%s.%d.>", n.Region, partition)
 }
 
-// RouterConsumer is the durable consumer that reads the events stream in order.
-func (n Names) RouterConsumer() string { return "roomhook_router" }
+// PartConsumer is the durable consumer of one partition.
+func (n Names) PartConsumer(partition int) string { return fmt.Sprintf("part_%d", partition) }
+
+// SpillStream holds the deliveries of slow or failing endpoints, one subject per (endpoint,
+// partition), until they are drained. Work-queue retention: it holds exactly what is waiting.
+func (n Names) SpillStream() string { return "ROOMHOOK_SPILL_" + n.upper() }
+
+// SpillSubjects is the subject filter of the spill stream.
+func (n Names) SpillSubjects() string { return "roomhook.spill." + n.Region + ".>" }
+
+// SpillSubject is one endpoint's spill queue on one partition.
+func (n Names) SpillSubject(endpointID string, partition int) string {
+	return fmt.Sprintf("roomhook.spill.%s.%s.%d", n.Region, endpointID, partition)
+}
+
+// SpillPartitionFilter matches every endpoint's spill queue on one partition.
+func (n Names) SpillPartitionFilter(partition int) string {
+	return fmt.Sprintf("roomhook.spill.%s.*.%d", n.Region, partition)
+}
+
+// SpillEndpointFilter matches one endpoint's spill queues on every partition.
+func (n Names) SpillEndpointFilter(endpointID string) string {
+	return fmt.Sprintf("roomhook.spill.%s.%s.*", n.Region, endpointID)
+}
+
+// SpillConsumer is the consumer that drains one spill queue; it exists only while it drains.
+func (n Names) SpillConsumer(endpointID string, partition int) string {
+	return fmt.Sprintf("spill_%s_%d", endpointID, partition)
+}
+
+// NotifySubject is the core-NATS subject on which whoever adds to a spill queue from outside
+// the partition's owner (a dead-letter replay, a resend) tells the owner to drain it. The
+// payload is the endpoint id. The owner also rescans its spill queues now and then, so a lost
+// notification only delays.
+func (n Names) NotifySubject(partition int) string {
+	return fmt.Sprintf("roomhook.notify.%s.%d", n.Region, partition)
+}
+
+// NotifySubjects matches every notification of the region.
+func (n Names) NotifySubjects() string { return "roomhook.notify." + n.Region + ".>" }
+
+// LegacyDeliverStream is the first version's per-endpoint work-queue stream. The current
+// version only reads it once, at upgrade, moving what it holds into the spill stream.
+func (n Names) LegacyDeliverStream() string { return "ROOMHOOK_DELIVER_" + n.upper() }
+
+// LegacyRouterConsumer is the first version's router consumer on the events stream; its ack
+// floor tells an upgrade where the partition stream starts.
+func (n Names) LegacyRouterConsumer() string { return "roomhook_router" }
 
 // DLQStream is the dead-letter stream.
 func (n Names) DLQStream() string { return schema.DLQStreamName(n.Region) }
@@ -67,3 +114,22 @@ func (n Names) EndpointsBucket() string { return "ROOMHOOK_ENDPOINTS_" + n.upper
 
 // HealthBucket holds each endpoint's shared breaker and what each replica last saw of it.
 func (n Names) HealthBucket() string { return "ROOMHOOK_HEALTH_" + n.upper() }
+
+// DeliverStream is LegacyDeliverStream, for readers not yet moved to the spill stream.
+//
+// Deprecated: the delivery core no longer writes it.
+func (n Names) DeliverStream() string { return n.LegacyDeliverStream() }
+
+// DeliverSubject is where the first version queued one endpoint's deliveries of one partition.
+//
+// Deprecated: the delivery core no longer writes it; upgrades read it.
+func (n Names) DeliverSubject(endpointID string, partition int) string {
+	return fmt.Sprintf("roomhook.deliver.%s.%s.%d", n.Region, endpointID, partition)
+}
+
+// DeliverConsumer is the first version's durable consumer name of one (endpoint, partition).
+//
+// Deprecated: the delivery core no longer creates it.
+func (n Names) DeliverConsumer(endpointID string, partition int) string {
+	return fmt.Sprintf("deliver_%s_%d", endpointID, partition)
+}

@@ -12,8 +12,9 @@ import (
 
 // StreamSettings are the operator's choices for what Provision creates.
 type StreamSettings struct {
-	MaxAge    time.Duration // events stream retention
-	Replicas  int
+	MaxAge     time.Duration // events stream retention
+	Replicas   int
+	Partitions int // rooms are spread over this many partitions of the partition stream
 	DLQMaxAge time.Duration
 	Takeover  time.Duration // how fast a dead replica's leases expire
 	RoomTTL   time.Duration // backstop for rooms that never finish
@@ -25,7 +26,8 @@ const DuplicateWindow = 2 * time.Minute
 // Resources are the handles Provision returns.
 type Resources struct {
 	Events    jetstream.Stream
-	Deliver   jetstream.Stream
+	Part      jetstream.Stream
+	Spill     jetstream.Stream
 	DLQ       jetstream.Stream
 	Members   jetstream.KeyValue
 	Leases    jetstream.KeyValue
@@ -49,14 +51,14 @@ func Provision(ctx context.Context, js jetstream.JetStream, n Names, s StreamSet
 			MaxAge: s.MaxAge, Replicas: s.Replicas, Duplicates: DuplicateWindow,
 			Description: "roomhook room events, one subject space per room",
 		}},
-		{&r.Deliver, jetstream.StreamConfig{
-			// Work-queue retention: a delivery disappears once settled, so the stream holds
-			// exactly the backlog of every endpoint. No MaxAge: an endpoint that is down for
-			// days keeps its backlog; disk use is visible per endpoint in `roomhook status`.
-			Name: n.DeliverStream(), Subjects: []string{n.DeliverSubjects()},
+		{&r.Spill, jetstream.StreamConfig{
+			// Work-queue retention: a spilled delivery disappears once settled, so the stream
+			// holds exactly the backlog of every slow or failing endpoint. No MaxAge: an
+			// endpoint that is down for days keeps its backlog.
+			Name: n.SpillStream(), Subjects: []string{n.SpillSubjects()},
 			Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
 			Replicas: s.Replicas, Duplicates: DuplicateWindow,
-			Description: "roomhook per-endpoint delivery queues",
+			Description: "roomhook deliveries of slow or failing endpoints, per (endpoint, partition)",
 		}},
 		{&r.DLQ, jetstream.StreamConfig{
 			Name: n.DLQStream(), Subjects: []string{n.DLQSubjects()},
@@ -69,6 +71,9 @@ func Provision(ctx context.Context, js jetstream.JetStream, n Names, s StreamSet
 		if *st.dst, err = createOrUpdateStream(ctx, js, st.cfg); err != nil {
 			return nil, err
 		}
+	}
+	if r.Part, err = provisionPartStream(ctx, js, n, s); err != nil {
+		return nil, err
 	}
 	buckets := []struct {
 		dst *jetstream.KeyValue
@@ -93,7 +98,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, n Names, s StreamSet
 // Missing reports whether any stream or bucket Provision creates is gone, for example because
 // NATS came back without its storage; the caller then provisions again.
 func Missing(ctx context.Context, js jetstream.JetStream, n Names) (bool, error) {
-	names := []string{n.EventsStream(), n.DeliverStream(), n.DLQStream()}
+	names := []string{n.EventsStream(), n.PartStream(), n.SpillStream(), n.DLQStream()}
 	for _, b := range []string{n.MembersBucket(), n.LeasesBucket(), n.RoomsBucket(), n.EndpointsBucket(), n.HealthBucket()} {
 		names = append(names, "KV_"+b)
 	}

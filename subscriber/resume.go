@@ -10,25 +10,57 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// ResumeInOrder prepares a new owner of a consumer to start where the previous owner stopped
+// Resume prepares a new owner of a consumer to start where the previous owner stopped
 // without breaking stream order. Deliveries the previous owner left unsettled come back from
 // the server at once when it handed them back, or when their ack wait ends when it died, and
-// in the order they were handed back or expired, which need not be stream order. ResumeInOrder
-// returns a callback for Consume that collects them, passes them to handle sorted by stream
-// sequence, and only then passes on anything newer (kept meanwhile; at most a pull's worth).
-// With nothing left pending it returns handle as is.
-func ResumeInOrder(ctx context.Context, cons jetstream.Consumer, takeover time.Duration, handle func(jetstream.Msg)) (func(jetstream.Msg), error) {
-	info, err := cons.Info(ctx)
+// in the order they were handed back or expired, which need not be stream order. Handle
+// collects them, passes them on sorted by stream sequence, and only then passes on anything
+// newer (kept meanwhile; at most a pull's worth).
+//
+// A Resume belongs to one run of one consumer: Stop it when the run ends, so that its
+// release timer cannot fire into a later run.
+type Resume struct {
+	gate  *resumeGate // nil: nothing was pending, Handle passes everything on at once
+	timer *time.Timer
+	next  func(jetstream.Msg)
+}
+
+// ResumeInOrder reads the consumer's state and returns the Resume for one run; handle gets
+// every message in order.
+func ResumeInOrder(ctx context.Context, cons jetstream.Consumer, takeover time.Duration, handle func(jetstream.Msg)) (*Resume, error) {
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	info, err := cons.Info(rctx)
 	if err != nil {
 		return nil, fmt.Errorf("consumer info: %w", err)
 	}
+	r := &Resume{next: handle}
 	if info.NumAckPending == 0 {
-		return handle, nil
+		return r, nil
 	}
-	g := &resumeGate{handle: handle, last: info.Delivered.Stream, want: info.NumAckPending, seen: map[uint64]bool{}}
+	r.gate = &resumeGate{handle: handle, last: info.Delivered.Stream, want: info.NumAckPending, seen: map[uint64]bool{}}
 	// Orphans acknowledged or deleted meanwhile never come back: do not wait for them forever.
-	time.AfterFunc(4*AckWait(takeover), g.release)
-	return g.add, nil
+	r.timer = time.AfterFunc(4*AckWait(takeover), r.gate.release)
+	return r, nil
+}
+
+// Handle is the callback for Consume.
+func (r *Resume) Handle(m jetstream.Msg) {
+	if r.gate == nil {
+		r.next(m)
+		return
+	}
+	r.gate.add(m)
+}
+
+// Stop ends the run: the release timer is stopped and nothing more is passed on.
+func (r *Resume) Stop() {
+	if r.timer != nil {
+		r.timer.Stop()
+	}
+	if r.gate != nil {
+		r.gate.stop()
+	}
 }
 
 type resumeGate struct {
@@ -40,6 +72,7 @@ type resumeGate struct {
 	orphans []orphan
 	newer   []jetstream.Msg
 	open    bool
+	stopped bool
 }
 
 type orphan struct {
@@ -50,6 +83,9 @@ type orphan struct {
 func (g *resumeGate) add(m jetstream.Msg) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.stopped {
+		return
+	}
 	if g.open {
 		g.handle(m)
 		return
@@ -71,7 +107,16 @@ func (g *resumeGate) add(m jetstream.Msg) {
 func (g *resumeGate) release() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.releaseLocked()
+	if !g.stopped {
+		g.releaseLocked()
+	}
+}
+
+func (g *resumeGate) stop() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.stopped = true
+	g.orphans, g.newer = nil, nil
 }
 
 func (g *resumeGate) releaseLocked() {

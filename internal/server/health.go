@@ -52,7 +52,7 @@ type readiness struct {
 // newReadiness checks the streams and the buckets of names; running reports whether the
 // dispatcher has provisioned and is taking work.
 func newReadiness(nc *nats.Conn, js jetstream.JetStream, names subscriber.Names, running func() bool) *readiness {
-	streams := []string{names.EventsStream(), names.DeliverStream(), names.DLQStream()}
+	streams := []string{names.EventsStream(), names.PartStream(), names.SpillStream(), names.DLQStream()}
 	for _, bucket := range []string{names.MembersBucket(), names.LeasesBucket(), names.RoomsBucket(),
 		names.EndpointsBucket(), names.HealthBucket()} {
 		streams = append(streams, kvStreamPrefix+bucket)

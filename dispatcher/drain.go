@@ -1,0 +1,475 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/subscriber"
+)
+
+// drainer delivers one route's spill queue with the full retry schedule, the breaker and
+// parking, one lane per room as in memory. Its consumer exists only while it drains: once the
+// queue is empty and nothing new was spilled, the route goes back to memory and the consumer
+// is deleted, so idle endpoints cost the server nothing.
+type drainer struct {
+	r    *route
+	held *subscriber.HeldSet
+
+	mu    sync.Mutex
+	lanes map[string]*drainLane
+	wg    sync.WaitGroup
+
+	broken    chan struct{}
+	breakOnce sync.Once
+
+	// Sampled while draining, for the backlog and age gauges.
+	backlog   int
+	oldestAt  time.Time
+	sampledAt time.Time
+}
+
+type drainLane struct {
+	queue []Queued
+}
+
+// errDrained ends a drainer whose queue is empty: the route is back in memory.
+var errDrained = errors.New("spill queue drained")
+
+// errParked ends a drainer's run while the endpoint's breaker is open: everything it held is
+// handed back to the spill queue, so a down endpoint costs no memory and no request until
+// its next probe is due.
+var errParked = errors.New("parked while the endpoint's breaker is open")
+
+func (r *route) startDrainerLocked() {
+	dr := &drainer{r: r}
+	r.drainer = dr
+	r.pt.wg.Add(1)
+	go dr.run(r.stop)
+}
+
+func (dr *drainer) run(stop <-chan struct{}) {
+	r := dr.r
+	d := r.pt.d
+	defer r.pt.wg.Done()
+	ctx, cancel := context.WithCancel(r.pt.ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
+	for ctx.Err() == nil {
+		err := dr.runOnce(ctx)
+		switch {
+		case errors.Is(err, errDrained), ctx.Err() != nil:
+			return
+		case errors.Is(err, errParked):
+			dr.waitForProbe(ctx)
+			backoff.reset()
+		case err != nil:
+			wait := backoff.next()
+			r.pt.log.Error("spill drainer stopped; starting over", "endpoint", r.id, "error", err, "retry_in", wait.Round(time.Millisecond).String())
+			sleep(ctx, wait)
+		}
+	}
+	_ = d
+}
+
+func (dr *drainer) runOnce(ctx context.Context) error {
+	r := dr.r
+	d := r.pt.d
+	name := d.names.SpillConsumer(r.id, r.pt.p)
+	rctx, rcancel := context.WithTimeout(ctx, requestTimeout)
+	cons, err := d.js.CreateOrUpdateConsumer(rctx, d.names.SpillStream(), jetstream.ConsumerConfig{
+		Durable:       name,
+		Description:   "roomhook: drains one endpoint's spill queue on one partition; deleted once empty",
+		FilterSubject: d.names.SpillSubject(r.id, r.pt.p),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       subscriber.AckWait(d.cfg.Takeover),
+		MaxAckPending: d.cfg.MaxInFlight,
+		MaxDeliver:    -1,
+		// The spill stream is a work queue: it is the durable record of what is left, so the
+		// consumer's own state may live in memory; a lost consumer is made again.
+		MemoryStorage: true,
+		// A consumer left behind by a replica that died is removed by the server.
+		InactiveThreshold: 10 * d.cfg.Takeover,
+	})
+	rcancel()
+	if err != nil {
+		return fmt.Errorf("spill consumer %s: %w", name, err)
+	}
+	d.metrics.Consumers.WithLabelValues("spill").Inc()
+	defer d.metrics.Consumers.WithLabelValues("spill").Dec()
+	held := subscriber.NewHeldSet()
+	dr.mu.Lock()
+	dr.held = held
+	dr.lanes = map[string]*drainLane{}
+	dr.mu.Unlock()
+	dr.broken, dr.breakOnce = make(chan struct{}), sync.Once{}
+	laneCtx, stopLanes := context.WithCancel(ctx)
+	defer stopLanes()
+	handle, err := subscriber.ResumeInOrder(ctx, cons, d.cfg.Takeover, func(m jetstream.Msg) {
+		meta, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		// The run's own set, never a later run's: a callback of this run that comes late
+		// must not mark a message held in the next one.
+		if held.Add(meta.Sequence.Stream, m) {
+			return
+		}
+		q := ParseQueued(m)
+		q.seq = meta.Sequence.Stream
+		dr.enqueue(laneCtx, q)
+	})
+	if err != nil {
+		return err
+	}
+	defer handle.Stop()
+	var aux sync.WaitGroup
+	defer aux.Wait()
+	aux.Add(2)
+	go func() { defer aux.Done(); dr.held.KeepAlive(laneCtx, subscriber.KeepAliveEvery(d.cfg.Takeover)) }()
+	park := make(chan struct{})
+	go func() { defer aux.Done(); dr.parkWhenOpen(laneCtx, park) }()
+	watch, lost := subscriber.WatchLoss(cons)
+	cc, err := cons.Consume(handle.Handle, jetstream.PullMaxMessages(d.cfg.MaxInFlight), watch,
+		jetstream.PullExpiry(5*time.Second))
+	if err != nil {
+		return fmt.Errorf("spill consume: %w", err)
+	}
+	check := time.NewTicker(250 * time.Millisecond)
+	defer check.Stop()
+	var gone error
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-lost:
+			gone = fmt.Errorf("spill consumer %s is gone; creating it again", name)
+			break wait
+		case <-dr.broken:
+			gone = fmt.Errorf("acknowledgements to %s are not confirmed; starting over", name)
+			break wait
+		case <-park:
+			gone = errParked
+			break wait
+		case <-check.C:
+			if dr.drained(ctx, cons) {
+				gone = errDrained
+				break wait
+			}
+		}
+	}
+	cc.Drain()
+	<-cc.Closed()
+	stopLanes()
+	dr.wg.Wait()
+	dr.held.HandBack()
+	if errors.Is(gone, errDrained) {
+		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
+		if err := d.js.DeleteConsumer(dctx, d.names.SpillStream(), name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			r.pt.log.Debug("deleting a drained spill consumer", "consumer", name, "error", err)
+		}
+		cancel()
+	}
+	return gone
+}
+
+// drained reports, and makes so, that the route went back to memory: nothing held, nothing
+// waiting to be written, and the spill queue empty as the stream's leader sees it. Every
+// delivery spilled after the check still finds the route spilled, so nothing is left behind.
+func (dr *drainer) drained(ctx context.Context, cons jetstream.Consumer) bool {
+	r := dr.r
+	d := r.pt.d
+	if dr.held.Len() > 0 {
+		dr.sample(ctx, cons)
+		return false
+	}
+	r.mu.Lock()
+	busy := len(r.pending) > 0 || r.writing > 0 || len(r.lanes) > 0
+	pushed := r.pushed
+	r.mu.Unlock()
+	if busy {
+		return false
+	}
+	n, err := d.spillCount(ctx, d.names.SpillSubject(r.id, r.pt.p))
+	if err != nil || n > 0 {
+		dr.sample(ctx, cons)
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.pushed != pushed || len(r.pending) > 0 || r.writing > 0 {
+		return false
+	}
+	r.spilled = false
+	r.drainer = nil
+	close(r.stop)
+	r.doneDirect = nil
+	dr.backlog, dr.oldestAt = 0, time.Time{}
+	r.pt.log.Info("endpoint caught up; delivering from memory again", "endpoint", r.id)
+	return true
+}
+
+// sample records the queue's size and oldest delivery for the gauges, at most every few
+// seconds and only while draining.
+func (dr *drainer) sample(ctx context.Context, cons jetstream.Consumer) {
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	if time.Since(dr.sampledAt) < 5*time.Second {
+		return
+	}
+	dr.sampledAt = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	dr.backlog = int(info.NumPending) + info.NumAckPending
+	if dr.backlog == 0 {
+		dr.oldestAt = time.Time{}
+		return
+	}
+	st, err := dr.r.pt.d.js.Stream(ctx, dr.r.pt.d.names.SpillStream())
+	if err != nil {
+		return
+	}
+	m, err := st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(dr.r.pt.d.names.SpillSubject(dr.r.id, dr.r.pt.p)))
+	if err == nil {
+		q := parseQueued(m.Header, m.Data)
+		dr.oldestAt = q.Stored
+	}
+}
+
+// heldLen is how many spilled deliveries the drainer holds in memory.
+func (dr *drainer) heldLen() int {
+	dr.mu.Lock()
+	held := dr.held
+	dr.mu.Unlock()
+	if held == nil {
+		return 0
+	}
+	return held.Len()
+}
+
+// gauges returns the last sample.
+func (dr *drainer) gauges() (backlog int, oldest time.Time) {
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	return dr.backlog, dr.oldestAt
+}
+
+// waitForProbe returns when the endpoint's breaker has closed or its next probe is due.
+func (dr *drainer) waitForProbe(ctx context.Context) {
+	b := dr.r.pt.d.breakers
+	for {
+		rec, changed := b.Current(dr.r.id)
+		if rec.State != BreakerOpen || !time.Now().Before(rec.ProbeAt) {
+			return
+		}
+		t := time.NewTimer(time.Until(rec.ProbeAt))
+		select {
+		case <-ctx.Done():
+		case <-changed:
+		case <-t.C:
+		}
+		t.Stop()
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// parkWhenOpen closes park when the endpoint's breaker opens for longer than a moment.
+func (dr *drainer) parkWhenOpen(ctx context.Context, park chan<- struct{}) {
+	for {
+		rec, changed := dr.r.pt.d.breakers.Current(dr.r.id)
+		if rec.ShouldPark(time.Now()) {
+			close(park)
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-changed:
+		}
+	}
+}
+
+func (dr *drainer) enqueue(ctx context.Context, q Queued) {
+	if ctx.Err() != nil {
+		return // stopping: the message stays held and is handed back
+	}
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	l := dr.lanes[q.Room]
+	if l == nil {
+		l = &drainLane{}
+		dr.lanes[q.Room] = l
+		dr.wg.Add(1)
+		go dr.runLane(ctx, q.Room, l)
+	}
+	// Redeliveries after a reconnect can arrive behind newer messages; keep stream order.
+	i := sort.Search(len(l.queue), func(i int) bool { return l.queue[i].seq > q.seq })
+	l.queue = append(l.queue, Queued{})
+	copy(l.queue[i+1:], l.queue[i:])
+	l.queue[i] = q
+}
+
+func (dr *drainer) runLane(ctx context.Context, room string, l *drainLane) {
+	defer dr.wg.Done()
+	// A direct attempt of this room that was in flight when the route spilled comes first.
+	dr.r.mu.Lock()
+	direct := dr.r.lanes[room]
+	dr.r.mu.Unlock()
+	if direct != nil {
+		select {
+		case <-direct.done:
+		case <-ctx.Done():
+		}
+	}
+	for {
+		dr.mu.Lock()
+		if len(l.queue) == 0 {
+			delete(dr.lanes, room)
+			dr.mu.Unlock()
+			return
+		}
+		q := l.queue[0]
+		dr.mu.Unlock()
+		if !dr.deliver(ctx, q) {
+			return
+		}
+		dr.mu.Lock()
+		l.queue[0] = Queued{}
+		l.queue = l.queue[1:]
+		dr.mu.Unlock()
+	}
+}
+
+// deliver attempts q until it is settled: delivered, or dead-lettered. It returns false when
+// ctx ends first; q is then still held and will be handed back.
+func (dr *drainer) deliver(ctx context.Context, q Queued) bool {
+	r := dr.r
+	d := r.pt.d
+	r.mu.Lock()
+	res, direct := r.doneDirect[q.EventSeq]
+	if direct && q.ReplayOf == 0 {
+		delete(r.doneDirect, q.EventSeq)
+		if res.tried.Attempts > 0 && q.Attempts == 0 {
+			q.Attempts, q.FirstAttempt, q.NextAttempt = res.tried.Attempts, res.tried.FirstAttempt, res.tried.NextAttempt
+		}
+	}
+	r.mu.Unlock()
+	if direct && res.settled && q.ReplayOf == 0 {
+		return dr.settle(q) // settled by the direct attempt that was in flight when it spilled
+	}
+	// A delivery that failed before it was spilled goes on with its schedule.
+	first, attempts := q.FirstAttempt, q.Attempts
+	var last Attempt
+	if wait := time.Until(q.NextAttempt); attempts > 0 && wait > 0 {
+		sleep(ctx, wait)
+	}
+	for {
+		if ctx.Err() != nil {
+			return false
+		}
+		v, ok := d.dir.Get(r.id)
+		switch {
+		case !ok || v.Disabled:
+			reason := "endpoint removed"
+			if ok {
+				reason = "endpoint disabled"
+				if v.Reason != "" {
+					reason += ": " + v.Reason
+				}
+			}
+			return dr.deadLetter(ctx, q, v, ReasonGone, reason, attempts, last, first)
+		case v.Paused:
+			_, changed := d.dir.Snapshot()
+			select {
+			case <-ctx.Done():
+				return false
+			case <-changed:
+			case <-time.After(time.Second):
+			}
+			continue
+		case !v.Filter.Allows(q.Event):
+			return dr.settle(q)
+		}
+		probe, ok := d.breakers.Wait(ctx, r.id, d.sender.Timeout()+time.Second)
+		if !ok || ctx.Err() != nil {
+			return false
+		}
+		if first.IsZero() {
+			first = time.Now()
+		}
+		last = d.attempt(ctx, v, q, probe)
+		attempts++
+		switch last.Verdict {
+		case Delivered:
+			return dr.settle(q)
+		case Gone:
+			d.disableGone(ctx, r.id)
+			fallthrough
+		case Reject, Forbidden:
+			reason, detail := deadLetterReason(last)
+			return dr.deadLetter(ctx, q, v, reason, detail, attempts, last, first)
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		delay, more := d.cfg.Retry.NextDelay(attempts, last.RetryAfter, rand.Float64)
+		if !more {
+			return dr.deadLetter(ctx, q, v, ReasonExhausted, last.Reason(), attempts, last, first)
+		}
+		d.metrics.Retries.WithLabelValues(endpointLabel(v.Endpoint)).Inc()
+		d.log.Info("delivery failed; will retry", "room", q.Room, "event", q.Event, "event_id", q.EventID,
+			"endpoint", r.id, "host", URLHost(v.URL), "attempt", attempts, "reason", last.Reason(), "retry_in", delay.Round(time.Millisecond).String())
+		sleep(ctx, delay)
+	}
+}
+
+func (dr *drainer) deadLetter(ctx context.Context, q Queued, v EndpointView, reason, detail string, attempts int, last Attempt, first time.Time) bool {
+	if err := dr.r.pt.d.deadLetter(ctx, dr.r.id, v, q, reason, detail, attempts, last, first); err != nil {
+		return false
+	}
+	return dr.settle(q)
+}
+
+// settle acknowledges a spilled delivery and waits for the server's confirmation: within a
+// spill queue, as in memory, a room's next delivery goes out only once this one cannot come
+// back.
+func (dr *drainer) settle(q Queued) bool {
+	d := dr.r.pt.d
+	if err := dr.held.Ack(context.Background(), q.seq); err != nil {
+		d.log.Warn("ack not confirmed; the delivery may be repeated", "room", q.Room, "event_id", q.EventID, "endpoint", dr.r.id, "error", err)
+		dr.breakOnce.Do(func() { close(dr.broken) })
+		return false
+	}
+	if q.ReplayOf > 0 {
+		// A replayed dead letter leaves the DLQ once its delivery is settled (a new dead
+		// letter replaces it if it failed again).
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		if err := d.dlq.DeleteMsg(ctx, q.ReplayOf); err != nil {
+			if _, gerr := d.dlq.GetMsg(ctx, q.ReplayOf); !errors.Is(gerr, jetstream.ErrMsgNotFound) {
+				d.log.Warn("could not remove a replayed dead letter", "room", q.Room, "event_id", q.EventID, "dlq_seq", q.ReplayOf, "error", err)
+			}
+		}
+	}
+	return true
+}

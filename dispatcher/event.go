@@ -1,0 +1,108 @@
+package dispatcher
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/schema"
+	"github.com/roomhook/roomhook/subscriber"
+)
+
+// inbound is one event read from the partition stream, checked against its subject and
+// rendered once into the webhook body every endpoint gets.
+type inbound struct {
+	Queued
+	urls []string // webhook_urls of a room_created
+}
+
+// headerStreamSource is the header in which the server records where a sourced message came
+// from; it carries the event's sequence in the events stream.
+const headerStreamSource = "Nats-Stream-Source"
+
+// deliveryOverhead bounds the headers a spilled delivery or a dead letter adds to the body.
+// A body that does not fit the server's max payload with them cannot be spilled, replayed or
+// dead-lettered, so it is refused up front rather than stalling its endpoint later.
+const deliveryOverhead = 4 << 10
+
+// readEvent checks a partition-stream message and renders its body. A message that cannot be
+// delivered comes back as the dead letter to record instead, with the reason in Detail.
+func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (inbound, *DeadLetter) {
+	subject := m.Subject()
+	seq, ok := subscriber.SourceSequence(m.Headers().Get(headerStreamSource))
+	if !ok {
+		seq = meta.Sequence.Stream
+	}
+	stored := meta.Timestamp
+	// The partition stream's subject is roomhook.part.<region>.<p>.<room>.<event>; the
+	// events subject it was made from has the same room and event tokens.
+	eventsSubject := subject
+	if toks := strings.SplitN(subject, ".", 5); len(toks) == 5 {
+		eventsSubject = "roomhook.events." + toks[2] + "." + toks[4]
+	}
+	data := m.Data()
+	invalid := func(room, event, detail string) (inbound, *DeadLetter) {
+		dl := &DeadLetter{Reason: ReasonInvalid, Detail: detail, EndpointID: ReasonInvalid,
+			Room: room, Event: event, EventSeq: seq, Subject: eventsSubject, Stored: stored, Body: data}
+		if len(dl.Body) > MaxInvalidKept {
+			dl.Body, dl.Truncated = dl.Body[:MaxInvalidKept], true
+		}
+		return inbound{}, dl
+	}
+	addr, err := schema.ParseSubject(eventsSubject)
+	if err != nil {
+		return invalid("", "", err.Error())
+	}
+	if len(data) > d.cfg.MaxEventBytes {
+		return invalid(addr.Room, addr.Event, fmt.Sprintf("event is %d bytes, over ROOMHOOK_MAX_EVENT_BYTES (%d)", len(data), d.cfg.MaxEventBytes))
+	}
+	evt, err := schema.DecodeEvent(data)
+	if err != nil {
+		return invalid(addr.Room, addr.Event, err.Error())
+	}
+	// The subject is the authority: NATS permissions on subjects alone decide what a
+	// publisher can make roomhook do.
+	room := evt.GetRoom().GetRoomId()
+	switch {
+	case room == "":
+		return invalid(addr.Room, addr.Event, "event has no room.room_id")
+	case room != addr.Room:
+		return invalid(addr.Room, addr.Event, fmt.Sprintf("room %q in the payload differs from room %q in the subject", room, addr.Room))
+	}
+	name := strings.ToLower(evt.GetEvent())
+	switch {
+	case name == "":
+		name = addr.Event
+		evt.Event = &name
+	case name != addr.Event:
+		return invalid(addr.Room, addr.Event, fmt.Sprintf("event %q in the payload differs from event %q in the subject", name, addr.Event))
+	}
+	if len(evt.GetWebhookUrls()) > 0 && name != "room_created" {
+		return invalid(room, name, "only room_created may carry webhook_urls")
+	}
+	fb := schema.Fallback{ID: schema.StreamEventID(d.names.EventsStream(), seq), CreatedAt: stored.Unix()}
+	body, err := schema.MarshalBody(evt, fb)
+	if err != nil {
+		return invalid(room, name, err.Error())
+	}
+	if limit := d.maxPayload(); limit > 0 && len(body)+len(room)+deliveryOverhead > limit {
+		return invalid(room, name, fmt.Sprintf("the rendered body is %d bytes: with its headers it exceeds the NATS server's max payload (%d bytes), so it could not be queued, retried or replayed", len(body), limit))
+	}
+	id := evt.GetId()
+	if id == "" {
+		id = fb.ID
+	}
+	return inbound{
+		Queued: Queued{Room: room, Event: name, EventID: id, EventSeq: seq, Stored: stored, Body: body},
+		urls:   evt.GetWebhookUrls(),
+	}, nil
+}
+
+// maxPayload is the largest message the connected server takes (0 when unknown).
+func (d *Dispatcher) maxPayload() int {
+	if nc := d.js.Conn(); nc != nil {
+		return int(nc.MaxPayload())
+	}
+	return 0
+}

@@ -1,0 +1,375 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/subscriber"
+)
+
+// partition is one partition's delivery while this replica owns it: one durable consumer
+// reads the partition's events in stream order, and each event fans out in memory to the
+// routes of its endpoints. A partition message is acknowledged once every endpoint has it
+// settled (delivered or dead-lettered) or durably spilled, so the partition stream holds
+// only events still being delivered, and a new owner redelivers exactly those.
+type partition struct {
+	d     *Dispatcher
+	p     int
+	log   *slog.Logger
+	held  *subscriber.HeldSet
+	rooms *Rooms
+	ctx   context.Context // ends when the partition stops; lanes, writers and drainers follow it
+	wg    sync.WaitGroup  // every lane, writer and drainer of the partition
+
+	mu      sync.Mutex
+	routes  map[string]*route
+	lastSeq uint64 // highest partition-stream sequence fanned out by this run
+
+	lastPressure time.Time // when a route was last spilled because the window was nearly full
+}
+
+// heldEvent counts the endpoints that have not yet settled or spilled one partition message.
+type heldEvent struct {
+	p         *partition
+	seq       uint64
+	remaining int
+	mu        sync.Mutex
+}
+
+// done marks one endpoint's share of the event settled; the last one acknowledges it.
+func (h *heldEvent) done() {
+	if h == nil {
+		return
+	}
+	h.mu.Lock()
+	h.remaining--
+	last := h.remaining == 0
+	h.mu.Unlock()
+	if last {
+		h.p.held.Release(h.seq)
+	}
+}
+
+// window is how many partition messages may be held at once: it bounds a partition's memory.
+func (d *Dispatcher) window() int { return max(1024, 8*d.cfg.MaxInFlight) }
+
+func (d *Dispatcher) runPartition(ctx context.Context, p int) {
+	d.metrics.PartitionsOwned.Inc()
+	defer d.metrics.PartitionsOwned.Dec()
+	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := d.runPartitionOnce(ctx, p)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			backoff.reset()
+		}
+		wait := backoff.next()
+		d.log.Error("partition stopped; starting over", "partition", p, "error", err, "retry_in", wait.Round(time.Millisecond).String())
+		sleep(ctx, wait)
+	}
+}
+
+func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
+	cons, err := d.partConsumer(ctx, p)
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	pt := &partition{
+		d: d, p: p, log: d.log.With("partition", p), held: subscriber.NewHeldSet(),
+		rooms: NewRooms(d.rooms, d.cfg.RoomGrace, p), ctx: pctx, routes: map[string]*route{},
+	}
+	d.addPartition(pt)
+	defer d.removePartition(pt)
+	in := make(chan jetstream.Msg, d.window())
+	handle, err := subscriber.ResumeInOrder(ctx, cons, d.cfg.Takeover, func(m jetstream.Msg) {
+		select {
+		case in <- m:
+		case <-pctx.Done():
+		}
+	})
+	if err != nil {
+		return err
+	}
+	defer handle.Stop()
+	pt.wg.Add(1)
+	go func() {
+		defer pt.wg.Done()
+		pt.held.KeepAlive(pctx, subscriber.KeepAliveEvery(d.cfg.Takeover))
+	}()
+	if err := pt.resumeSpilled(ctx); err != nil {
+		return err
+	}
+	notify, err := d.nc().Subscribe(d.names.NotifySubject(p), func(m *nats.Msg) {
+		if id := string(m.Data); endpointIDPattern.MatchString(id) {
+			pt.spilledOutside(id)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("partition %d: subscribe to notifications: %w", p, err)
+	}
+	defer func() { _ = notify.Unsubscribe() }()
+	watch, lost := subscriber.WatchLoss(cons)
+	cc, err := cons.Consume(handle.Handle, jetstream.PullMaxMessages(min(d.window(), 1024)), watch)
+	if err != nil {
+		return fmt.Errorf("partition %d: consume: %w", p, err)
+	}
+	d.metrics.Consumers.WithLabelValues("partition").Inc()
+	defer d.metrics.Consumers.WithLabelValues("partition").Dec()
+	rescan := time.NewTicker(30 * time.Second)
+	defer rescan.Stop()
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	var stopped error
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-lost:
+			stopped = fmt.Errorf("partition consumer %s is gone; creating it again", d.names.PartConsumer(p))
+			break loop
+		case <-rescan.C:
+			if err := pt.resumeSpilled(ctx); err != nil {
+				pt.log.Warn("looking for spilled deliveries failed", "error", err)
+			}
+		case <-sweep.C:
+			if n, err := pt.rooms.Sweep(ctx, time.Now()); err != nil {
+				pt.log.Warn("room registry sweep failed", "error", err)
+			} else if n > 0 {
+				pt.log.Info("forgot finished rooms", "rooms", n)
+			}
+		case m := <-in:
+			pt.handle(ctx, m)
+		}
+	}
+	// Stop pulling and take in what is on its way (held, then handed back); let lanes finish
+	// the attempts in progress (bounded by the HTTP timeout), writers stop, drainers hand
+	// back; then hand back every partition message not settled, so the next owner gets them
+	// first, in order.
+	cc.Drain()
+	<-cc.Closed()
+	cancel()
+	pt.wg.Wait()
+	for len(in) > 0 {
+		<-in // still held: handed back below
+	}
+	if n := pt.held.HandBack(); n > 0 {
+		pt.log.Debug("handed back events", "count", n)
+	}
+	return stopped
+}
+
+func (d *Dispatcher) partConsumer(ctx context.Context, p int) (jetstream.Consumer, error) {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	cons, err := d.js.CreateOrUpdateConsumer(rctx, d.names.PartStream(), jetstream.ConsumerConfig{
+		Durable:       d.names.PartConsumer(p),
+		Description:   "roomhook: one partition's events, fanned out to their endpoints",
+		FilterSubject: d.names.PartFilter(p),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       subscriber.AckWait(d.cfg.Takeover),
+		MaxAckPending: d.window(),
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("partition %d consumer: %w", p, err)
+	}
+	return cons, nil
+}
+
+// handle fans one partition message out, in stream order.
+func (pt *partition) handle(ctx context.Context, m jetstream.Msg) {
+	d := pt.d
+	meta, err := m.Metadata()
+	if err != nil {
+		_ = m.Term()
+		return
+	}
+	seq := meta.Sequence.Stream
+	if pt.held.Add(seq, m) {
+		return // a redelivery of an event still being delivered: only its handle is renewed
+	}
+	if seq <= pt.lastSeq {
+		// Settled earlier in this run, but the acknowledgement was lost.
+		pt.held.Release(seq)
+		return
+	}
+	pt.lastSeq = seq
+	ev, invalid := d.readEvent(m, meta)
+	if invalid != nil {
+		d.metrics.InvalidEvents.Inc()
+		d.metrics.DeadLetters.WithLabelValues(ReasonInvalid).Inc()
+		pt.log.Warn("invalid event dead-lettered", "room", invalid.Room, "event", invalid.Event,
+			"seq", invalid.EventSeq, "reason", invalid.Detail)
+		retry(ctx, d, "record an invalid event", func() error {
+			rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			return publishDeadLetter(rctx, d.js, d.names.DLQSubject(ReasonInvalid), *invalid)
+		})
+		if ctx.Err() == nil {
+			pt.held.Release(seq)
+		}
+		return
+	}
+	d.metrics.EventsConsumed.WithLabelValues(d.eventLabel(ev.Event)).Inc()
+	targets := pt.targets(ctx, ev)
+	if ctx.Err() != nil {
+		return // stopping: the event is handed back
+	}
+	if ev.Event == "room_finished" && d.cfg.PerRoomWebhooks {
+		retry(ctx, d, "record room_finished", func() error { return pt.rooms.Finish(ctx, ev.Room, ev.Stored) })
+	}
+	if len(targets) == 0 {
+		pt.held.Release(seq)
+		return
+	}
+	pt.relievePressure()
+	h := &heldEvent{p: pt, seq: seq, remaining: len(targets)}
+	for _, id := range targets {
+		pt.route(id).submit(delivery{Queued: ev.Queued, ev: h})
+	}
+}
+
+// targets lists the endpoints an event goes to: every global endpoint whose filter takes it,
+// and the room's own endpoints. A room_created with webhook_urls registers them first, so
+// that room_created reaches them too.
+func (pt *partition) targets(ctx context.Context, ev inbound) []string {
+	d := pt.d
+	out := make([]string, 0, 4)
+	for _, v := range d.dir.Globals() {
+		// A global endpoint disabled by 410 Gone still gets its deliveries: they are
+		// dead-lettered, so an operator can replay them once it is resumed.
+		if v.Filter.Allows(ev.Event) {
+			out = append(out, v.ID)
+		}
+	}
+	if !d.cfg.PerRoomWebhooks {
+		return out
+	}
+	if ev.Event == "room_created" && len(ev.urls) > 0 {
+		valid := d.roomURLs(ev.Room, ev.urls)
+		registered := make([]string, 0, len(valid))
+		for _, u := range valid {
+			var err error
+			retry(ctx, d, "register endpoint", func() error {
+				_, err = d.dir.EnsurePerRoom(ctx, u, d.cfg.MaxRoomEndpoints)
+				if errors.Is(err, ErrTooManyEndpoints) {
+					return nil
+				}
+				return err
+			})
+			if errors.Is(err, ErrTooManyEndpoints) {
+				d.metrics.RoomEndpointsRefused.Inc()
+				pt.log.Warn("per-room endpoint refused: ROOMHOOK_MAX_ROOM_ENDPOINTS live per-room endpoints exist",
+					"room", ev.Room, "url", RedactURL(u), "max", d.cfg.MaxRoomEndpoints)
+				continue
+			}
+			registered = append(registered, u)
+		}
+		retry(ctx, d, "register room", func() error { return pt.rooms.Register(ctx, ev.Room, registered, ev.EventSeq) })
+	}
+	var roomURLs []string
+	retry(ctx, d, "look up room", func() (err error) { roomURLs, err = pt.rooms.URLs(ctx, ev.Room, ev.Stored); return err })
+	for _, u := range roomURLs {
+		id := EndpointID(u)
+		if v, ok := d.dir.Get(id); !ok || v.Disabled {
+			continue
+		}
+		if !slices.Contains(out, id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// route returns the partition's route to an endpoint, creating it on first use.
+func (pt *partition) route(id string) *route {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	r := pt.routes[id]
+	if r == nil {
+		r = newRoute(pt, id)
+		pt.routes[id] = r
+	}
+	return r
+}
+
+// forget drops an idle route, so memory follows the endpoints with live work.
+func (pt *partition) forget(r *route) {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if pt.routes[r.id] == r && r.idleLocked() {
+		delete(pt.routes, r.id)
+		r.retired = true
+	}
+}
+
+// snapshot lists the partition's routes.
+func (pt *partition) snapshot() []*route {
+	pt.mu.Lock()
+	defer pt.mu.Unlock()
+	out := make([]*route, 0, len(pt.routes))
+	for _, r := range pt.routes {
+		out = append(out, r)
+	}
+	return out
+}
+
+// relievePressure spills the route holding most of the partition's window when the window is
+// nearly full and other routes share the partition: one endpoint that falls behind moves to
+// its spill queue instead of holding every other endpoint's events back.
+func (pt *partition) relievePressure() {
+	window := pt.d.window()
+	if pt.held.Len() < window*3/4 || time.Since(pt.lastPressure) < 100*time.Millisecond {
+		return
+	}
+	pt.lastPressure = time.Now()
+	routes := pt.snapshot()
+	if len(routes) < 2 {
+		return
+	}
+	var worst *route
+	most := 0
+	for _, r := range routes {
+		if n := r.queued(); n > most {
+			worst, most = r, n
+		}
+	}
+	if worst != nil && most >= window/4 {
+		worst.spill(fmt.Sprintf("holds %d of the partition's %d in-flight events", most, window))
+	}
+}
+
+// resumeSpilled starts draining every spill queue of the partition that holds deliveries:
+// at takeover, what the previous owner spilled is found here.
+func (pt *partition) resumeSpilled(ctx context.Context) error {
+	ids, err := pt.d.spilledEndpoints(ctx, pt.d.names.SpillPartitionFilter(pt.p))
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		pt.spilledOutside(id)
+	}
+	return nil
+}
+
+// spilledOutside is told that id's spill queue on this partition has deliveries this replica
+// did not write (a previous owner, a replay, an upgrade): the route spills and drains it.
+func (pt *partition) spilledOutside(id string) {
+	pt.route(id).spill("its spill queue holds deliveries")
+}

@@ -1,0 +1,396 @@
+package dispatcher
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"sync"
+)
+
+// route is one endpoint on one partition. While the endpoint keeps up, its deliveries go
+// straight from memory: one lane per room, a room's next delivery sent only after the previous
+// one is settled, other rooms' lanes going on meanwhile. When it fails, is slow, is paused,
+// has its breaker open or falls behind, the route spills: that delivery and every later one
+// of the route are written, in order, to the route's spill queue in JetStream, and a drainer
+// delivers the queue with retries. Once the queue is empty the route goes back to memory.
+type route struct {
+	pt *partition
+	id string
+
+	mu      sync.Mutex
+	lanes   map[string]*lane // direct lanes, by room
+	spilled bool
+	retired bool          // dropped from the partition; a submit must take a new route
+	pending []delivery    // spilled deliveries waiting to be written, in order
+	writing int           // deliveries the writer has taken and not yet stored
+	pushed  uint64        // deliveries ever given to the writer: the drainer's "nothing new" check
+	wake    chan struct{} // the writer waits on it for pending
+	stop    chan struct{} // closed when the route goes back to memory: writer and drainer end
+	// doneDirect holds the events that a direct attempt, still running when the route
+	// spilled, settled after all: the drainer skips their spilled copies.
+	doneDirect map[uint64]directResult
+	drainer    *drainer
+}
+
+// delivery is one event for one endpoint, with the partition message it belongs to (nil for
+// deliveries read back from a spill queue).
+type delivery struct {
+	Queued
+	ev *heldEvent
+}
+
+// lane is one room's direct deliveries to one endpoint, in stream order.
+type lane struct {
+	queue    []delivery
+	inFlight bool
+	moved    bool          // the route spilled while an attempt was in flight: its copy is in the writer
+	done     chan struct{} // closed when the lane ends: a drainer waits for it before that room
+}
+
+func newRoute(pt *partition, id string) *route {
+	return &route{pt: pt, id: id, lanes: map[string]*lane{}, wake: make(chan struct{}, 1)}
+}
+
+// idleLocked reports whether the route holds nothing at all.
+func (r *route) idleLocked() bool {
+	return len(r.lanes) == 0 && !r.spilled && len(r.pending) == 0 && r.writing == 0 && r.drainer == nil
+}
+
+// queued is how many deliveries the route holds in memory.
+func (r *route) queued() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := len(r.pending) + r.writing
+	for _, l := range r.lanes {
+		n += len(l.queue)
+	}
+	return n
+}
+
+// oldest is when the oldest delivery the route holds in memory was stored (zero: none).
+func (r *route) oldest() (time.Time, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var t time.Time
+	n := len(r.pending)
+	older := func(q Queued) {
+		if !q.Stored.IsZero() && (t.IsZero() || q.Stored.Before(t)) {
+			t = q.Stored
+		}
+	}
+	if len(r.pending) > 0 {
+		older(r.pending[0].Queued)
+	}
+	for _, l := range r.lanes {
+		n += len(l.queue)
+		if len(l.queue) > 0 {
+			older(l.queue[0].Queued)
+		}
+	}
+	return t, n
+}
+
+// submit takes one delivery from the partition, in stream order.
+func (r *route) submit(q delivery) {
+	r.mu.Lock()
+	if r.retired {
+		r.mu.Unlock()
+		r.pt.route(r.id).submit(q)
+		return
+	}
+	defer r.mu.Unlock()
+	if r.spilled {
+		r.pushLocked(q)
+		return
+	}
+	l := r.lanes[q.Room]
+	if l == nil {
+		l = &lane{done: make(chan struct{})}
+		r.lanes[q.Room] = l
+		r.pt.wg.Add(1)
+		go r.runLane(q.Room, l)
+	}
+	l.queue = append(l.queue, q)
+}
+
+func (r *route) pushLocked(q delivery) {
+	r.pending = append(r.pending, q)
+	r.pushed++
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// spill moves the route to its spill queue: every delivery held in memory, the one in flight
+// of each lane first, goes to the writer in order, and every later delivery follows it there.
+func (r *route) spill(why string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.retired {
+		go r.pt.route(r.id).spill(why)
+		return
+	}
+	if r.spilled {
+		if r.drainer == nil {
+			r.startDrainerLocked()
+		}
+		return
+	}
+	r.spilled = true
+	r.stop = make(chan struct{})
+	r.doneDirect = map[uint64]directResult{}
+	for _, l := range r.lanes {
+		for _, q := range l.queue {
+			r.pushLocked(q)
+		}
+		l.queue = nil
+		if l.inFlight {
+			l.moved = true
+		}
+	}
+	r.pt.log.Info("endpoint spilled to its queue", "endpoint", r.id, "why", why)
+	r.pt.wg.Add(1)
+	go r.runWriter(r.stop)
+	r.startDrainerLocked()
+}
+
+// runLane delivers one room's deliveries straight from memory until its queue is empty or
+// the route spills.
+func (r *route) runLane(room string, l *lane) {
+	defer r.pt.wg.Done()
+	defer close(l.done)
+	ctx := r.pt.ctx
+	for {
+		r.mu.Lock()
+		if len(l.queue) == 0 || ctx.Err() != nil {
+			delete(r.lanes, room)
+			idle := r.idleLocked()
+			r.mu.Unlock()
+			if idle {
+				r.pt.forget(r)
+			}
+			return
+		}
+		q := l.queue[0]
+		l.inFlight, l.moved = true, false
+		r.mu.Unlock()
+
+		out, tried := r.attemptDirect(ctx, q)
+
+		r.mu.Lock()
+		l.inFlight = false
+		switch {
+		case l.moved:
+			// Its copy went to the spill queue while the attempt ran: the drainer skips the
+			// copy if the attempt settled it, and goes on with its schedule if it failed.
+			if out == settled || tried.Attempts > 0 {
+				r.doneDirect[q.EventSeq] = directResult{settled: out == settled, tried: tried}
+			}
+			l.moved = false
+		case out == settled:
+			l.queue[0] = delivery{}
+			l.queue = l.queue[1:]
+			r.mu.Unlock()
+			q.ev.done()
+			continue
+		case out == needsSpill:
+			if tried.Attempts > 0 {
+				l.queue[0].Attempts, l.queue[0].FirstAttempt, l.queue[0].NextAttempt = tried.Attempts, tried.FirstAttempt, tried.NextAttempt
+			}
+			r.mu.Unlock()
+			r.spill("a delivery failed")
+			continue
+		}
+		r.mu.Unlock()
+	}
+}
+
+// directResult is what a direct attempt that was in flight when its route spilled did.
+type directResult struct {
+	settled bool
+	tried   Queued // Attempts, FirstAttempt and NextAttempt when it failed
+}
+
+// directOutcome is what became of one direct attempt.
+type directOutcome int
+
+const (
+	settled    directOutcome = iota // delivered or dead-lettered
+	needsSpill                      // not settled: it goes to the spill queue, to be retried there
+	stopping                        // the partition is stopping; the delivery is handed back
+)
+
+// attemptDirect makes one attempt of q from memory. A delivery that needs a retry, or an
+// endpoint that is paused or whose breaker is open, goes to the spill queue instead, so that
+// nothing waits in memory for an endpoint that does not answer. After a failed attempt,
+// tried holds the retry schedule so far, which the spilled delivery carries on.
+func (r *route) attemptDirect(ctx context.Context, q delivery) (out directOutcome, tried Queued) {
+	d := r.pt.d
+	v, ok := d.dir.Get(r.id)
+	switch {
+	case !ok || v.Disabled:
+		reason := "endpoint disabled"
+		if v.Reason != "" {
+			reason += ": " + v.Reason
+		}
+		if !ok {
+			reason = "endpoint removed"
+		}
+		return r.settleDead(ctx, q.Queued, v, ReasonGone, reason, 0, Attempt{}, time.Time{}), tried
+	case v.Paused:
+		return needsSpill, tried
+	case !v.Filter.Allows(q.Event):
+		return settled, tried // the filter changed after the event was read
+	}
+	if rec := d.breakers.State(r.id); rec.State == BreakerOpen || rec.State == BreakerHalfOpen {
+		return needsSpill, tried
+	}
+	if ctx.Err() != nil {
+		return stopping, tried
+	}
+	slow := time.AfterFunc(d.cfg.SpillAfter, func() {
+		r.spill(fmt.Sprintf("no answer within %s", d.cfg.SpillAfter))
+	})
+	first := time.Now()
+	at := d.attempt(ctx, v, q.Queued, false)
+	slow.Stop()
+	switch at.Verdict {
+	case Delivered:
+		return settled, tried
+	case Retry:
+		delay, more := d.cfg.Retry.NextDelay(1, at.RetryAfter, rand.Float64)
+		if !more {
+			return r.settleDead(ctx, q.Queued, v, ReasonExhausted, at.Reason(), 1, at, first), tried
+		}
+		d.metrics.Retries.WithLabelValues(endpointLabel(v.Endpoint)).Inc()
+		tried.Attempts, tried.FirstAttempt, tried.NextAttempt = 1, first, time.Now().Add(delay)
+		return needsSpill, tried
+	}
+	reason, detail := deadLetterReason(at)
+	if at.Verdict == Gone {
+		d.disableGone(ctx, r.id)
+	}
+	return r.settleDead(ctx, q.Queued, v, reason, detail, 1, at, first), tried
+}
+
+// settleDead records a dead letter for a direct delivery; if that fails the delivery goes to
+// the spill queue, which retries durably.
+func (r *route) settleDead(ctx context.Context, q Queued, v EndpointView, reason, detail string, attempts int, last Attempt, first time.Time) directOutcome {
+	if err := r.pt.d.deadLetter(ctx, r.id, v, q, reason, detail, attempts, last, first); err != nil {
+		return needsSpill
+	}
+	return settled
+}
+
+// runWriter stores the route's spilled deliveries in its spill queue, one after the other so
+// the queue keeps stream order, until the route goes back to memory.
+func (r *route) runWriter(stop <-chan struct{}) {
+	defer r.pt.wg.Done()
+	ctx := r.pt.ctx
+	d := r.pt.d
+	subject := d.names.SpillSubject(r.id, r.pt.p)
+	for {
+		r.mu.Lock()
+		batch := r.pending
+		r.pending = nil
+		r.writing += len(batch)
+		r.mu.Unlock()
+		for i, q := range batch {
+			if !r.write(ctx, subject, q) {
+				r.mu.Lock()
+				r.writing -= len(batch) - i
+				r.mu.Unlock()
+				return // stopping: the partition messages not written are handed back
+			}
+			r.mu.Lock()
+			r.writing--
+			r.mu.Unlock()
+			q.ev.done()
+		}
+		if len(batch) > 0 {
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-stop:
+			return
+		case <-r.wake:
+		}
+	}
+}
+
+// write stores one delivery in the spill queue, retrying with backoff until it is stored or
+// the partition stops; false only when it stops first. A delivery the server refuses for
+// good (too big) is dead-lettered invalid instead, so it stops nothing but itself.
+func (r *route) write(ctx context.Context, subject string, q delivery) bool {
+	d := r.pt.d
+	msg := q.Msg(subject, spillMsgID(q.EventSeq, r.id, q.ReplayOf))
+	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	for {
+		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		_, err := d.js.PublishMsg(pctx, msg)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if permanentPublishError(err) {
+			v, _ := d.dir.Get(r.id)
+			detail := "spilling the delivery failed for good: " + err.Error()
+			if d.deadLetter(ctx, r.id, v, q.Queued, ReasonInvalid, detail, 0, Attempt{}, time.Time{}) == nil {
+				return true
+			}
+		}
+		wait := backoff.next()
+		r.pt.log.Warn("spilling a delivery failed; retrying", "endpoint", r.id, "event_id", q.EventID, "error", err, "retry_in", wait.Round(time.Millisecond).String())
+		sleep(ctx, wait)
+	}
+}
+
+// spillMsgID makes a repeated spill of the same delivery (after a takeover) a no-op.
+func spillMsgID(eventSeq uint64, endpointID string, replayOf uint64) string {
+	if replayOf > 0 {
+		return fmt.Sprintf("replay:%d:%s", replayOf, endpointID)
+	}
+	return fmt.Sprintf("%d:%s", eventSeq, endpointID)
+}
+
+// permanentPublishError reports errors that retrying the same message cannot fix.
+func permanentPublishError(err error) bool {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) && apiErr.Code == 400 {
+		return true
+	}
+	return errors.Is(err, nats.ErrMaxPayload)
+}
+
+// backoff is an exponential backoff with jitter for restart and retry loops.
+type backoff struct {
+	first, limit, cur time.Duration
+}
+
+func newBackoff(first, limit time.Duration) *backoff {
+	return &backoff{first: first, limit: limit}
+}
+
+// next returns the next wait: doubling up to the limit, each within ±25%.
+func (b *backoff) next() time.Duration {
+	if b.cur == 0 {
+		b.cur = b.first
+	} else if b.cur < b.limit {
+		b.cur = min(2*b.cur, b.limit)
+	}
+	return time.Duration(float64(b.cur) * (0.75 + rand.Float64()/2))
+}
+
+func (b *backoff) reset() { b.cur = 0 }
