@@ -98,6 +98,9 @@ func (m *manifest) allMeta() []*metav1.ObjectMeta {
 	for _, o := range m.serviceMonitors {
 		out = append(out, &o.ObjectMeta)
 	}
+	for _, o := range m.prometheusRules {
+		out = append(out, &o.ObjectMeta)
+	}
 	return out
 }
 

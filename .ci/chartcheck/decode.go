@@ -30,6 +30,7 @@ type manifest struct {
 	hpas            []*autoscalingv2.HorizontalPodAutoscaler
 	scaledObjects   []*scaledObject
 	serviceMonitors []*monitoringv1.ServiceMonitor
+	prometheusRules []*monitoringv1.PrometheusRule
 }
 
 // errUnknownKind marks a document whose apiVersion/kind the chart is not expected to render.
@@ -85,6 +86,8 @@ func (m *manifest) add(doc []byte) error {
 		return decodeInto(doc, &m.scaledObjects)
 	case "monitoring.coreos.com/v1/ServiceMonitor":
 		return decodeInto(doc, &m.serviceMonitors)
+	case "monitoring.coreos.com/v1/PrometheusRule":
+		return decodeInto(doc, &m.prometheusRules)
 	default:
 		return fmt.Errorf("%w %s %s", errUnknownKind, tm.APIVersion, tm.Kind)
 	}
