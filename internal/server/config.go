@@ -6,12 +6,12 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/egress"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/signature"
 )
@@ -51,6 +51,18 @@ type Config struct {
 	PerRoomWebhooks bool          `envconfig:"PER_ROOM_WEBHOOKS" default:"true"`
 	RoomGrace       time.Duration `envconfig:"ROOM_GRACE" default:"10m"`
 	RoomTTL         time.Duration `envconfig:"ROOM_TTL" default:"48h"`
+	// Per-room URLs are untrusted input (whoever creates a room gives them): MaxRoomURLs of
+	// one room_created are registered, MaxRoomEndpoints per-room endpoints live at most.
+	MaxRoomURLs      int `envconfig:"MAX_ROOM_URLS" default:"5"`
+	MaxRoomEndpoints int `envconfig:"MAX_ROOM_ENDPOINTS" default:"50000"`
+
+	// The egress (SSRF) guard, package egress: connections to per-room endpoints (and global
+	// ones with GuardGlobal) refuse non-global addresses at dial time, except AllowedTargets
+	// (CIDRs, host names). AllowPrivateTargets "true" turns it off; empty means false, except
+	// in the embedded development mode (no NATS_URL), where it means true.
+	AllowedTargets      []string `envconfig:"ALLOWED_TARGETS"`
+	AllowPrivateTargets string   `envconfig:"ALLOW_PRIVATE_TARGETS"`
+	GuardGlobal         bool     `envconfig:"GUARD_GLOBAL" default:"false"`
 
 	ContentType   string        `envconfig:"CONTENT_TYPE" default:"application/webhook+json"`
 	RetrySchedule string        `envconfig:"RETRY_SCHEDULE" default:"0s,1s,5s,30s,2m,10m,30m,1h,3h,6h"`
@@ -149,7 +161,14 @@ func (c Config) Validate() error {
 	check(c.MaxEventBytes > 0, "MAX_EVENT_BYTES", "must be positive, got %d", c.MaxEventBytes)
 	check(c.RoomGrace >= 0, "ROOM_GRACE", "must not be negative")
 	check(c.RoomTTL > c.RoomGrace, "ROOM_TTL", "must be longer than ROOMHOOK_ROOM_GRACE")
-	check(strings.TrimSpace(c.ContentType) != "", "CONTENT_TYPE", "must not be empty")
+	if err := checkContentType(c.ContentType); err != nil {
+		errs = append(errs, err)
+	}
+	check(c.MaxRoomURLs >= 1 && c.MaxRoomURLs <= 100, "MAX_ROOM_URLS", "must be 1..100, got %d", c.MaxRoomURLs)
+	check(c.MaxRoomEndpoints >= 1, "MAX_ROOM_ENDPOINTS", "must be at least 1, got %d", c.MaxRoomEndpoints)
+	if _, err := c.EgressGuard(); err != nil {
+		errs = append(errs, err)
+	}
 	check(c.HTTPTimeout > 0, "HTTP_TIMEOUT", "must be positive")
 	check(c.BreakerFailures >= 1, "BREAKER_FAILURES", "must be at least 1, got %d", c.BreakerFailures)
 	check(c.BreakerMaxProbeWait >= time.Second, "BREAKER_MAX_PROBE_WAIT", "must be at least 1s, got %s", c.BreakerMaxProbeWait)
@@ -247,5 +266,12 @@ func (c Config) DispatcherConfig(replicaID string, endpoints []dispatcher.Endpoi
 		StreamReplicas: c.StreamReplicas, Retry: schedule, Credentials: creds,
 		Endpoints: endpoints, ReplicaID: replicaID,
 		BreakerFailures: c.BreakerFailures, MaxProbeWait: c.BreakerMaxProbeWait,
+		MaxRoomURLs: c.MaxRoomURLs, MaxRoomEndpoints: c.MaxRoomEndpoints,
 	}, nil
+}
+
+// EgressGuard is the SSRF guard the settings describe (ROOMHOOK_ALLOWED_TARGETS,
+// ROOMHOOK_ALLOW_PRIVATE_TARGETS, ROOMHOOK_GUARD_GLOBAL), for the Sender.
+func (c Config) EgressGuard() (*egress.Guard, error) {
+	return newEgressGuard(c.AllowedTargets, c.AllowPrivateTargets, c.GuardGlobal, c.NATSURL == "")
 }

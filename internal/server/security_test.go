@@ -76,3 +76,50 @@ func TestNewEgressGuard(t *testing.T) {
 		})
 	}
 }
+
+// Validate, which LoadConfig runs at start, refuses what these checks refuse and names the
+// variable.
+func TestValidateSecuritySettings(t *testing.T) {
+	tests := []struct {
+		name     string
+		change   func(*Config)
+		variable string
+	}{
+		{"content type with CRLF", func(c *Config) { c.ContentType = "application/json\r\nX-Evil: 1" }, "ROOMHOOK_CONTENT_TYPE"},
+		{"bad allowed target", func(c *Config) { c.AllowedTargets = []string{"10.0.0.0/99"} }, "ROOMHOOK_ALLOWED_TARGETS"},
+		{"bad allow private", func(c *Config) { c.AllowPrivateTargets = "maybe" }, "ROOMHOOK_ALLOW_PRIVATE_TARGETS"},
+		{"no room URLs", func(c *Config) { c.MaxRoomURLs = 0 }, "ROOMHOOK_MAX_ROOM_URLS"},
+		{"no room endpoints", func(c *Config) { c.MaxRoomEndpoints = 0 }, "ROOMHOOK_MAX_ROOM_ENDPOINTS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := DefaultConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatalf("defaults: %v", err)
+			}
+			tt.change(&c)
+			err = c.Validate()
+			if err == nil || !strings.Contains(err.Error(), tt.variable) {
+				t.Fatalf("Validate() = %v, want an error naming %s", err, tt.variable)
+			}
+			if strings.Contains(err.Error(), "X-Evil") {
+				t.Errorf("error %q repeats the value", err)
+			}
+		})
+	}
+	c, _ := DefaultConfig()
+	if c.MaxRoomURLs != 5 || c.MaxRoomEndpoints != 50000 || c.GuardGlobal || c.AllowPrivateTargets != "" {
+		t.Errorf("defaults %d %d %v %q", c.MaxRoomURLs, c.MaxRoomEndpoints, c.GuardGlobal, c.AllowPrivateTargets)
+	}
+	g, err := c.EgressGuard()
+	if err != nil || g.Enabled() {
+		t.Errorf("embedded default guard enabled=%v (%v), want off", g.Enabled(), err)
+	}
+	c.NATSURL = "nats://nats:4222"
+	if g, err := c.EgressGuard(); err != nil || !g.Applies(false) || g.Applies(true) {
+		t.Errorf("production default guard: %v", err)
+	}
+}
