@@ -229,10 +229,16 @@ func (n Names) AuthorizationConfig(users []User) (string, error) {
 	return b.String(), nil
 }
 
+// quoteList renders a list of subjects, one a line when there are more than a few, so that a
+// reviewer can read the configuration.
 func quoteList(list []string) string {
-	q := make([]string, len(slices.Compact(slices.Clone(list))))
-	for i, s := range slices.Compact(slices.Clone(list)) {
+	list = slices.Compact(slices.Clone(list))
+	q := make([]string, len(list))
+	for i, s := range list {
 		q[i] = strconv.Quote(s)
 	}
-	return "[" + strings.Join(q, ", ") + "]"
+	if len(q) <= 3 {
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	return "[\n          " + strings.Join(q, ",\n          ") + "\n        ]"
 }
