@@ -1,18 +1,14 @@
-package server
+package server_test
 
 import (
 	"bufio"
 	"bytes"
 	"cmp"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,320 +20,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/livekit/protocol/auth"
-	"github.com/livekit/protocol/webhook"
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/roomhook/roomhook/dispatcher"
 	"github.com/roomhook/roomhook/internal/natstest"
-	"github.com/roomhook/roomhook/schema"
-	"github.com/roomhook/roomhook/schema/roomhookv1"
+	"github.com/roomhook/roomhook/internal/server"
+	"github.com/roomhook/roomhook/internal/server/servertest"
+	"github.com/roomhook/roomhook/internal/webhooktest"
 	"github.com/roomhook/roomhook/schema/signature"
-	"github.com/roomhook/roomhook/subscriber"
 )
 
-// These tests run serve() the way `roomhook` runs it: a Config in, the health and metrics
-// server on a real port, a NATS server with JetStream in the test process (which the tests stop
-// and start again), and webhook receivers on loopback that verify every request with LiveKit's
-// own verifier.
+// These tests run server.Serve the way `roomhook` runs it (servertest): a Config in, the
+// health and metrics server on a real port, a NATS server with JetStream in the test process
+// (natstest.Restartable, which the tests stop and start again), and webhook receivers on
+// loopback that verify every request (webhooktest).
 
-const (
-	testAPIKey    = "obs-api-key"
-	testAPISecret = "obs-api-secret-7d1f0c9b2a8e4f3c6b5a"
-)
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// natsServer is an embedded JetStream server on a fixed loopback port, so that a test can stop
-// it and start it again where the dispatcher reconnects, with the same store. A server started
-// again shuts down before whatever the test set up earlier is cleaned up.
-type natsServer struct {
-	t              testing.TB
-	port           int
-	storeDir       string
-	user, password string
-	ns             *server.Server
-}
-
-func startNATS(t testing.TB, user, password string) *natsServer {
-	t.Helper()
-	s := &natsServer{t: t, port: freePort(t), storeDir: t.TempDir(), user: user, password: password}
-	s.start()
-	return s
-}
-
-func (s *natsServer) start() {
-	s.t.Helper()
-	opts := []natstest.Option{natstest.WithPort(s.port), natstest.WithStoreDir(s.storeDir)}
-	if s.user != "" {
-		opts = append(opts, natstest.WithUser(s.user, s.password))
-	}
-	s.ns = natstest.NewServer(s.t, opts...)
-}
-
-func (s *natsServer) stop() {
-	if s.ns != nil {
-		s.ns.Shutdown()
-		s.ns.WaitForShutdown()
-		s.ns = nil
-	}
-}
-
-func (s *natsServer) url() string { return "nats://127.0.0.1:" + strconv.Itoa(s.port) }
-
-// jetStream is a media node's connection.
-func (s *natsServer) jetStream() jetstream.JetStream {
-	s.t.Helper()
-	var opts []nats.Option
-	if s.user != "" {
-		opts = append(opts, nats.UserInfo(s.user, s.password))
-	}
-	_, js := natstest.Connect(s.t, s.url(), opts...)
-	return js
-}
-
-// clearRoomhookEnv unsets every ROOMHOOK_ variable until the test ends, so that only what
-// the test sets counts.
-func clearRoomhookEnv(t *testing.T) {
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "ROOMHOOK_") {
-			t.Setenv(k, "") // restores the value when the test ends
-			os.Unsetenv(k)
-		}
-	}
-}
-
-// testServeConfig is the default configuration with short retry steps, pointing at natsURL
-// and delivering to the global webhook URLs given.
-func testServeConfig(t *testing.T, natsURL string, webhookURLs ...string) Config {
-	t.Helper()
-	clearRoomhookEnv(t)
-	c, err := LoadConfig(ScopeServe)
-	if err != nil {
-		t.Fatalf("defaults: %v", err)
-	}
-	c.NATSURL, c.DataDir = natsURL, t.TempDir()
-	c.APIKey, c.APISecret = testAPIKey, testAPISecret
-	c.WebhookURLs = webhookURLs
-	c.RetrySchedule = "0s,50ms,100ms,200ms"
-	c.HTTPTimeout, c.Partitions, c.MaxInFlight, c.Takeover = 2*time.Second, 2, 16, 2*time.Second
-	c.ShutdownGrace, c.ReplicaID = 15*time.Second, "obs-test"
-	c.HTTPAddr = "127.0.0.1:" + strconv.Itoa(freePort(t))
-	c.LogFormat, c.LogLevel = "json", "debug"
-	return c
-}
-
-// servedProcess is one serve() running in the test.
-type servedProcess struct {
-	base   string
-	cancel context.CancelFunc
-	done   chan error
-	once   sync.Once
-	err    error
-}
-
-// startServe runs serve with c, its logger writing to logs, until the test ends; it returns
-// once /readyz answers 200.
-func startServe(t testing.TB, c Config, logs io.Writer) *servedProcess {
-	t.Helper()
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &servedProcess{base: "http://" + c.HTTPAddr, cancel: cancel, done: make(chan error, 1)}
-	go func() { p.done <- Serve(ctx, c, NewLogger(c, logs), "test") }()
-	t.Cleanup(func() {
-		if err := p.stop(); err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	p.waitStatus(t, "/readyz", http.StatusOK, 20*time.Second)
-	return p
-}
-
-// stop ends serve as SIGTERM does and returns what serve returned.
-func (p *servedProcess) stop() error {
-	p.once.Do(func() {
-		p.cancel()
-		select {
-		case p.err = <-p.done:
-		case <-time.After(30 * time.Second):
-			p.err = errors.New("serve did not return within 30s of its context ending")
-		}
-	})
-	return p.err
-}
-
-func (p *servedProcess) get(t testing.TB, path string) (int, string) {
-	t.Helper()
-	resp, err := http.Get(p.base + path)
-	if err != nil {
-		return 0, err.Error()
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
-}
-
-// waitStatus waits until path answers status, and fails the test at once if serve returns.
-func (p *servedProcess) waitStatus(t testing.TB, path string, status int, timeout time.Duration) string {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		got, body := p.get(t, path)
-		if got == status {
-			return body
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("serve returned while waiting for %s to answer %d: %v", path, status, err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s answered %d (%q), not %d, for %s", path, got, strings.TrimSpace(body), status, timeout)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-func waitUntil(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// hookReceiver is a webhook endpoint on loopback. It verifies every request with LiveKit's
-// verifier (and the Standard Webhooks signature when it has whsec secrets), answers what
-// answer says, and keeps every token it was sent.
-type hookReceiver struct {
-	t         testing.TB
-	srv       *httptest.Server
-	apiKey    string
-	apiSecret string
-	whsec     []string
-	answer    func(id string, attempt int) int // status for the attempt-th request for id; 0: 200
-
-	mu       sync.Mutex
-	attempts map[string]int
-	answered []string // event ids answered 2xx, in arrival order
-	tokens   []string // every Authorization, Hash-Token and webhook-signature value received
-}
-
-func newHookReceiver(t testing.TB, apiKey, apiSecret string, answer func(id string, attempt int) int) *hookReceiver {
-	h := &hookReceiver{t: t, apiKey: apiKey, apiSecret: apiSecret, answer: answer, attempts: map[string]int{}}
-	h.srv = httptest.NewServer(h)
-	t.Cleanup(h.srv.Close)
-	return h
-}
-
-func (h *hookReceiver) url() string { return h.srv.URL + "/webhook" }
-
-func (h *hookReceiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	var tokens []string
-	for _, name := range []string{"Authorization", "Hash-Token", "Webhook-Signature"} {
-		for _, v := range r.Header.Values(name) {
-			tokens = append(tokens, v)
-		}
-	}
-	header := r.Header.Clone()
-	body, err := webhook.Receive(r, auth.NewSimpleKeyProvider(h.apiKey, h.apiSecret))
-	if err != nil {
-		h.t.Errorf("receiver: LiveKit's verifier refused a request: %v", err)
-		http.Error(w, "unverified", http.StatusUnauthorized)
-		return
-	}
-	if len(h.whsec) > 0 {
-		if err := signature.VerifyStandard(h.whsec, header, body, 5*time.Minute, time.Now()); err != nil {
-			h.t.Errorf("receiver: Standard Webhooks signature: %v", err)
-		}
-	}
-	var evt struct {
-		ID string `json:"id"`
-	}
-	if err := json.Unmarshal(body, &evt); err != nil {
-		h.t.Errorf("receiver: body is not JSON: %v", err)
-	}
-	h.mu.Lock()
-	h.tokens = append(h.tokens, tokens...)
-	h.attempts[evt.ID]++
-	status := http.StatusOK
-	if h.answer != nil {
-		if s := h.answer(evt.ID, h.attempts[evt.ID]); s != 0 {
-			status = s
-		}
-	}
-	if status >= 200 && status < 300 {
-		h.answered = append(h.answered, evt.ID)
-	}
-	h.mu.Unlock()
-	w.WriteHeader(status)
-}
-
-func (h *hookReceiver) answeredCount() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.answered)
-}
-
-func (h *hookReceiver) attemptsFor(id string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.attempts[id]
-}
-
-func (h *hookReceiver) receivedTokens() []string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return slices.Clone(h.tokens)
-}
-
-func roomEvent(room, name, id string, webhookURLs ...string) *roomhookv1.Event {
-	return &roomhookv1.Event{
-		Event: proto.String(name), Id: proto.String(id),
-		Room:        &roomhookv1.NotifyEventRoom{Sid: proto.String("RM_" + room), RoomId: proto.String(room)},
-		WebhookUrls: webhookURLs,
-	}
-}
-
-func publishEvents(t testing.TB, js jetstream.JetStream, evts ...*roomhookv1.Event) {
-	t.Helper()
-	for _, evt := range evts {
-		if _, err := schema.Publish(context.Background(), js, "default", evt); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// publishGarbage publishes bytes that are not a protobuf event on a valid subject.
-func publishGarbage(t testing.TB, js jetstream.JetStream, room string) {
-	t.Helper()
-	subject, err := schema.Address{Region: "default", Room: room, Event: "participant_joined"}.Subject()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := js.Publish(context.Background(), subject, []byte{0xff, 0xff, 0xff, 0xff}); err != nil {
-		t.Fatal(err)
-	}
+// newReceiver is a verifying endpoint for what servertest.Config signs.
+func newReceiver(t *testing.T, answer func(id string, attempt int) int) *webhooktest.Receiver {
+	return webhooktest.New(t, webhooktest.Options{Credentials: servertest.Credentials(), Answer: answer})
 }
 
 // endpointLabel is the endpoint label of a global endpoint's series: its id.
@@ -351,9 +53,9 @@ func endpointLabel(t testing.TB, rawURL string) string {
 }
 
 // scrape reads /metrics with Prometheus' own text parser.
-func scrape(t testing.TB, p *servedProcess) map[string]*dto.MetricFamily {
+func scrape(t testing.TB, p *servertest.Replica) map[string]*dto.MetricFamily {
 	t.Helper()
-	resp, err := http.Get(p.base + "/metrics")
+	resp, err := http.Get(p.Base() + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -432,36 +134,54 @@ func metricsDiff(fams map[string]*dto.MetricFamily, want map[string]map[string]f
 	return strings.Join(diffs, "\n")
 }
 
+// waitMetrics waits until /metrics holds exactly want (see metricsDiff), and returns that scrape.
+func waitMetrics(t *testing.T, p *servertest.Replica, want map[string]map[string]float64, what string) map[string]*dto.MetricFamily {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fams := scrape(t, p)
+		diff := metricsDiff(fams, want)
+		if diff == "" {
+			return fams
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s:\n%s", what, diff)
+		}
+		time.Sleep(50 * time.Millisecond) // polling for counters to arrive, not waiting for nothing
+	}
+}
+
 // TestServeMetricsCountWhatARunDid runs a known set of events through serve and finds exactly
 // their counts on /metrics: 5 events (one of an unknown name) to 2 global endpoints, 3 of them
 // also to a per-room endpoint, one 500 answered once, and one undecodable event.
 func TestServeMetricsCountWhatARunDid(t *testing.T) {
-	ns := startNATS(t, "", "")
-	steady := newHookReceiver(t, testAPIKey, testAPISecret, nil)
-	flaky := newHookReceiver(t, testAPIKey, testAPISecret, func(id string, n int) int {
+	t.Parallel()
+	ns := natstest.NewRestartable(t, "", "")
+	steady := newReceiver(t, nil)
+	flaky := newReceiver(t, func(id string, n int) int {
 		if id == "ev-r2-1" && n == 1 {
 			return http.StatusInternalServerError
 		}
 		return 0
 	})
-	perRoom := newHookReceiver(t, testAPIKey, testAPISecret, nil)
-	c := testServeConfig(t, ns.url(), steady.url(), flaky.url())
-	p := startServe(t, c, io.Discard)
+	perRoom := newReceiver(t, nil)
+	c := servertest.Config(t, ns.URL(), steady.URL(), flaky.URL())
+	p := servertest.Start(t, c, io.Discard)
 
-	js := ns.jetStream()
-	publishEvents(t, js,
-		roomEvent("r1", "room_created", "ev-r1-0", perRoom.url()),
-		roomEvent("r1", "participant_joined", "ev-r1-1"),
-		roomEvent("r1", "participant_joined", "ev-r1-2"),
-		roomEvent("r2", "participant_joined", "ev-r2-1"),
-		roomEvent("r2", "made_up_event", "ev-r2-2"), // not a known name: labelled "other"
+	js := ns.JetStream()
+	servertest.Publish(t, js,
+		servertest.RoomEvent("r1", "room_created", "ev-r1-0", perRoom.URL()),
+		servertest.RoomEvent("r1", "participant_joined", "ev-r1-1"),
+		servertest.RoomEvent("r1", "participant_joined", "ev-r1-2"),
+		servertest.RoomEvent("r2", "participant_joined", "ev-r2-1"),
+		servertest.RoomEvent("r2", "made_up_event", "ev-r2-2"), // not a known name: labelled "other"
 	)
-	publishGarbage(t, js, "r3")
-	waitUntil(t, 15*time.Second, "every delivery", func() bool {
-		return steady.answeredCount() == 5 && flaky.answeredCount() == 5 && perRoom.answeredCount() == 3
+	servertest.PublishGarbage(t, js, "r3")
+	natstest.WaitFor(t, 15*time.Second, "every delivery", func() bool {
+		return steady.AnsweredCount() == 5 && flaky.AnsweredCount() == 5 && perRoom.AnsweredCount() == 3
 	})
 
-	a, b := endpointLabel(t, steady.url()), endpointLabel(t, flaky.url())
+	a, b := endpointLabel(t, steady.URL()), endpointLabel(t, flaky.URL())
 	ep := func(id string) string { return labelKey("endpoint", id) }
 	delivery := func(id, outcome, class string) string {
 		return labelKey("endpoint", id, "outcome", outcome, "status_class", class)
@@ -484,21 +204,20 @@ func TestServeMetricsCountWhatARunDid(t *testing.T) {
 		"roomhook_in_flight":                {ep(a): 0, ep(b): 0, ep("per_room"): 0},
 		"roomhook_held_deliveries":          {ep(a): 0, ep(b): 0, ep("per_room"): 0},
 	}
-	// Counters are recorded just after the receiver answers, so wait for them to arrive; then,
-	// a little later, they must still be exactly the same: nothing counted twice or late.
-	var diff string
-	deadline := time.Now().Add(10 * time.Second)
-	for diff = metricsDiff(scrape(t, p), want); diff != "" && time.Now().Before(deadline); diff = metricsDiff(scrape(t, p), want) {
-		time.Sleep(50 * time.Millisecond)
+	// Counters are recorded just after the receiver answers, so wait for them to arrive.
+	waitMetrics(t, p, want, "/metrics after the run")
+	// Then a barrier: one more event of r2, behind ev-r2-1's retry in that room's order. Once
+	// it is counted, the counts must be exactly the run's plus the barrier's: nothing of the
+	// run counted twice or late.
+	servertest.Publish(t, js, servertest.RoomEvent("r2", "participant_left", "ev-r2-barrier"))
+	natstest.WaitFor(t, 15*time.Second, "the barrier", func() bool { return steady.Has("ev-r2-barrier") && flaky.Has("ev-r2-barrier") })
+	want["roomhook_events_consumed_total"][labelKey("event", "participant_left")] = 1
+	for _, id := range []string{a, b} {
+		want["roomhook_deliveries_total"][delivery(id, "delivered", "2xx")]++
+		want["roomhook_attempt_duration_seconds"][ep(id)]++
+		want["roomhook_end_to_end_seconds"][ep(id)]++
 	}
-	if diff != "" {
-		t.Fatalf("/metrics after the run:\n%s", diff)
-	}
-	time.Sleep(500 * time.Millisecond)
-	fams := scrape(t, p)
-	if diff := metricsDiff(fams, want); diff != "" {
-		t.Errorf("/metrics changed after the run settled:\n%s", diff)
-	}
+	fams := waitMetrics(t, p, want, "/metrics after the barrier")
 
 	for _, name := range []string{"roomhook_attempt_duration_seconds", "roomhook_end_to_end_seconds"} {
 		for _, m := range fams[name].GetMetric() {
@@ -538,92 +257,46 @@ func TestServeMetricsCountWhatARunDid(t *testing.T) {
 // same port with the same store: /readyz must turn 503 and come back to 200 by itself, /healthz
 // stays 200 throughout, and deliveries go on afterwards.
 func TestReadyzFollowsNATS(t *testing.T) {
-	ns := startNATS(t, "", "")
-	rc := newHookReceiver(t, testAPIKey, testAPISecret, nil)
-	c := testServeConfig(t, ns.url(), rc.url())
+	t.Parallel()
+	ns := natstest.NewRestartable(t, "", "")
+	rc := newReceiver(t, nil)
+	c := servertest.Config(t, ns.URL(), rc.URL())
 	logs := &lockedBuffer{}
-	p := startServe(t, c, logs)
+	p := servertest.Start(t, c, logs)
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("serve's log:\n%s", logs.String())
 		}
 	})
-	js := ns.jetStream()
-	publishEvents(t, js, roomEvent("before", "room_started", "ev-before"))
-	waitUntil(t, 10*time.Second, "delivery before the outage", func() bool { return rc.answeredCount() == 1 })
+	js := ns.JetStream()
+	servertest.Publish(t, js, servertest.RoomEvent("before", "room_started", "ev-before"))
+	natstest.WaitFor(t, 10*time.Second, "delivery before the outage", func() bool { return rc.AnsweredCount() == 1 })
 
-	ns.stop()
-	body := p.waitStatus(t, "/readyz", http.StatusServiceUnavailable, 5*time.Second)
+	ns.Stop()
+	body := p.WaitStatus(t, "/readyz", http.StatusServiceUnavailable, 5*time.Second)
 	if !strings.Contains(body, "NATS") {
 		t.Errorf("/readyz during the outage says %q; want the reason", strings.TrimSpace(body))
 	}
-	if status, _ := p.get(t, "/healthz"); status != http.StatusOK {
+	if status, _ := p.Get(t, "/healthz"); status != http.StatusOK {
 		t.Errorf("/healthz during the outage answered %d; a NATS outage must not get the process restarted", status)
 	}
-	if status, _ := p.get(t, "/metrics"); status != http.StatusOK {
+	if status, _ := p.Get(t, "/metrics"); status != http.StatusOK {
 		t.Errorf("/metrics during the outage answered %d", status)
 	}
 
-	ns.start()
-	p.waitStatus(t, "/readyz", http.StatusOK, 15*time.Second)
-	// Let leases and consumers settle after the restart (several takeover periods), so that the
-	// delivery below shows the replica working again, not work left over from before.
-	time.Sleep(3 * c.Takeover)
-	if status, body := p.get(t, "/readyz"); status != http.StatusOK {
+	ns.Start()
+	p.WaitStatus(t, "/readyz", http.StatusOK, 15*time.Second)
+	// An event published after the restart is delivered: the replica works again, and it is
+	// not work left over from before (that one was answered already).
+	servertest.Publish(t, ns.JetStream(), servertest.RoomEvent("after", "room_started", "ev-after"))
+	natstest.WaitFor(t, 20*time.Second, "delivery after NATS came back", func() bool { return rc.Has("ev-after") })
+	if got := rc.Answered(); len(got) != 2 || got[0] != "ev-before" {
+		t.Errorf("answered %v, want ev-before then ev-after, each once", got)
+	}
+	if status, body := p.Get(t, "/readyz"); status != http.StatusOK {
 		t.Errorf("/readyz after NATS settled: %d %q", status, strings.TrimSpace(body))
 	}
-	publishEvents(t, ns.jetStream(), roomEvent("after", "room_started", "ev-after"))
-	waitUntil(t, 20*time.Second, "delivery after NATS came back", func() bool { return rc.answeredCount() == 2 })
-	p.stop() // while NATS still runs: the restarted server's cleanup would stop it first; startServe's cleanup reports the error
-}
-
-// TestReadyzChecksJetStream checks the readiness check against a server that accepts
-// connections but lacks what roomhook provisioned: nothing at all, as after a restart without
-// its store, or one bucket, as after a restart that dropped the memory-stored buckets.
-func TestReadyzChecksJetStream(t *testing.T) {
-	ns := startNATS(t, "", "")
-	nc, js := natstest.Connect(t, ns.url())
-	names := subscriber.Names{Region: "default"}
-	running := true
-	r := newReadiness(nc, js, names, func() bool { return running })
-	r.ttl = 200 * time.Millisecond
-	ctx := context.Background()
-	checkMissing := func(when, missing string) {
-		t.Helper()
-		err := r.check(ctx)
-		if !errors.Is(err, errJetStreamUnhealthy) || !strings.Contains(err.Error(), missing) {
-			t.Errorf("%s: %v; want %s named as missing", when, err, missing)
-		}
-	}
-
-	checkMissing("nothing provisioned", names.EventsStream())
-	if _, err := subscriber.Provision(ctx, js, names, subscriber.StreamSettings{
-		MaxAge: time.Hour, Replicas: 1, DLQMaxAge: time.Hour, Takeover: 2 * time.Second, RoomTTL: time.Hour,
-	}); err != nil {
-		t.Fatal(err)
-	}
-	// Cached: probes cost NATS at most one round trip per period.
-	checkMissing("right after provisioning", names.EventsStream())
-	time.Sleep(r.ttl)
-	if err := r.check(ctx); err != nil {
-		t.Errorf("everything provisioned: %v", err)
-	}
-	if err := js.DeleteKeyValue(ctx, names.LeasesBucket()); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(r.ttl)
-	checkMissing("leases bucket gone", names.LeasesBucket())
-
-	running = false
-	if err := r.check(ctx); !errors.Is(err, errDispatcherStopped) {
-		t.Errorf("dispatcher stopped: %v", err)
-	}
-	running = true
-	ns.stop()
-	waitUntil(t, 5*time.Second, "the client to notice", func() bool { return !nc.IsConnected() })
-	if err := r.check(ctx); !errors.Is(err, errNATSDisconnected) {
-		t.Errorf("disconnected: %v; a lost connection must show at once, not after the cache", err)
-	}
+	p.Stop() // while NATS still runs: the restarted server's cleanup would stop it first; startServe's cleanup reports the error
 }
 
 // lockedBuffer collects log output written from many goroutines.
@@ -691,6 +364,7 @@ var deliveryMessages = []string{"delivered", "delivery failed; will retry", "del
 // tokens the receivers got, may appear in what the logger wrote; every delivery record names
 // the room, the event id and the endpoint.
 func TestLogsCarryDeliveriesButNoSecrets(t *testing.T) {
+	t.Parallel()
 	const (
 		natsUser     = "roomhook"
 		natsPassword = "nats-pw-4b9e1d7c2f"
@@ -708,17 +382,21 @@ func TestLogsCarryDeliveriesButNoSecrets(t *testing.T) {
 		{format: "json"},
 	} {
 		t.Run(tc.format, func(t *testing.T) {
-			ns := startNATS(t, natsUser, natsPassword)
+			t.Parallel()
+			ns := natstest.NewRestartable(t, natsUser, natsPassword)
 			// The endpoint with its own credentials answers 500 once, then 200.
-			own := newHookReceiver(t, ownKey, ownSecret, func(id string, n int) int {
-				if id == "ev-2" && n == 1 {
-					return http.StatusInternalServerError
-				}
-				return 0
+			own := webhooktest.New(t, webhooktest.Options{
+				Credentials:     signature.Credentials{APIKey: ownKey, APISecret: ownSecret},
+				StandardSecrets: []string{whsec},
+				Answer: func(id string, n int) int {
+					if id == "ev-2" && n == 1 {
+						return http.StatusInternalServerError
+					}
+					return 0
+				},
 			})
-			own.whsec = []string{whsec}
 			// The endpoint signed with the API secret refuses one event: a dead letter.
-			plain := newHookReceiver(t, testAPIKey, testAPISecret, func(id string, _ int) int {
+			plain := newReceiver(t, func(id string, _ int) int {
 				if id == "ev-3" {
 					return http.StatusBadRequest
 				}
@@ -726,43 +404,43 @@ func TestLogsCarryDeliveriesButNoSecrets(t *testing.T) {
 			})
 			file := filepath.Join(t.TempDir(), "endpoints.yaml")
 			content := fmt.Sprintf("endpoints:\n  - url: %s?token=%s\n    api_key: %s\n    api_secret: %s\n    standard_webhooks_secrets: [%s]\n",
-				own.url(), urlToken, ownKey, ownSecret, whsec)
+				own.URL(), urlToken, ownKey, ownSecret, whsec)
 			if err := os.WriteFile(file, []byte(content), 0o600); err != nil {
 				t.Fatal(err)
 			}
 
-			c := testServeConfig(t, ns.url(), plain.url())
+			c := servertest.Config(t, ns.URL(), plain.URL())
 			c.EndpointsFile, c.LogFormat, c.LogLevel = file, tc.format, "debug"
 			if tc.natsInURL {
-				c.NATSURL = fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", natsUser, natsPassword, ns.port)
+				c.NATSURL = fmt.Sprintf("nats://%s:%s@127.0.0.1:%d", natsUser, natsPassword, ns.Port())
 			} else {
 				c.NATSUser, c.NATSPassword = natsUser, natsPassword
 			}
 			logs := &lockedBuffer{}
-			p := startServe(t, c, logs)
+			p := servertest.Start(t, c, logs)
 
-			js := ns.jetStream()
-			publishEvents(t, js,
-				roomEvent("log-room", "room_started", "ev-1"),
-				roomEvent("log-room", "participant_joined", "ev-2"),
-				roomEvent("log-room", "room_finished", "ev-3"),
+			js := ns.JetStream()
+			servertest.Publish(t, js,
+				servertest.RoomEvent("log-room", "room_started", "ev-1"),
+				servertest.RoomEvent("log-room", "participant_joined", "ev-2"),
+				servertest.RoomEvent("log-room", "room_finished", "ev-3"),
 			)
-			publishGarbage(t, js, "log-room")
-			waitUntil(t, 15*time.Second, "deliveries, the retry and the dead letters in the log", func() bool {
+			servertest.PublishGarbage(t, js, "log-room")
+			natstest.WaitFor(t, 15*time.Second, "deliveries, the retry and the dead letters in the log", func() bool {
 				out := logs.String()
-				return own.answeredCount() == 3 && plain.answeredCount() == 2 &&
+				return own.AnsweredCount() == 3 && plain.AnsweredCount() == 2 &&
 					strings.Contains(out, "delivery dead-lettered") && strings.Contains(out, "invalid event dead-lettered")
 			})
-			if err := p.stop(); err != nil {
+			if err := p.Stop(); err != nil {
 				t.Fatalf("serve: %v", err)
 			}
 			out := logs.String()
 
 			secrets := map[string]string{
-				"ROOMHOOK_API_SECRET": testAPISecret, "NATS password": natsPassword,
+				"ROOMHOOK_API_SECRET": servertest.APISecret, "NATS password": natsPassword,
 				"endpoint api_secret": ownSecret, "whsec_ secret": whsecBase64, "token in the endpoint URL": urlToken,
 			}
-			tokens := append(own.receivedTokens(), plain.receivedTokens()...)
+			tokens := append(own.Tokens(), plain.Tokens()...)
 			// own: 4 requests with Authorization, Hash-Token and webhook-signature; plain: 3 with two.
 			if len(tokens) != 4*3+3*2 {
 				t.Fatalf("receivers kept %d tokens, want 18", len(tokens))
@@ -804,7 +482,7 @@ func TestLogsCarryDeliveriesButNoSecrets(t *testing.T) {
 					t.Errorf("%d %q records, want %d", seen[msg], msg, want)
 				}
 			}
-			if tc.natsInURL && !strings.Contains(out, fmt.Sprintf("127.0.0.1:%d", ns.port)) {
+			if tc.natsInURL && !strings.Contains(out, fmt.Sprintf("127.0.0.1:%d", ns.Port())) {
 				t.Errorf("the log does not say which NATS server it uses (redacted)")
 			}
 		})
@@ -813,6 +491,7 @@ func TestLogsCarryDeliveriesButNoSecrets(t *testing.T) {
 
 // TestLogsFormatAndLevel checks ROOMHOOK_LOG_FORMAT and ROOMHOOK_LOG_LEVEL.
 func TestLogsFormatAndLevel(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		format, level string
 		want          []string // messages that must appear, the others must not
@@ -823,8 +502,9 @@ func TestLogsFormatAndLevel(t *testing.T) {
 		{"text", "error", []string{"e"}},
 	} {
 		t.Run(tc.format+"-"+tc.level, func(t *testing.T) {
+			t.Parallel()
 			var buf bytes.Buffer
-			log := NewLogger(Config{LogFormat: tc.format, LogLevel: tc.level}, &buf)
+			log := server.NewLogger(server.Config{LogFormat: tc.format, LogLevel: tc.level}, &buf)
 			log.Debug("d", "room", "r")
 			log.Info("i", "room", "r")
 			log.Warn("w", "room", "r")
@@ -848,7 +528,7 @@ func TestLogsFormatAndLevel(t *testing.T) {
 }
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
-	clearRoomhookEnv(t)
+	natstest.ClearRoomhookEnv(t)
 	const secret = "config-test-secret-5e7a"
 	natsURL := map[string]string{"ROOMHOOK_NATS_URL": "nats://nats.example:4222"}
 	tests := []struct {
@@ -889,7 +569,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 			for k, v := range env {
 				t.Setenv(k, v)
 			}
-			_, err := LoadConfig(ScopeServe)
+			_, err := server.LoadConfig(server.ScopeServe)
 			switch {
 			case tc.want == "" && err != nil:
 				t.Fatalf("valid configuration %v refused: %v", env, err)

@@ -1,0 +1,47 @@
+package server_test
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/internal/natstest"
+	"github.com/roomhook/roomhook/internal/server"
+	"github.com/roomhook/roomhook/schema/signature"
+)
+
+// DefaultConfig, which tests start from, is what LoadConfig reads from an empty environment.
+func TestDefaultConfigIsLoadConfigsDefaults(t *testing.T) {
+	natstest.ClearRoomhookEnv(t)
+	loaded, err := server.LoadConfig(server.ScopeServe)
+	if err != nil {
+		t.Fatalf("defaults refused: %v", err)
+	}
+	defaults, err := server.DefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(loaded, defaults) {
+		t.Errorf("DefaultConfig() = %+v\nLoadConfig()    = %+v", defaults, loaded)
+	}
+}
+
+// The defaults the envconfig tags spell out (the chart's CI reads them there) are the ones the
+// libraries define: one definition each, and this test keeps the spelling in step.
+func TestDefaultsAreTheLibrariesDefaults(t *testing.T) {
+	t.Parallel()
+	c, err := server.DefaultConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ContentType != signature.DefaultContentType {
+		t.Errorf("ROOMHOOK_CONTENT_TYPE defaults to %q, signature.DefaultContentType is %q", c.ContentType, signature.DefaultContentType)
+	}
+	schedule, err := dispatcher.ParseRetrySchedule(c.RetrySchedule, c.RetryJitter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := dispatcher.DefaultRetrySchedule(); !reflect.DeepEqual(schedule, want) {
+		t.Errorf("ROOMHOOK_RETRY_SCHEDULE/_JITTER default to %+v, dispatcher.DefaultRetrySchedule() is %+v", schedule, want)
+	}
+}
