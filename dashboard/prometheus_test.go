@@ -194,7 +194,7 @@ func grafanaExpr(expr string) string {
 func testRules(t *testing.T, partitions int) ruleFile {
 	f := loadRules(t)
 	thresholds := map[string]string{
-		"RoomhookOldestUndeliveredTooOld": "2",
+		"RoomhookOldestUndeliveredTooOld": "0.5",
 		"RoomhookPartitionsUnowned":       strconv.Itoa(partitions),
 	}
 	for gi, g := range f.Groups {
