@@ -79,8 +79,22 @@ func Serve(ctx context.Context, c Config, log *slog.Logger, version string) erro
 		globalIDs = append(globalIDs, ep.ID)
 	}
 	metrics.Preset(globalIDs, schema.KnownEventNames())
+	guard, err := c.EgressGuard()
+	if err != nil {
+		return err
+	}
+	if guard.Enabled() {
+		log.Info("egress guard on: webhooks to per-room URLs may not reach loopback, private, link-local or other non-global addresses",
+			"guard", describeGuard(guard, c.AllowedTargets))
+	} else {
+		reason := "ROOMHOOK_ALLOW_PRIVATE_TARGETS=true"
+		if c.AllowPrivateTargets == "" {
+			reason = "the embedded development mode; set ROOMHOOK_ALLOW_PRIVATE_TARGETS=false to test the guard"
+		}
+		log.Warn("egress guard off: per-room webhook URLs may reach any address, this machine's included", "because", reason)
+	}
 	sender := dispatcher.NewSender(dispatcher.WithTimeout(c.HTTPTimeout), dispatcher.WithContentType(c.ContentType),
-		dispatcher.WithUserAgent("roomhook/"+version))
+		dispatcher.WithUserAgent("roomhook/"+version), dispatcher.WithGuard(guard))
 	d, err := dispatcher.New(js, dcfg, dispatcher.WithLogger(log), dispatcher.WithMetrics(metrics), dispatcher.WithSender(sender))
 	if err != nil {
 		return err
