@@ -218,7 +218,9 @@ func (dr *drainer) drained(ctx context.Context, cons jetstream.Consumer) bool {
 	r.drainer = nil
 	close(r.stop)
 	r.doneDirect = nil
+	dr.mu.Lock()
 	dr.backlog, dr.oldestAt = 0, time.Time{}
+	dr.mu.Unlock()
 	r.pt.log.Info("endpoint caught up; delivering from memory again", "endpoint", r.id)
 	return true
 }

@@ -72,11 +72,17 @@ type Config struct {
 	BreakerFailures     int           `envconfig:"BREAKER_FAILURES" default:"5"`
 	BreakerMaxProbeWait time.Duration `envconfig:"BREAKER_MAX_PROBE_WAIT" default:"1m"`
 
-	Partitions    int           `envconfig:"PARTITIONS" default:"8"`
-	MaxInFlight   int           `envconfig:"MAX_IN_FLIGHT" default:"256"`
-	Takeover      time.Duration `envconfig:"TAKEOVER" default:"10s"`
-	ShutdownGrace time.Duration `envconfig:"SHUTDOWN_GRACE" default:"25s"`
-	ReplicaID     string        `envconfig:"REPLICA_ID"`
+	Partitions  int           `envconfig:"PARTITIONS" default:"8"`
+	MaxInFlight int           `envconfig:"MAX_IN_FLIGHT" default:"256"`
+	Takeover    time.Duration `envconfig:"TAKEOVER" default:"10s"`
+	// The delivery core: how long a direct attempt may go unanswered before the endpoint's
+	// later deliveries on that partition move to its spill queue; how often idle per-room
+	// endpoints are retired; how long start-up waits for JetStream.
+	SpillAfter     time.Duration `envconfig:"SPILL_AFTER" default:"1s"`
+	RetireEvery    time.Duration `envconfig:"RETIRE_EVERY" default:"20s"`
+	StartupTimeout time.Duration `envconfig:"STARTUP_TIMEOUT" default:"2m"`
+	ShutdownGrace  time.Duration `envconfig:"SHUTDOWN_GRACE" default:"25s"`
+	ReplicaID      string        `envconfig:"REPLICA_ID"`
 
 	HTTPAddr  string `envconfig:"HTTP_ADDR" default:":8080"`
 	LogFormat string `envconfig:"LOG_FORMAT" default:"text"`
@@ -175,6 +181,9 @@ func (c Config) Validate() error {
 	check(c.Partitions >= 1 && c.Partitions <= 1024, "PARTITIONS", "must be 1..1024, got %d", c.Partitions)
 	check(c.MaxInFlight >= 1, "MAX_IN_FLIGHT", "must be at least 1, got %d", c.MaxInFlight)
 	check(c.Takeover >= time.Second, "TAKEOVER", "must be at least 1s, got %s", c.Takeover)
+	check(c.SpillAfter >= 10*time.Millisecond, "SPILL_AFTER", "must be at least 10ms, got %s", c.SpillAfter)
+	check(c.RetireEvery >= time.Second, "RETIRE_EVERY", "must be at least 1s, got %s", c.RetireEvery)
+	check(c.StartupTimeout >= time.Second, "STARTUP_TIMEOUT", "must be at least 1s, got %s", c.StartupTimeout)
 	check(c.ShutdownGrace > 0, "SHUTDOWN_GRACE", "must be positive")
 	check(c.LogFormat == "text" || c.LogFormat == "json", "LOG_FORMAT", "must be text or json, got %q", c.LogFormat)
 	var lvl slog.Level
@@ -267,6 +276,7 @@ func (c Config) DispatcherConfig(replicaID string, endpoints []dispatcher.Endpoi
 		Endpoints: endpoints, ReplicaID: replicaID,
 		BreakerFailures: c.BreakerFailures, MaxProbeWait: c.BreakerMaxProbeWait,
 		MaxRoomURLs: c.MaxRoomURLs, MaxRoomEndpoints: c.MaxRoomEndpoints,
+		SpillAfter: c.SpillAfter, RetireEvery: c.RetireEvery, StartupTimeout: c.StartupTimeout,
 	}, nil
 }
 
