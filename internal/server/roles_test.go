@@ -157,7 +157,7 @@ func TestRolesWithNATSServer(t *testing.T) {
 	}})
 	c := servertest.Config(t, ns.ClientURL(), global.URL())
 	c.NATSUser, c.NATSPassword = "roomhook", "roomhook-pw-1"
-	c.AllowedTargets = []string{"127.0.0.1/32"} // the per-room receiver is on loopback
+	c.AllowedTargets = []string{"127.0.0.1/32"} // the per-room receiver is on loopback; only it
 	servertest.Start(t, c, io.Discard)
 
 	_, media := connectAs(t, ns, "media")
@@ -261,6 +261,7 @@ func TestServeGuardsPerRoomURLs(t *testing.T) {
 	global := webhooktest.New(t, webhooktest.Options{Credentials: creds})
 	perRoom := webhooktest.New(t, webhooktest.Options{Credentials: creds})
 	c := servertest.Config(t, ns.ClientURL(), global.URL())
+	c.AllowedTargets = nil // the production default: loopback refused
 	servertest.Start(t, c, io.Discard)
 	nc, js := natstest.Connect(t, ns.ClientURL())
 

@@ -37,7 +37,8 @@ const FastRetrySchedule = "0s,50ms,100ms,200ms"
 
 // Config is the default configuration, not read from the environment (so tests may run in
 // parallel), with short retry steps and timeouts, debug logs in JSON, a free loopback HTTP
-// port, Credentials, and natsURL and the global webhook URLs given.
+// port, Credentials, loopback allowed by the egress guard, and natsURL and the global webhook
+// URLs given.
 func Config(t testing.TB, natsURL string, webhookURLs ...string) server.Config {
 	t.Helper()
 	c, err := server.DefaultConfig()
@@ -52,6 +53,9 @@ func Config(t testing.TB, natsURL string, webhookURLs ...string) server.Config {
 	c.ShutdownGrace, c.ReplicaID = 15*time.Second, "obs-test"
 	c.HTTPAddr = "127.0.0.1:" + strconv.Itoa(natstest.FreePort(t))
 	c.LogFormat, c.LogLevel = "json", "debug"
+	// Test receivers listen on loopback, which the egress guard refuses for per-room URLs
+	// outside the embedded mode; a test of the guard sets AllowedTargets back to nil.
+	c.AllowedTargets = []string{"127.0.0.0/8"}
 	return c
 }
 
