@@ -270,6 +270,8 @@ func (r *route) attemptDirect(ctx context.Context, q delivery) (out directOutcom
 			return r.settleDead(ctx, q.Queued, v, ReasonExhausted, at.Reason(), 1, at, first), tried
 		}
 		d.metrics.Retries.WithLabelValues(endpointLabel(v.Endpoint)).Inc()
+		d.log.Info("delivery failed; will retry", "room", q.Room, "event", q.Event, "event_id", q.EventID,
+			"endpoint", r.id, "host", URLHost(v.URL), "attempt", 1, "reason", at.Reason(), "retry_in", delay.Round(time.Millisecond).String())
 		tried.Attempts, tried.FirstAttempt, tried.NextAttempt = 1, first, time.Now().Add(delay)
 		return needsSpill, tried
 	}
