@@ -57,7 +57,7 @@ func (f EventFilter) Allows(event string) bool {
 // other entry must be an absolute http or https URL with a host; the scheme and host are
 // lower-cased so that spellings of one receiver become one endpoint. User info is refused
 // because Authorization carries the webhook JWT, so basic-auth credentials could never be sent.
-// The error names the offending entry, with any password redacted.
+// The error names the offending entry as RedactURL shows it (no user info, query or fragment).
 func ParseWebhookURLs(list []string) ([]string, error) {
 	out := make([]string, 0, len(list))
 	for _, raw := range list {
@@ -95,17 +95,17 @@ func checkWebhookURL(raw string) (string, string, error) {
 		if u.Scheme == "" {
 			reason = URLReasonInvalid
 		}
-		return "", reason, fmt.Errorf("%w %q: scheme must be http or https", ErrInvalidURL, u.Redacted())
+		return "", reason, fmt.Errorf("%w %q: scheme must be http or https", ErrInvalidURL, RedactURL(raw))
 	case u.Host == "" || u.Hostname() == "":
-		return "", URLReasonInvalid, fmt.Errorf("%w %q: no host", ErrInvalidURL, u.Redacted())
+		return "", URLReasonInvalid, fmt.Errorf("%w %q: no host", ErrInvalidURL, RedactURL(raw))
 	case u.User != nil:
 		return "", URLReasonInvalid, fmt.Errorf("%w %q: user info is not supported, the Authorization header carries the webhook JWT",
-			ErrInvalidURL, u.Redacted())
+			ErrInvalidURL, RedactURL(raw))
 	}
 	if port := u.Port(); port != "" {
 		// url.Parse takes any digits as a port; a dial to port 99999 or 0 can never work.
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return "", URLReasonInvalid, fmt.Errorf("%w %q: port %s is not in 1..65535", ErrInvalidURL, u.Redacted(), port)
+			return "", URLReasonInvalid, fmt.Errorf("%w %q: port %s is not in 1..65535", ErrInvalidURL, RedactURL(raw), port)
 		}
 	}
 	u.Host = strings.ToLower(u.Host)

@@ -94,6 +94,10 @@ func TestEndpointParseWebhookURLs(t *testing.T) {
 			errNames: "hooks.example/x", errHidden: "hunter2"},
 		{name: "unparsable with password redacted", in: []string{"https://user:hunter2@bad host/x"},
 			errNames: "bad host/x", errHidden: "hunter2"},
+		{name: "query token kept out of the error", in: []string{"ftp://files.example/h?token=hunter3"},
+			errNames: "ftp://files.example/h", errHidden: "hunter3"},
+		{name: "port out of range", in: []string{"http://hooks.example:99999/h?token=hunter4"},
+			errNames: "port 99999", errHidden: "hunter4"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
