@@ -16,7 +16,6 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
-
 )
 
 // Tests of delivery core v2 (issue 9): cost follows live work, no event stops anything but

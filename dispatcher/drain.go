@@ -177,13 +177,6 @@ wait:
 	stopLanes()
 	dr.wg.Wait()
 	dr.held.HandBack()
-	if errors.Is(gone, errDrained) {
-		dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
-		if err := d.js.DeleteConsumer(dctx, d.names.SpillStream(), name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-			r.pt.log.Debug("deleting a drained spill consumer", "consumer", name, "error", err)
-		}
-		cancel()
-	}
 	return gone
 }
 
@@ -212,6 +205,14 @@ func (dr *drainer) drained(ctx context.Context, cons jetstream.Consumer) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.pushed != pushed || len(r.pending) > 0 || r.writing > 0 {
+		return false
+	}
+	// Delete the consumer before the route can spill again: a later drainer's consumer of
+	// the same name must not be deleted by this one.
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
+	err = d.js.DeleteConsumer(dctx, d.names.SpillStream(), d.names.SpillConsumer(r.id, r.pt.p))
+	cancel()
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return false
 	}
 	r.spilled = false

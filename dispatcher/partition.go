@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -109,7 +111,7 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 		defer pt.wg.Done()
 		pt.held.KeepAlive(pctx, subscriber.KeepAliveEvery(d.cfg.Takeover))
 	}()
-	if err := pt.resumeSpilled(ctx); err != nil {
+	if err := pt.resumeSpilled(ctx, true); err != nil {
 		return err
 	}
 	notify, err := d.nc().Subscribe(d.names.NotifySubject(p), func(m *nats.Msg) {
@@ -142,7 +144,7 @@ loop:
 			stopped = fmt.Errorf("partition consumer %s is gone; creating it again", d.names.PartConsumer(p))
 			break loop
 		case <-rescan.C:
-			if err := pt.resumeSpilled(ctx); err != nil {
+			if err := pt.resumeSpilled(ctx, false); err != nil {
 				pt.log.Warn("looking for spilled deliveries failed", "error", err)
 			}
 		case <-sweep.C:
@@ -357,7 +359,7 @@ func (pt *partition) relievePressure() {
 
 // resumeSpilled starts draining every spill queue of the partition that holds deliveries:
 // at takeover, what the previous owner spilled is found here.
-func (pt *partition) resumeSpilled(ctx context.Context) error {
+func (pt *partition) resumeSpilled(ctx context.Context, atStart bool) error {
 	ids, err := pt.d.spilledEndpoints(ctx, pt.d.names.SpillPartitionFilter(pt.p))
 	if err != nil {
 		return err
@@ -365,7 +367,43 @@ func (pt *partition) resumeSpilled(ctx context.Context) error {
 	for _, id := range ids {
 		pt.spilledOutside(id)
 	}
+	if atStart {
+		pt.deleteIdleSpillConsumers(ctx, ids)
+	}
 	return nil
+}
+
+// deleteIdleSpillConsumers removes the partition's spill consumers that no drainer of this
+// replica runs and whose queue is empty: left by a drainer that stopped with its partition
+// (a handover, a restart), they would otherwise wait for the server's inactivity threshold.
+func (pt *partition) deleteIdleSpillConsumers(ctx context.Context, spilled []string) {
+	d := pt.d
+	busy := map[string]bool{}
+	for _, id := range spilled {
+		busy[d.names.SpillConsumer(id, pt.p)] = true
+	}
+	for _, r := range pt.snapshot() {
+		r.mu.Lock()
+		if r.drainer != nil {
+			busy[d.names.SpillConsumer(r.id, pt.p)] = true
+		}
+		r.mu.Unlock()
+	}
+	suffix := "_" + strconv.Itoa(pt.p)
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	names := d.spillSt.ConsumerNames(rctx)
+	var idle []string
+	for name := range names.Name() {
+		if strings.HasPrefix(name, "spill_") && strings.HasSuffix(name, suffix) && !busy[name] {
+			idle = append(idle, name)
+		}
+	}
+	for _, name := range idle {
+		if err := d.js.DeleteConsumer(rctx, d.names.SpillStream(), name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			pt.log.Debug("deleting an idle spill consumer", "consumer", name, "error", err)
+		}
+	}
 }
 
 // spilledOutside is told that id's spill queue on this partition has deliveries this replica
