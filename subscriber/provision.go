@@ -15,9 +15,9 @@ type StreamSettings struct {
 	MaxAge     time.Duration // events stream retention
 	Replicas   int
 	Partitions int // rooms are spread over this many partitions of the partition stream
-	DLQMaxAge time.Duration
-	Takeover  time.Duration // how fast a dead replica's leases expire
-	RoomTTL   time.Duration // backstop for rooms that never finish
+	DLQMaxAge  time.Duration
+	Takeover   time.Duration // how fast a dead replica's leases expire
+	RoomTTL    time.Duration // backstop for rooms that never finish
 }
 
 // DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
