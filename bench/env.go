@@ -140,10 +140,9 @@ func (e *env) startReplica(id string, eps []dispatcher.Endpoint, retry dispatche
 	return r, nil
 }
 
-// waitOwned waits until the replicas between them own every unit (the router and each
-// partition) and each owns at least one, the same for two checks in a row.
+// waitOwned waits until the replicas between them own every partition and each owns at least one, the same for two checks in a row.
 func (e *env) waitOwned(ctx context.Context, rs []*replica, timeout time.Duration) error {
-	units := 1 + e.opts.Partitions
+	units := e.opts.Partitions // one unit per partition
 	deadline := time.Now().Add(timeout)
 	stable := 0
 	for {
