@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -415,7 +416,7 @@ func (d *Dispatcher) roomURLs(room string, urls []string) []string {
 			ignored = append(ignored, err.Error())
 			continue
 		}
-		if !containsString(valid, c) {
+		if !slices.Contains(valid, c) {
 			valid = append(valid, c)
 		}
 	}
@@ -424,15 +425,6 @@ func (d *Dispatcher) roomURLs(room string, urls []string) []string {
 			"registered", len(valid), "max_room_urls", d.cfg.MaxRoomURLs)
 	}
 	return valid
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // breakerChanged keeps the breaker gauge in step with the shared breakers.

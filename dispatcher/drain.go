@@ -56,7 +56,6 @@ func (r *route) startDrainerLocked() {
 
 func (dr *drainer) run(stop <-chan struct{}) {
 	r := dr.r
-	d := r.pt.d
 	defer r.pt.wg.Done()
 	ctx, cancel := context.WithCancel(r.pt.ctx)
 	defer cancel()
@@ -82,7 +81,6 @@ func (dr *drainer) run(stop <-chan struct{}) {
 			sleep(ctx, wait)
 		}
 	}
-	_ = d
 }
 
 func (dr *drainer) runOnce(ctx context.Context) error {
