@@ -211,7 +211,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		bg.Wait()
 	}()
 	dirReady := make(chan error, 1)
-	bg.Add(5)
+	bg.Add(6)
 	go func() {
 		defer bg.Done()
 		d.keepWatching(bgCtx, "endpoint directory", d.dir.Watch, dirReady)
@@ -231,6 +231,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	go func() {
 		defer bg.Done()
 		d.sampleGauges(bgCtx, time.Second)
+	}()
+	go func() {
+		defer bg.Done()
+		d.watchSource(bgCtx)
 	}()
 	select {
 	case <-d.dir.Ready():
