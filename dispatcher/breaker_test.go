@@ -40,9 +40,8 @@ func TestBreakerProbesInsteadOfAStorm(t *testing.T) {
 		c.MaxProbeWait = 400 * time.Millisecond
 		return c
 	}
-	var reps []*replica
 	for i := 0; i < 3; i++ {
-		reps = append(reps, startReplica(t, ns, cfg(fmt.Sprintf("r%d", i))))
+		startReplica(t, ns, cfg(fmt.Sprintf("r%d", i)))
 	}
 	_, js := connect(t, ns)
 	const rooms, perRoom = 30, 5

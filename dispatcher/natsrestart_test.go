@@ -36,7 +36,7 @@ func TestNATSRestartLosesNothing(t *testing.T) {
 	ns.Shutdown()
 	ns.WaitForShutdown()
 	time.Sleep(500 * time.Millisecond)
-	ns = startServerOn(t, dir, port)
+	startServerOn(t, dir, port) // the same store and port: clients reconnect to it
 
 	for i := perRoom / 2; i < perRoom; i++ {
 		for r := 0; r < rooms; r++ {
