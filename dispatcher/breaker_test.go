@@ -62,7 +62,12 @@ func TestBreakerProbesInsteadOfAStorm(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "the breaker to open", func() bool { return breakerState() == BreakerOpen })
 	// The healthy endpoint is not held up by the failing one.
-	waitFor(t, 20*time.Second, "healthy endpoint gets everything", func() bool { return healthy.count() == rooms*perRoom })
+	// Distinct events: replicas starting one after the other hand partitions over, and an
+	// event handed back may reach the healthy endpoint twice (the guarantee allows repeats).
+	waitFor(t, 20*time.Second, "healthy endpoint gets everything", func() bool { return distinct(healthy) == rooms*perRoom })
+	if dup := healthy.count() - rooms*perRoom; dup > 0 {
+		t.Logf("healthy endpoint got %d repeats", dup)
+	}
 
 	mu.Lock()
 	before := len(hits)

@@ -163,6 +163,7 @@ loop:
 	// first, in order.
 	cc.Drain()
 	<-cc.Closed()
+	pt.settle(min(2*d.cfg.SpillAfter, d.cfg.Takeover/2))
 	cancel()
 	pt.wg.Wait()
 	for len(in) > 0 {
@@ -410,4 +411,22 @@ func (pt *partition) deleteIdleSpillConsumers(ctx context.Context, spilled []str
 // did not write (a previous owner, a replay, an upgrade): the route spills and drains it.
 func (pt *partition) spilledOutside(id string) {
 	pt.route(id).spill("its spill queue holds deliveries")
+}
+
+// settle waits, at most grace, until every partition message taken is settled: healthy
+// endpoints answer, slow or failing ones spill within SpillAfter and their spill writes are
+// local to JetStream. Handing back an event that some endpoints already have makes the next
+// owner send it to them again, so a handover (every rolling restart) waits for this first.
+func (pt *partition) settle(grace time.Duration) {
+	deadline := time.NewTimer(grace)
+	defer deadline.Stop()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for pt.held.Len() > 0 {
+		select {
+		case <-deadline.C:
+			return
+		case <-tick.C:
+		}
+	}
 }
