@@ -14,6 +14,7 @@ import (
 const (
 	ScenarioRaw        = "raw"
 	ScenarioThroughput = "throughput"
+	ScenarioNotifier   = "notifier"
 	ScenarioLatency    = "latency"
 	ScenarioFanOut     = "fanout"
 	ScenarioIsolation  = "isolation"
@@ -23,7 +24,7 @@ const (
 
 // Scenarios lists every scenario name in the order they run.
 func Scenarios() []string {
-	return []string{ScenarioRaw, ScenarioThroughput, ScenarioLatency, ScenarioFanOut, ScenarioIsolation, ScenarioBacklog, ScenarioScaleOut}
+	return []string{ScenarioRaw, ScenarioThroughput, ScenarioNotifier, ScenarioLatency, ScenarioFanOut, ScenarioIsolation, ScenarioBacklog, ScenarioScaleOut}
 }
 
 // Sizes are how much each scenario does.
@@ -173,6 +174,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				figs[figThroughputRatio] = thr / raw
 			}
 		}
+		if lk, ok := figs[figNotifier]; ok && lk > 0 {
+			if thr, ok := figs[figThroughput]; ok {
+				figs[figNotifierRatio] = thr / lk
+			}
+		}
 		rep.add(figs)
 		rep.Notes = append(rep.Notes, b.notes...)
 		b.notes = nil
@@ -194,6 +200,8 @@ func (b *bench) scenario(name string) scenarioFunc {
 		return b.raw
 	case ScenarioThroughput:
 		return b.throughput
+	case ScenarioNotifier:
+		return b.notifier
 	case ScenarioLatency:
 		return b.latency
 	case ScenarioFanOut:

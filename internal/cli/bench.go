@@ -25,6 +25,7 @@ func Bench(ctx context.Context, args []string) error {
 	runs := fs.Int("runs", 3, "runs of each scenario; figures are medians with min and max")
 	quick := fs.Bool("quick", false, "small sizes: a smoke test that finishes in well under two minutes")
 	scenarios := fs.String("scenario", "", "comma-separated scenarios to run (default all)")
+	rooms := fs.Int("rooms", 0, "meetings running at once in the raw, throughput, notifier and latency scenarios (default 100, 50 with --quick)")
 	backlog := fs.Int("backlog", 0, "events queued in the backlog scenario (default 500000, 5000 with --quick)")
 	replicaProcess := fs.Bool("replica-process", true, "run the backlog replica as a child `roomhook serve` process so its own RSS is measured")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
@@ -45,6 +46,9 @@ func Bench(ctx context.Context, args []string) error {
 	}
 	if *backlog > 0 {
 		opts.Sizes.BacklogEvents = *backlog
+	}
+	if *rooms > 0 {
+		opts.Sizes.Rooms = *rooms
 	}
 	if *scenarios != "" {
 		opts.Scenarios = strings.Split(*scenarios, ",")
