@@ -5,8 +5,10 @@ import (
 	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/roomhook/roomhook/schema"
+	"github.com/roomhook/roomhook/schema/roomhookv1"
 	"github.com/roomhook/roomhook/subscriber"
 )
 
@@ -43,8 +45,10 @@ func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (in
 	}
 	data := m.Data()
 	invalid := func(room, event, detail string) (inbound, *DeadLetter) {
+		// The copy keeps no token: webhook_urls are redacted (the event as published stays
+		// in the events stream, and an invalid event is never replayed).
 		dl := &DeadLetter{Reason: ReasonInvalid, Detail: detail, EndpointID: ReasonInvalid,
-			Room: room, Event: event, EventSeq: seq, Subject: eventsSubject, Stored: stored, Body: data}
+			Room: room, Event: event, EventSeq: seq, Subject: eventsSubject, Stored: stored, Body: RedactEventURLs(data)}
 		if len(dl.Body) > MaxInvalidKept {
 			dl.Body, dl.Truncated = dl.Body[:MaxInvalidKept], true
 		}
@@ -97,6 +101,35 @@ func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (in
 		Queued: Queued{Room: room, Event: name, EventID: id, EventSeq: seq, Stored: stored, Body: body},
 		urls:   evt.GetWebhookUrls(),
 	}, nil
+}
+
+// webhookURLsField is the field number of roomhook.v1.Event's webhook_urls.
+var webhookURLsField = (&roomhookv1.Event{}).ProtoReflect().Descriptor().Fields().ByName("webhook_urls").Number()
+
+// RedactEventURLs returns a roomhook.v1.Event payload with every top-level webhook_urls entry
+// as RedactURL shows it (no user info, query or fragment) and every other field as it was; a
+// payload that is not a well-formed protobuf message comes back unchanged.
+func RedactEventURLs(payload []byte) []byte {
+	out := make([]byte, 0, len(payload))
+	for rest := payload; len(rest) > 0; {
+		num, typ, n := protowire.ConsumeTag(rest)
+		if n < 0 {
+			return payload
+		}
+		m := protowire.ConsumeFieldValue(num, typ, rest[n:])
+		if m < 0 {
+			return payload
+		}
+		if num == webhookURLsField && typ == protowire.BytesType {
+			v, _ := protowire.ConsumeBytes(rest[n:])
+			out = protowire.AppendTag(out, num, typ)
+			out = protowire.AppendString(out, RedactURL(string(v)))
+		} else {
+			out = append(out, rest[:n+m]...)
+		}
+		rest = rest[n+m:]
+	}
+	return out
 }
 
 // maxPayload is the largest message the connected server takes (0 when unknown).

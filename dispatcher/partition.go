@@ -284,10 +284,9 @@ func (pt *partition) targets(ctx context.Context, ev inbound) []string {
 		}
 		retry(ctx, d, "register room", func() error { return pt.rooms.Register(ctx, ev.Room, registered, ev.EventSeq) })
 	}
-	var roomURLs []string
-	retry(ctx, d, "look up room", func() (err error) { roomURLs, err = pt.rooms.URLs(ctx, ev.Room, ev.Stored); return err })
-	for _, u := range roomURLs {
-		id := EndpointID(u)
+	var roomEndpoints []string
+	retry(ctx, d, "look up room", func() (err error) { roomEndpoints, err = pt.rooms.Endpoints(ctx, ev.Room, ev.Stored); return err })
+	for _, id := range roomEndpoints {
 		if v, ok := d.dir.Get(id); !ok || v.Disabled {
 			continue
 		}

@@ -32,13 +32,9 @@ func (d *Dispatcher) retireEvery(ctx context.Context, every time.Duration) {
 func (d *Dispatcher) retireIdle(ctx context.Context) (int, error) {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	live, err := LiveRoomURLs(rctx, d.rooms)
+	liveIDs, err := LiveRoomEndpoints(rctx, d.rooms)
 	if err != nil {
 		return 0, err
-	}
-	liveIDs := make(map[string]bool, len(live))
-	for u := range live {
-		liveIDs[EndpointID(u)] = true
 	}
 	spilled, err := d.spilledEndpoints(rctx, d.names.SpillSubjects())
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -14,8 +15,12 @@ import (
 
 // RoomRecord is one room's per-room webhook registration in the rooms bucket.
 type RoomRecord struct {
-	Room       string    `json:"room"`
-	URLs       []string  `json:"urls"`
+	Room string `json:"room"`
+	// Endpoints are the ids (EndpointID) of the room's URLs. The URLs themselves, which may
+	// carry tokens in their query, live only in the endpoints bucket.
+	Endpoints []string `json:"endpoints,omitempty"`
+	// URLs is what earlier versions stored (full URLs); read as their ids, never written.
+	URLs       []string  `json:"urls,omitempty"`
 	CreatedSeq uint64    `json:"created_seq"`          // events stream sequence of its room_created
 	FinishedAt time.Time `json:"finished_at,omitzero"` // stored time of its room_finished
 }
@@ -86,10 +91,27 @@ func (r *Rooms) store(ctx context.Context, rec *RoomRecord) error {
 	return nil
 }
 
-// Register records urls for room, from its room_created at events sequence seq. A redelivered
-// room_created (same seq) rewrites the same record.
+// EndpointIDs are the ids of the room's endpoints, those of a record an earlier version wrote
+// with URLs included.
+func (rec *RoomRecord) EndpointIDs() []string {
+	ids := slices.Clone(rec.Endpoints)
+	for _, u := range rec.URLs {
+		if id := EndpointID(u); !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// Register records the endpoints of urls for room (their ids: no URL, so no token, is kept in
+// the rooms bucket), from its room_created at events sequence seq. A redelivered room_created
+// (same seq) rewrites the same record.
 func (r *Rooms) Register(ctx context.Context, room string, urls []string, seq uint64) error {
-	return r.store(ctx, &RoomRecord{Room: room, URLs: urls, CreatedSeq: seq})
+	ids := make([]string, 0, len(urls))
+	for _, u := range urls {
+		ids = append(ids, EndpointID(u))
+	}
+	return r.store(ctx, &RoomRecord{Room: room, Endpoints: ids, CreatedSeq: seq})
 }
 
 // Finish records when the room finished; its URLs keep receiving events stored up to grace later.
@@ -100,12 +122,14 @@ func (r *Rooms) Finish(ctx context.Context, room string, at time.Time) error {
 	}
 	cp := *rec
 	cp.FinishedAt = at.UTC()
+	cp.Endpoints, cp.URLs = rec.EndpointIDs(), nil // an earlier version's URLs leave the bucket
 	return r.store(ctx, &cp)
 }
 
-// URLs returns the room's registered URLs for an event stored at the given time. The decision
-// uses the stored time, not the clock, so a redelivered or replayed event routes the same way.
-func (r *Rooms) URLs(ctx context.Context, room string, stored time.Time) ([]string, error) {
+// Endpoints returns the ids of the room's registered endpoints for an event stored at the given
+// time. The decision uses the stored time, not the clock, so a redelivered or replayed event
+// routes the same way.
+func (r *Rooms) Endpoints(ctx context.Context, room string, stored time.Time) ([]string, error) {
 	rec, err := r.load(ctx, room)
 	if err != nil || rec == nil {
 		return nil, err
@@ -113,7 +137,7 @@ func (r *Rooms) URLs(ctx context.Context, room string, stored time.Time) ([]stri
 	if !rec.FinishedAt.IsZero() && stored.After(rec.FinishedAt.Add(r.grace)) {
 		return nil, nil
 	}
-	return rec.URLs, nil
+	return rec.EndpointIDs(), nil
 }
 
 // Sweep deletes the partition's registrations whose grace has passed; the bucket's TTL
@@ -143,9 +167,9 @@ func (r *Rooms) Sweep(ctx context.Context, now time.Time) (int, error) {
 	return len(expired), nil
 }
 
-// LiveRoomURLs lists every URL some room of any partition still has registered: the
-// endpoints that must not be retired.
-func LiveRoomURLs(ctx context.Context, kv jetstream.KeyValue) (map[string]bool, error) {
+// LiveRoomEndpoints lists the id of every endpoint some room of any partition still has
+// registered: the endpoints that must not be retired.
+func LiveRoomEndpoints(ctx context.Context, kv jetstream.KeyValue) (map[string]bool, error) {
 	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("room registry: %w", err)
@@ -162,8 +186,8 @@ func LiveRoomURLs(ctx context.Context, kv jetstream.KeyValue) (map[string]bool, 
 			}
 			var rec RoomRecord
 			if json.Unmarshal(e.Value(), &rec) == nil {
-				for _, u := range rec.URLs {
-					live[u] = true
+				for _, id := range rec.EndpointIDs() {
+					live[id] = true
 				}
 			}
 		}
