@@ -33,7 +33,7 @@ func (f *dlqFilter) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.endpoint, "endpoint", "", "endpoint id or URL (\"invalid\" for invalid events)")
 	fs.StringVar(&f.room, "room", "", "room id")
 	fs.StringVar(&f.event, "event", "", "event name, e.g. room_finished")
-	fs.StringVar(&f.reason, "reason", "", "invalid, rejected, gone or exhausted")
+	fs.StringVar(&f.reason, "reason", "", "invalid, rejected, gone, exhausted or forbidden")
 	fs.StringVar(&f.since, "since", "", "dead-lettered at or after: RFC 3339 time, date, or a time ago (90m, 12h, 7d)")
 	fs.StringVar(&f.until, "until", "", "dead-lettered at or before: same forms as --since")
 	fs.IntVar(&f.limit, "limit", 0, "select at most this many, oldest first (list: default 100, at most 1000)")
