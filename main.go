@@ -32,6 +32,7 @@ func main() {
 		{Name: "endpoints", Summary: "list, pause and resume endpoints (asks a running replica)", Run: cli.Endpoints},
 		{Name: "status", Summary: "backlog, health and dead letters per endpoint (asks a running replica)", Run: cli.Status},
 		{Name: "dlq", Summary: "list, show, replay and purge dead letters (asks a running replica)", Run: cli.DLQ},
+		{Name: "resend", Summary: "queue events from the events stream again for one endpoint (asks a running replica)", Run: cli.Resend},
 		{Name: "tail", Summary: "follow events as they are stored, printed as webhook JSON (touches no delivery)", Run: cli.Tail},
 	}, os.Args[1:], os.Stderr)
 	stop()

@@ -116,6 +116,17 @@ func (c *Client) PurgeDeadLetters(ctx context.Context, r PurgeRequest) (PurgeRes
 	return request[PurgeResult](ctx, c, OpDLQPurge, r)
 }
 
+// Resend queues the events still in the events stream that r selects for one endpoint again,
+// in stream order per room, with their original ids and bodies (or, with r.DryRun, only
+// counts them). r.Since is required. When r.Nonce is empty a random one is used; set one to be
+// able to send the same request again (after ErrTimeout, say) without queueing an event twice.
+func (c *Client) Resend(ctx context.Context, r ResendRequest) (ResendResult, error) {
+	if r.Nonce == "" {
+		r.Nonce = NewNonce()
+	}
+	return request[ResendResult](ctx, c, OpEventsResend, r)
+}
+
 // request calls op with req (nil sends no body) and decodes the answer as a Resp.
 func request[Resp any](ctx context.Context, c *Client, op string, req any) (Resp, error) {
 	var out Resp

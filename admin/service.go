@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/roomhook/roomhook/dispatcher"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/subscriber"
 )
@@ -32,6 +33,12 @@ type Config struct {
 	// endpoint since removed from the configuration, would wait in the deliver stream forever,
 	// so it is skipped. nil: every endpoint in the endpoints bucket counts as delivered to.
 	Delivers func(endpointID string) bool
+	// EventFilter returns the event filter the replicas apply to an endpoint (a global
+	// endpoint's comes from the configuration, which only the replicas hold), so that a
+	// resend queues only the events the endpoint subscribes to. nil, or false for an
+	// endpoint: none is known here; the replicas still skip what an endpoint's filter refuses
+	// when they deliver, but the resend's Matched count then includes those events.
+	EventFilter func(endpointID string) (dispatcher.EventFilter, bool)
 }
 
 // DefaultRequestTimeout bounds one request when Config.RequestTimeout is 0.
@@ -104,6 +111,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		{OpDLQShow, s.dlqShow},
 		{OpDLQReplay, s.dlqReplay},
 		{OpDLQPurge, s.dlqPurge},
+		{OpEventsResend, s.eventsResend},
 	}
 	for _, h := range handlers {
 		name := endpointName(h.op)

@@ -22,20 +22,22 @@ const (
 	OpDLQShow         = "dlq.show"         // ShowRequest → DeadLetterDetail
 	OpDLQReplay       = "dlq.replay"       // Filter → ReplayResult
 	OpDLQPurge        = "dlq.purge"        // PurgeRequest → PurgeResult
+	OpEventsResend    = "events.resend"    // ResendRequest → ResendResult
 )
 
 // ReadOps are the operations that only read: status, endpoints list, dlq list and show.
 func ReadOps() []string { return []string{OpStatus, OpEndpointsList, OpDLQList, OpDLQShow} }
 
-// WriteOps are the operations that change state: pause, resume, replay and purge.
+// WriteOps are the operations that change state: pause, resume, replay, purge and resend (a
+// dry-run resend only counts, but it is the same operation, so it needs the same permission).
 func WriteOps() []string {
-	return []string{OpEndpointsPause, OpEndpointsResume, OpDLQReplay, OpDLQPurge}
+	return []string{OpEndpointsPause, OpEndpointsResume, OpDLQReplay, OpDLQPurge, OpEventsResend}
 }
 
 // IsWrite reports whether op changes state, so that it is answered under WriteSubjects.
 func IsWrite(op string) bool {
 	switch op {
-	case OpEndpointsPause, OpEndpointsResume, OpDLQReplay, OpDLQPurge:
+	case OpEndpointsPause, OpEndpointsResume, OpDLQReplay, OpDLQPurge, OpEventsResend:
 		return true
 	}
 	return false
@@ -243,4 +245,64 @@ type PurgeRequest struct {
 // PurgeResult answers OpDLQPurge.
 type PurgeResult struct {
 	Purged uint64 `json:"purged"`
+}
+
+// ResendRequest selects events still in the events stream to queue again for one endpoint.
+// Since is required: a resend without a time bound is refused, and so is one whose Since is
+// before the oldest event the stream still holds (ResendResult.StreamFirst says how far back
+// it reaches).
+type ResendRequest struct {
+	Endpoint string    `json:"endpoint"`        // endpoint id or URL; it must be in the endpoints bucket
+	Since    time.Time `json:"since"`           // stored at or after; required
+	Until    time.Time `json:"until,omitzero"`  // stored at or before; zero: up to the last event stored when the request began
+	Room     string    `json:"room,omitempty"`  // only this room
+	Event    string    `json:"event,omitempty"` // only this event name
+	// DryRun counts what would be queued and queues nothing.
+	DryRun bool `json:"dry_run,omitempty"`
+	// Nonce names this request in the queued deliveries' message ids
+	// (resend:<event seq>:<endpoint id>:<nonce>), so a request sent again with the same nonce
+	// within the spill stream's duplicate window (2 minutes), after a timeout for example,
+	// does not queue an event twice, while a new request (a new nonce) resends on purpose.
+	// Client.Resend fills a random one when it is empty; so does the service. At most
+	// MaxNonceBytes of [A-Za-z0-9_-].
+	Nonce string `json:"nonce,omitempty"`
+}
+
+// MaxNonceBytes bounds ResendRequest.Nonce.
+const MaxNonceBytes = 64
+
+// ResendResult answers OpEventsResend.
+type ResendResult struct {
+	EndpointID  string `json:"endpoint_id"`
+	EndpointURL string `json:"endpoint_url"` // redacted (RedactURL)
+	Global      bool   `json:"global"`       // false: a per-room endpoint, resent only the events of rooms that registered it
+	Paused      bool   `json:"paused,omitempty"`
+	DryRun      bool   `json:"dry_run,omitempty"`
+	Nonce       string `json:"nonce"`
+	// The window read: Since as asked, Until as asked or the last event's time.
+	Since time.Time `json:"since"`
+	Until time.Time `json:"until"`
+	// StreamFirst and StreamLast are when the oldest and newest events still in the events
+	// stream were stored: how far back a resend can reach (ROOMHOOK_STREAM_MAX_AGE).
+	StreamFirst time.Time `json:"stream_first,omitzero"`
+	StreamLast  time.Time `json:"stream_last,omitzero"`
+	// Matched counts the events of the window (and of Room and Event) that the endpoint
+	// receives: its event filter takes them and, for a per-room endpoint, their room had it
+	// registered.
+	Matched int `json:"matched"`
+	// Queued counts those queued for the endpoint now (0 on a dry run); Duplicates those
+	// this same request (the same nonce) had queued moments ago already.
+	Queued     int `json:"queued"`
+	Duplicates int `json:"duplicates,omitempty"`
+	// NotRouted counts the events of the window the endpoint never received and is not sent
+	// now: its event filter refuses them, or their room did not register a per-room endpoint.
+	NotRouted int `json:"not_routed,omitempty"`
+	// Invalid counts the events of the window the dispatcher dead-letters as invalid: they
+	// were never delivered and are not resent.
+	Invalid int `json:"invalid,omitempty"`
+	// Rooms counts the rooms of the matched events.
+	Rooms int `json:"rooms"`
+	// FirstSeq and LastSeq are the events-stream sequences of the first and last event matched.
+	FirstSeq uint64 `json:"first_seq,omitempty"`
+	LastSeq  uint64 `json:"last_seq,omitempty"`
 }
