@@ -8,12 +8,12 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/subscriber"
 )
 
 // endpointIDPattern is the form of dispatcher.EndpointID.
@@ -38,27 +38,11 @@ func (s *Service) endpointRecords(ctx context.Context) (map[string]dispatcher.En
 	return out, nil
 }
 
-// readBucket calls visit with every key's current value.
+// readBucket calls visit with every key's current value (subscriber.ReadKV).
 func readBucket(ctx context.Context, kv jetstream.KeyValue, visit func(key string, value []byte)) error {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case e, ok := <-w.Updates():
-			if !ok {
-				return errors.New("watch ended early")
-			}
-			if e == nil {
-				return nil // the current values are all delivered
-			}
-			visit(e.Key(), e.Value())
-		}
-	}
+	return subscriber.ReadKV(ctx, kv, jetstream.AllKeys, func(e jetstream.KeyValueEntry) {
+		visit(e.Key(), e.Value())
+	})
 }
 
 // health is what the health bucket says about every endpoint.
@@ -173,8 +157,9 @@ func (s *Service) endpointsResume(ctx context.Context, req micro.Request) (any, 
 	})
 }
 
-// changeEndpoint updates one endpoint's record with compare-and-set; the replicas watching the
-// bucket act on the change.
+// changeEndpoint updates one endpoint's record with compare-and-set (dispatcher.UpdateEndpoint,
+// applied again to the new state when a 410 Gone or another operator changed it meanwhile); the
+// replicas watching the bucket act on the change.
 func (s *Service) changeEndpoint(ctx context.Context, req micro.Request, verb string, change func(*dispatcher.EndpointRecord)) (any, error) {
 	var r EndpointRequest
 	if err := decode(req, &r); err != nil {
@@ -188,37 +173,20 @@ func (s *Service) changeEndpoint(ctx context.Context, req micro.Request, verb st
 	if err != nil {
 		return nil, err
 	}
-	for try := 0; try < 10; try++ {
-		e, err := kv.Get(ctx, id)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return nil, notFound("no endpoint %s (roomhook endpoints list shows every id and URL)", id)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("endpoint %s: %w", id, err)
-		}
-		var rec dispatcher.EndpointRecord
-		if err := json.Unmarshal(e.Value(), &rec); err != nil {
-			return nil, fmt.Errorf("endpoint %s: unreadable record: %w", id, err)
-		}
-		change(&rec)
-		rec.Updated = time.Now().UTC()
-		b, err := json.Marshal(rec)
-		if err != nil {
-			return nil, err
-		}
-		_, err = kv.Update(ctx, id, b, e.Revision())
-		if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			continue // changed meanwhile (a 410 Gone, another operator): apply to the new state
-		}
-		if err != nil {
-			return nil, fmt.Errorf("endpoint %s: %w", id, err)
-		}
-		s.log.Info("endpoint "+verb+" by an operator", "endpoint", id, "url", RedactURL(rec.URL))
-		h, err := s.readHealth(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return endpointView(id, rec, h), nil
+	rec, _, err := dispatcher.UpdateEndpoint(ctx, kv, id, change)
+	switch {
+	case errors.Is(err, dispatcher.ErrEndpointNotFound):
+		return nil, notFound("no endpoint %s (roomhook endpoints list shows every id and URL)", id)
+	case errors.Is(err, subscriber.ErrTooManyUpdates):
+		// Changed again and again meanwhile (410 Gone answers, other operators).
+		return nil, fmt.Errorf("%w; try again", err)
+	case err != nil:
+		return nil, err
 	}
-	return nil, fmt.Errorf("endpoint %s: too many concurrent updates; try again", id)
+	s.log.Info("endpoint "+verb+" by an operator", "endpoint", id, "url", RedactURL(rec.URL))
+	h, err := s.readHealth(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return endpointView(id, rec, h), nil
 }

@@ -69,36 +69,20 @@ func (b *Breakers) get(id string) *breaker {
 
 // Watch follows the shared records until ctx ends.
 func (b *Breakers) Watch(ctx context.Context) error {
-	w, err := b.kv.Watch(ctx, "breaker.*")
-	if err != nil {
-		return err
-	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil
-			}
-			if e == nil {
-				continue
-			}
-			id := strings.TrimPrefix(e.Key(), "breaker.")
-			if e.Operation() != jetstream.KeyValuePut && e.Revision() >= b.revision(id) {
-				// Deleted, as when its endpoint was retired: a closed breaker needs no state.
-				b.apply(id, BreakerRecord{State: BreakerClosed}, e.Revision())
-				b.forget(id)
-				continue
-			}
-			var rec BreakerRecord
-			if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &rec) != nil {
-				rec = BreakerRecord{State: BreakerClosed}
-			}
-			b.apply(id, rec, e.Revision())
+	return subscriber.FollowKV(ctx, b.kv, "breaker.*", nil, func(e jetstream.KeyValueEntry) {
+		id := strings.TrimPrefix(e.Key(), "breaker.")
+		if e.Operation() != jetstream.KeyValuePut && e.Revision() >= b.revision(id) {
+			// Deleted, as when its endpoint was retired: a closed breaker needs no state.
+			b.apply(id, BreakerRecord{State: BreakerClosed}, e.Revision())
+			b.forget(id)
+			return
 		}
-	}
+		var rec BreakerRecord
+		if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &rec) != nil {
+			rec = BreakerRecord{State: BreakerClosed}
+		}
+		b.apply(id, rec, e.Revision())
+	})
 }
 
 func (b *Breakers) apply(id string, rec BreakerRecord, rev uint64) {

@@ -204,68 +204,56 @@ func (d *Directory) Retire(ctx context.Context, id string) (bool, error) {
 
 // Update changes an endpoint's shared state with a compare-and-set loop.
 func (d *Directory) Update(ctx context.Context, id string, change func(*EndpointRecord)) error {
-	for try := 0; try < 10; try++ {
-		e, err := d.kv.Get(ctx, id)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			return fmt.Errorf("endpoint %s: %w", id, ErrEndpointNotFound)
-		}
-		if err != nil {
-			return fmt.Errorf("endpoint %s: %w", id, err)
-		}
-		var rec EndpointRecord
-		if err := json.Unmarshal(e.Value(), &rec); err != nil {
-			return fmt.Errorf("endpoint %s: %w", id, err)
-		}
-		change(&rec)
-		rec.Updated = time.Now().UTC()
-		b, _ := json.Marshal(rec)
-		rev, err := d.kv.Update(ctx, id, b, e.Revision())
-		if err == nil {
-			d.apply(id, &rec, rev)
-			return nil
-		}
-		if !subscriber.IsConflict(err) {
-			return fmt.Errorf("endpoint %s: %w", id, err)
-		}
+	rec, rev, err := UpdateEndpoint(ctx, d.kv, id, change)
+	if err != nil {
+		return err
 	}
-	return fmt.Errorf("endpoint %s: too many concurrent updates", id)
+	d.apply(id, &rec, rev)
+	return nil
+}
+
+// UpdateEndpoint changes the record of endpoint id in the endpoints bucket kv with a
+// compare-and-set loop (subscriber.UpdateJSON), stamping it Updated now, and returns the
+// record written and its revision. A missing endpoint is ErrEndpointNotFound; every error
+// names the endpoint. The replicas watching the bucket act on the change.
+func UpdateEndpoint(ctx context.Context, kv jetstream.KeyValue, id string, change func(*EndpointRecord)) (EndpointRecord, uint64, error) {
+	rec, rev, err := subscriber.UpdateJSON(ctx, kv, id, func(r *EndpointRecord) {
+		change(r)
+		r.Updated = time.Now().UTC()
+	})
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return rec, 0, fmt.Errorf("endpoint %s: %w", id, ErrEndpointNotFound)
+	}
+	if err != nil {
+		return rec, 0, fmt.Errorf("endpoint %s: %w", id, err)
+	}
+	return rec, rev, nil
 }
 
 // Watch follows the bucket until ctx ends; Ready is closed once the current state is loaded.
 func (d *Directory) Watch(ctx context.Context) error {
-	w, err := d.kv.WatchAll(ctx)
+	err := subscriber.FollowKV(ctx, d.kv, jetstream.AllKeys, func() {
+		select {
+		case <-d.ready:
+		default:
+			close(d.ready)
+		}
+	}, func(e jetstream.KeyValueEntry) {
+		if e.Operation() != jetstream.KeyValuePut {
+			d.remove(e.Key())
+			return
+		}
+		var rec EndpointRecord
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			d.log.Warn("ignoring unreadable endpoint record", "endpoint", e.Key(), "error", err)
+			return
+		}
+		d.apply(e.Key(), &rec, e.Revision())
+	})
 	if err != nil {
 		return fmt.Errorf("watch endpoints: %w", err)
 	}
-	defer w.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case e, ok := <-w.Updates():
-			if !ok {
-				return nil
-			}
-			if e == nil {
-				select {
-				case <-d.ready:
-				default:
-					close(d.ready)
-				}
-				continue
-			}
-			if e.Operation() != jetstream.KeyValuePut {
-				d.remove(e.Key())
-				continue
-			}
-			var rec EndpointRecord
-			if err := json.Unmarshal(e.Value(), &rec); err != nil {
-				d.log.Warn("ignoring unreadable endpoint record", "endpoint", e.Key(), "error", err)
-				continue
-			}
-			d.apply(e.Key(), &rec, e.Revision())
-		}
-	}
+	return nil
 }
 
 // Ready is closed once Watch has loaded the bucket's current state.

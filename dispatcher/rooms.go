@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/subscriber"
 )
 
 // RoomRecord is one room's per-room webhook registration in the rooms bucket.
@@ -143,20 +145,15 @@ func (r *Rooms) Endpoints(ctx context.Context, room string, stored time.Time) ([
 // Sweep deletes the partition's registrations whose grace has passed; the bucket's TTL
 // covers rooms that never finish.
 func (r *Rooms) Sweep(ctx context.Context, now time.Time) (int, error) {
-	w, err := r.kv.Watch(ctx, "p"+strconv.Itoa(r.partition)+".*", jetstream.IgnoreDeletes())
-	if err != nil {
-		return 0, fmt.Errorf("room registry sweep: %w", err)
-	}
-	defer w.Stop()
 	var expired []RoomRecord
-	for e := range w.Updates() {
-		if e == nil {
-			break
-		}
+	err := subscriber.ReadKV(ctx, r.kv, "p"+strconv.Itoa(r.partition)+".*", func(e jetstream.KeyValueEntry) {
 		var rec RoomRecord
 		if json.Unmarshal(e.Value(), &rec) == nil && !rec.FinishedAt.IsZero() && now.After(rec.FinishedAt.Add(r.grace)) {
 			expired = append(expired, rec)
 		}
+	})
+	if err != nil {
+		return 0, fmt.Errorf("room registry sweep: %w", err)
 	}
 	for _, rec := range expired {
 		if err := r.kv.Delete(ctx, RoomKey(r.partition, rec.Room)); err != nil {
@@ -170,26 +167,17 @@ func (r *Rooms) Sweep(ctx context.Context, now time.Time) (int, error) {
 // LiveRoomEndpoints lists the id of every endpoint some room of any partition still has
 // registered: the endpoints that must not be retired.
 func LiveRoomEndpoints(ctx context.Context, kv jetstream.KeyValue) (map[string]bool, error) {
-	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
+	live := map[string]bool{}
+	err := subscriber.ReadKV(ctx, kv, jetstream.AllKeys, func(e jetstream.KeyValueEntry) {
+		var rec RoomRecord
+		if json.Unmarshal(e.Value(), &rec) == nil {
+			for _, id := range rec.EndpointIDs() {
+				live[id] = true
+			}
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("room registry: %w", err)
 	}
-	defer w.Stop()
-	live := map[string]bool{}
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case e := <-w.Updates():
-			if e == nil {
-				return live, nil
-			}
-			var rec RoomRecord
-			if json.Unmarshal(e.Value(), &rec) == nil {
-				for _, id := range rec.EndpointIDs() {
-					live[id] = true
-				}
-			}
-		}
-	}
+	return live, nil
 }
