@@ -34,6 +34,9 @@ type Config struct {
 	StreamMaxAge    time.Duration
 	DLQMaxAge       time.Duration
 	StreamReplicas  int
+	// StreamCluster places the region's streams and buckets in this cluster of a NATS
+	// super-cluster (ROOMHOOK_STREAM_CLUSTER); empty leaves it to the server.
+	StreamCluster   string
 	Retry           RetrySchedule
 	Credentials     signature.Credentials // signs for per-room endpoints and global ones without their own
 	Endpoints       []Endpoint            // global endpoints
@@ -312,6 +315,7 @@ func (d *Dispatcher) provision(ctx context.Context) (*subscriber.Resources, erro
 	return subscriber.Provision(ctx, d.js, d.names, subscriber.StreamSettings{
 		MaxAge: d.cfg.StreamMaxAge, Replicas: d.cfg.StreamReplicas, DLQMaxAge: d.cfg.DLQMaxAge,
 		Takeover: d.cfg.Takeover, RoomTTL: d.cfg.RoomTTL, Partitions: d.cfg.Partitions,
+		Cluster: d.cfg.StreamCluster,
 	})
 }
 

@@ -46,8 +46,38 @@ type Ownership struct {
 	log             *slog.Logger
 	onChange        func(owned int)
 
+	// Whether the membership heartbeat and the listing of replicas fail now: each logs a
+	// warning when it starts failing and an info line when it works again, not every tick
+	// (a region that lost its JetStream meta quorum fails every tick for as long as it lasts).
+	// Touched only by Run's goroutine.
+	heartbeat, listing failState
+
 	mu    sync.Mutex
 	owned map[string]*heldUnit
+}
+
+// failState is whether a repeated request fails now, since when and how often.
+type failState struct {
+	failing bool
+	since   time.Time
+	fails   int
+}
+
+// observe records one outcome of the request and logs only when its state changes: a warning
+// with the error when it starts failing, an info line with how long and how often it failed
+// when it works again. Failures in between are logged at debug level.
+func (f *failState) observe(log *slog.Logger, err error, failMsg, okMsg string) {
+	switch {
+	case err != nil && !f.failing:
+		f.failing, f.since, f.fails = true, time.Now(), 1
+		log.Warn(failMsg, "error", err)
+	case err != nil:
+		f.fails++
+		log.Debug(failMsg, "error", err, "failing_for", time.Since(f.since).Round(time.Millisecond).String(), "failures", f.fails)
+	case f.failing:
+		f.failing = false
+		log.Info(okMsg, "failed_for", time.Since(f.since).Round(time.Millisecond).String(), "failures", f.fails)
+	}
 }
 
 type heldUnit struct {
@@ -56,6 +86,10 @@ type heldUnit struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 	releasing bool
+	// lost: the lease is gone (another replica holds it, or it could not be renewed in time);
+	// the work is told to stop and the unit is forgotten once it has, without holding up the
+	// renewal of the other leases meanwhile.
+	lost bool
 }
 
 // OwnershipOption configures an Ownership.
@@ -87,7 +121,7 @@ func (o *Ownership) Owned() []string {
 	defer o.mu.Unlock()
 	out := make([]string, 0, len(o.owned))
 	for u, h := range o.owned {
-		if !h.releasing {
+		if !h.releasing && !h.lost {
 			out = append(out, u)
 		}
 	}
@@ -109,6 +143,13 @@ func (o *Ownership) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// request bounds one request to the buckets: a lease not renewed for half its TTL is given up
+// anyway, so waiting longer for an answer gains nothing (and a JetStream without a meta leader
+// may not answer at all).
+func (o *Ownership) request(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, max(leaseTTL(o.takeover)/2, time.Second))
 }
 
 func leaseKey(unit string) string { return "unit." + unit }
@@ -144,9 +185,14 @@ func mix64(x uint64) uint64 {
 
 func (o *Ownership) aliveMembers(ctx context.Context) []string {
 	alive := []string{o.id}
-	keys, err := o.members.Keys(ctx)
-	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
-		o.log.Warn("listing replicas failed; keeping current leases", "error", err)
+	rctx, cancel := o.request(ctx)
+	keys, err := o.members.Keys(rctx)
+	cancel()
+	if errors.Is(err, jetstream.ErrNoKeysFound) {
+		err = nil
+	}
+	o.listing.observe(o.log, err, "listing replicas failed; keeping current leases", "listing replicas works again")
+	if err != nil {
 		return nil
 	}
 	for _, k := range keys {
@@ -162,9 +208,10 @@ func (o *Ownership) step(ctx context.Context) {
 		return
 	}
 	now := time.Now()
-	if _, err := o.members.Put(ctx, o.id, []byte(now.UTC().Format(time.RFC3339Nano))); err != nil {
-		o.log.Warn("membership heartbeat failed", "error", err)
-	}
+	rctx, cancel := o.request(ctx)
+	_, err := o.members.Put(rctx, o.id, []byte(now.UTC().Format(time.RFC3339Nano)))
+	cancel()
+	o.heartbeat.observe(o.log, err, "membership heartbeat failed", "membership heartbeat works again")
 	alive := o.aliveMembers(ctx)
 	changed := false
 	for _, unit := range o.units {
@@ -189,6 +236,10 @@ func (o *Ownership) step(ctx context.Context) {
 func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, unsure bool) bool {
 	select {
 	case <-h.done:
+		if h.lost {
+			o.forget(unit)
+			return false // counted as a change when it was lost
+		}
 		if h.releasing {
 			o.dropLease(unit, h.rev)
 			o.forget(unit)
@@ -199,17 +250,26 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 			o.start(unit, h)
 		}
 	default:
+		if h.lost {
+			return false // still stopping
+		}
 	}
-	rev, err := o.leases.Update(ctx, leaseKey(unit), []byte(o.id), h.rev)
+	rctx, cancel := o.request(ctx)
+	rev, err := o.leases.Update(rctx, leaseKey(unit), []byte(o.id), h.rev)
+	cancel()
 	if err == nil {
 		h.rev, h.lastRenew = rev, time.Now()
 	} else if IsConflict(err) || time.Since(h.lastRenew) > leaseTTL(o.takeover)/2 {
 		// Someone else holds it now, or we cannot prove we still do: stop at once so two
 		// replicas never deliver the same unit.
+		// Its work is not waited for here: a unit whose JetStream is away may take long to
+		// stop, and the other leases must go on being renewed. The unit is not taken again
+		// before its work has stopped.
 		o.log.Warn("lost lease", "unit", unit, "error", err)
+		o.mu.Lock()
+		h.lost = true
+		o.mu.Unlock()
 		h.cancel()
-		<-h.done
-		o.forget(unit)
 		return true
 	}
 	if !want && !unsure && !h.releasing {
@@ -224,6 +284,8 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 }
 
 func (o *Ownership) acquire(ctx context.Context, unit string) bool {
+	ctx, cancel := o.request(ctx)
+	defer cancel()
 	rev, err := o.leases.Create(ctx, leaseKey(unit), []byte(o.id))
 	if IsConflict(err) {
 		// A lease left by an earlier run of this same replica id can be taken back at once.
@@ -282,7 +344,9 @@ func (o *Ownership) releaseAll() {
 	}
 	for u, h := range held {
 		<-h.done
-		o.dropLease(u, h.rev)
+		if !h.lost {
+			o.dropLease(u, h.rev)
+		}
 		o.forget(u)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

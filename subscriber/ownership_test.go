@@ -1,8 +1,15 @@
 package subscriber
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestOwnerSpreadsUnitsAndMovesOnlyTheLeaversShare(t *testing.T) {
@@ -33,4 +40,226 @@ func TestOwnerSpreadsUnitsAndMovesOnlyTheLeaversShare(t *testing.T) {
 			t.Errorf("%s moved from %s although its owner stayed", u, before[u])
 		}
 	}
+}
+
+// flakyKV is a key-value bucket in memory whose calls fail while fail is set, as a bucket
+// does while JetStream has no meta leader. Only what Ownership uses is implemented.
+type flakyKV struct {
+	jetstream.KeyValue
+	mu   sync.Mutex
+	fail error
+	keys map[string]uint64
+	rev  uint64
+}
+
+func newFlakyKV() *flakyKV { return &flakyKV{keys: map[string]uint64{}} }
+
+func (kv *flakyKV) setFail(err error) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	kv.fail = err
+}
+
+func (kv *flakyKV) Put(_ context.Context, key string, _ []byte) (uint64, error) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	if kv.fail != nil {
+		return 0, kv.fail
+	}
+	kv.rev++
+	kv.keys[key] = kv.rev
+	return kv.rev, nil
+}
+
+func (kv *flakyKV) Create(ctx context.Context, key string, v []byte, _ ...jetstream.KVCreateOpt) (uint64, error) {
+	return kv.Put(ctx, key, v)
+}
+
+func (kv *flakyKV) Update(ctx context.Context, key string, v []byte, _ uint64) (uint64, error) {
+	return kv.Put(ctx, key, v)
+}
+
+func (kv *flakyKV) Delete(_ context.Context, key string, _ ...jetstream.KVDeleteOpt) error {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	delete(kv.keys, key)
+	return nil
+}
+
+func (kv *flakyKV) Keys(_ context.Context, _ ...jetstream.WatchOpt) ([]string, error) {
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	if kv.fail != nil {
+		return nil, kv.fail
+	}
+	if len(kv.keys) == 0 {
+		return nil, jetstream.ErrNoKeysFound
+	}
+	var out []string
+	for k := range kv.keys {
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// logRecords is a slog handler that keeps every record's level and message.
+type logRecords struct {
+	mu   sync.Mutex
+	recs []slog.Record
+}
+
+func (l *logRecords) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logRecords) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.recs = append(l.recs, r)
+	return nil
+}
+func (l *logRecords) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logRecords) WithGroup(string) slog.Handler      { return l }
+
+// count is how many records at level carry msg.
+func (l *logRecords) count(level slog.Level, msg string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, r := range l.recs {
+		if r.Level == level && r.Message == msg {
+			n++
+		}
+	}
+	return n
+}
+
+func TestOwnershipLogsAFailingListingOncePerStateChange(t *testing.T) {
+	members, leases := newFlakyKV(), newFlakyKV()
+	logs := &logRecords{}
+	units := []string{"p0", "p1"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var running sync.WaitGroup
+	work := func(ctx context.Context, _ string) {
+		running.Add(1)
+		defer running.Done()
+		<-ctx.Done()
+	}
+	o := NewOwnership(members, leases, "r0", 10*time.Second, units, work, WithOwnershipLogger(slog.New(logs)))
+	defer func() {
+		o.releaseAll()
+		running.Wait()
+	}()
+	o.step(ctx)
+	if got := o.Owned(); len(got) != 2 {
+		t.Fatalf("owns %v, want both units", got)
+	}
+	const (
+		listFailed = "listing replicas failed; keeping current leases"
+		listOK     = "listing replicas works again"
+		beatFailed = "membership heartbeat failed"
+		beatOK     = "membership heartbeat works again"
+	)
+	// The meta quorum is lost for 10 ticks, comes back, is lost again for 5: two warnings of
+	// each kind, two recoveries, and the leases (which still renew) are kept throughout.
+	for round, ticks := range []int{10, 5} {
+		members.setFail(errors.New("nats: no response from JetStream"))
+		for i := 0; i < ticks; i++ {
+			o.step(ctx)
+		}
+		if got := o.Owned(); len(got) != 2 {
+			t.Fatalf("round %d: owns %v while listing fails; want both units kept", round, got)
+		}
+		members.setFail(nil)
+		o.step(ctx)
+		o.step(ctx)
+		for _, c := range []struct {
+			level slog.Level
+			msg   string
+		}{{slog.LevelWarn, listFailed}, {slog.LevelInfo, listOK}, {slog.LevelWarn, beatFailed}, {slog.LevelInfo, beatOK}} {
+			if n := logs.count(c.level, c.msg); n != round+1 {
+				t.Errorf("after round %d: %d %s records %q, want %d", round, n, c.level, c.msg, round+1)
+			}
+		}
+	}
+	if n := logs.count(slog.LevelInfo, "took unit"); n != 2 {
+		t.Errorf("took a unit %d times, want 2 (no restarts while listing failed)", n)
+	}
+}
+
+func TestOwnershipLosingALeaseDoesNotWaitForItsWork(t *testing.T) {
+	members, leases := newFlakyKV(), newFlakyKV()
+	logs := &logRecords{}
+	release := make(chan struct{}) // the work ignores cancellation until this closes
+	var mu sync.Mutex
+	starts := map[string]int{}
+	var running sync.WaitGroup
+	work := func(ctx context.Context, unit string) {
+		running.Add(1)
+		defer running.Done()
+		mu.Lock()
+		starts[unit]++
+		mu.Unlock()
+		<-ctx.Done()
+		<-release
+	}
+	const takeover = time.Second // leases are given up after 400ms without renewal
+	o := NewOwnership(members, leases, "r0", takeover, []string{"p0", "p1"}, work, WithOwnershipLogger(slog.New(logs)))
+	ctx := context.Background()
+	o.step(ctx)
+	if got := o.Owned(); len(got) != 2 {
+		t.Fatalf("owns %v, want both units", got)
+	}
+
+	// The leases bucket stops answering: both leases are lost, and every step returns at once
+	// although the work is stuck.
+	leases.setFail(errors.New("nats: timeout"))
+	stepped := make(chan struct{})
+	go func() {
+		defer close(stepped)
+		deadline := time.Now().Add(3 * time.Second)
+		for len(o.Owned()) > 0 && time.Now().Before(deadline) {
+			o.step(ctx)
+			time.Sleep(tickEvery(takeover))
+		}
+	}()
+	select {
+	case <-stepped:
+	case <-time.After(5 * time.Second):
+		close(release)
+		<-stepped
+		t.Fatal("a step waited for the work of a lost lease")
+	}
+	if got := o.Owned(); len(got) != 0 {
+		t.Fatalf("owns %v after the leases bucket failed for 3s", got)
+	}
+	if n := logs.count(slog.LevelWarn, "lost lease"); n != 2 {
+		t.Errorf("logged %d lost leases, want 2", n)
+	}
+
+	// The bucket is back, but the work has not stopped yet: the units are not taken again.
+	leases.setFail(nil)
+	o.step(ctx)
+	o.step(ctx)
+	mu.Lock()
+	if starts["p0"] != 1 || starts["p1"] != 1 {
+		t.Errorf("work started %v while the earlier work still ran; want once each", starts)
+	}
+	mu.Unlock()
+
+	// Once it has stopped, they are.
+	close(release)
+	takenAgain := func() bool {
+		o.step(ctx)
+		mu.Lock()
+		defer mu.Unlock()
+		return starts["p0"] == 2 && starts["p1"] == 2
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for !takenAgain() {
+		if time.Now().After(deadline) {
+			t.Fatalf("units not taken again after their work stopped: starts %v, owned %v", starts, o.Owned())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	o.releaseAll()
+	running.Wait()
 }

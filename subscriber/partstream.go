@@ -33,10 +33,13 @@ func provisionPartStream(ctx context.Context, js jetstream.JetStream, n Names, s
 				"set ROOMHOOK_PARTITIONS=%s, or drain the region and delete the stream to change it",
 				ErrPartitionsChanged, s.Partitions, n.PartStream(), got, got)
 		}
-		if max(have.Replicas, 1) == max(s.Replicas, 1) {
+		if max(have.Replicas, 1) == max(s.Replicas, 1) && samePlacement(have.Placement, s.placement()) {
 			return st, nil
 		}
 		have.Replicas = s.Replicas
+		if p := s.placement(); p != nil {
+			have.Placement = p
+		}
 		st, err := js.UpdateStream(ctx, have)
 		if err != nil {
 			return nil, fmt.Errorf("provision stream %s: %w", n.PartStream(), err)
@@ -62,7 +65,7 @@ func provisionPartStream(ctx context.Context, js jetstream.JetStream, n Names, s
 		// Work-queue retention: an event leaves once every endpoint has it settled or spilled,
 		// so the stream holds only what is being delivered.
 		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
-		Replicas: s.Replicas,
+		Replicas: s.Replicas, Placement: s.placement(),
 		Metadata: map[string]string{partitionsMetadata: strconv.Itoa(s.Partitions)},
 	}
 	st, err := js.CreateStream(ctx, cfg)

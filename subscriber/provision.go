@@ -18,6 +18,24 @@ type StreamSettings struct {
 	DLQMaxAge  time.Duration
 	Takeover   time.Duration // how fast a dead replica's leases expire
 	RoomTTL    time.Duration // backstop for rooms that never finish
+	// Cluster places every stream and bucket in this NATS cluster of a super-cluster
+	// (ROOMHOOK_STREAM_CLUSTER); empty leaves placement to the server, which picks the cluster
+	// of the server the request came through.
+	Cluster string
+}
+
+// placement is the stream placement s asks for, nil for none.
+func (s StreamSettings) placement() *jetstream.Placement {
+	if s.Cluster == "" {
+		return nil
+	}
+	return &jetstream.Placement{Cluster: s.Cluster}
+}
+
+// samePlacement reports whether a stream placed as have already is where want asks; no wish
+// (want nil) is met by any placement.
+func samePlacement(have, want *jetstream.Placement) bool {
+	return want == nil || (have != nil && have.Cluster == want.Cluster)
 }
 
 // DuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
@@ -48,7 +66,7 @@ func Provision(ctx context.Context, js jetstream.JetStream, n Names, s StreamSet
 		{&r.Events, jetstream.StreamConfig{
 			Name: n.EventsStream(), Subjects: []string{n.EventsSubjects()},
 			Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
-			MaxAge: s.MaxAge, Replicas: s.Replicas, Duplicates: DuplicateWindow,
+			MaxAge: s.MaxAge, Replicas: s.Replicas, Duplicates: DuplicateWindow, Placement: s.placement(),
 			Description: "roomhook room events, one subject space per room",
 		}},
 		{&r.Spill, jetstream.StreamConfig{
@@ -57,13 +75,13 @@ func Provision(ctx context.Context, js jetstream.JetStream, n Names, s StreamSet
 			// endpoint that is down for days keeps its backlog.
 			Name: n.SpillStream(), Subjects: []string{n.SpillSubjects()},
 			Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
-			Replicas: s.Replicas, Duplicates: DuplicateWindow,
+			Replicas: s.Replicas, Duplicates: DuplicateWindow, Placement: s.placement(),
 			Description: "roomhook deliveries of slow or failing endpoints, per (endpoint, partition)",
 		}},
 		{&r.DLQ, jetstream.StreamConfig{
 			Name: n.DLQStream(), Subjects: []string{n.DLQSubjects()},
 			Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage,
-			MaxAge: s.DLQMaxAge, Replicas: s.Replicas, Duplicates: DuplicateWindow,
+			MaxAge: s.DLQMaxAge, Replicas: s.Replicas, Duplicates: DuplicateWindow, Placement: s.placement(),
 			Description: "roomhook dead letters",
 		}},
 	}
@@ -81,11 +99,11 @@ func Provision(ctx context.Context, js jetstream.JetStream, n Names, s StreamSet
 	}{
 		// File storage even for these short-lived keys: a NATS server restart must not lose
 		// the buckets themselves (memory-storage streams are gone after a restart).
-		{&r.Members, jetstream.KeyValueConfig{Bucket: n.MembersBucket(), TTL: s.Takeover, Storage: jetstream.FileStorage, Replicas: s.Replicas}},
-		{&r.Leases, jetstream.KeyValueConfig{Bucket: n.LeasesBucket(), TTL: leaseTTL(s.Takeover), Storage: jetstream.FileStorage, Replicas: s.Replicas}},
-		{&r.Rooms, jetstream.KeyValueConfig{Bucket: n.RoomsBucket(), TTL: s.RoomTTL, Storage: jetstream.FileStorage, Replicas: s.Replicas}},
-		{&r.Endpoints, jetstream.KeyValueConfig{Bucket: n.EndpointsBucket(), Storage: jetstream.FileStorage, Replicas: s.Replicas}},
-		{&r.Health, jetstream.KeyValueConfig{Bucket: n.HealthBucket(), Storage: jetstream.FileStorage, Replicas: s.Replicas}},
+		{&r.Members, jetstream.KeyValueConfig{Bucket: n.MembersBucket(), TTL: s.Takeover, Storage: jetstream.FileStorage, Replicas: s.Replicas, Placement: s.placement()}},
+		{&r.Leases, jetstream.KeyValueConfig{Bucket: n.LeasesBucket(), TTL: leaseTTL(s.Takeover), Storage: jetstream.FileStorage, Replicas: s.Replicas, Placement: s.placement()}},
+		{&r.Rooms, jetstream.KeyValueConfig{Bucket: n.RoomsBucket(), TTL: s.RoomTTL, Storage: jetstream.FileStorage, Replicas: s.Replicas, Placement: s.placement()}},
+		{&r.Endpoints, jetstream.KeyValueConfig{Bucket: n.EndpointsBucket(), Storage: jetstream.FileStorage, Replicas: s.Replicas, Placement: s.placement()}},
+		{&r.Health, jetstream.KeyValueConfig{Bucket: n.HealthBucket(), Storage: jetstream.FileStorage, Replicas: s.Replicas, Placement: s.placement()}},
 	}
 	for _, b := range buckets {
 		if *b.dst, err = createOrUpdateBucket(ctx, js, b.cfg); err != nil {
@@ -119,7 +137,8 @@ func Missing(ctx context.Context, js jetstream.JetStream, n Names) (bool, error)
 func unchanged(have, want jetstream.StreamConfig) bool {
 	return slices.Equal(have.Subjects, want.Subjects) && have.Retention == want.Retention &&
 		have.Storage == want.Storage && have.MaxAge == want.MaxAge &&
-		max(have.Replicas, 1) == max(want.Replicas, 1) && have.Duplicates == want.Duplicates
+		max(have.Replicas, 1) == max(want.Replicas, 1) && have.Duplicates == want.Duplicates &&
+		samePlacement(have.Placement, want.Placement)
 }
 
 func createOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
@@ -144,7 +163,8 @@ func createOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetst
 func createOrUpdateBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig) (jetstream.KeyValue, error) {
 	if st, err := js.Stream(ctx, "KV_"+cfg.Bucket); err == nil {
 		have := st.CachedInfo().Config
-		if have.MaxAge == cfg.TTL && have.Storage == cfg.Storage && max(have.Replicas, 1) == max(cfg.Replicas, 1) {
+		if have.MaxAge == cfg.TTL && have.Storage == cfg.Storage && max(have.Replicas, 1) == max(cfg.Replicas, 1) &&
+			samePlacement(have.Placement, cfg.Placement) {
 			if kv, err := js.KeyValue(ctx, cfg.Bucket); err == nil {
 				return kv, nil
 			}
