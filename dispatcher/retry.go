@@ -22,16 +22,21 @@ type RetrySchedule struct {
 	Jitter float64
 }
 
-// DefaultRetrySchedule is the contract's schedule: at once, then 1s, 5s, 30s, 2m, 10m, 30m,
-// 1h, 3h and 6h later, each delay ±20%. Ten attempts span about 10h45m.
+// The contract's retry schedule, in the form of ROOMHOOK_RETRY_SCHEDULE and _JITTER (whose
+// defaults in internal/server/config.go spell the same, as its tests check): at once, then 1s,
+// 5s, 30s, 2m, 10m, 30m, 1h, 3h and 6h later, each delay ±20%. Ten attempts span about 10h45m.
+const (
+	DefaultRetrySteps  = "0s,1s,5s,30s,2m,10m,30m,1h,3h,6h"
+	DefaultRetryJitter = 0.2
+)
+
+// DefaultRetrySchedule is the contract's schedule, DefaultRetrySteps ± DefaultRetryJitter.
 func DefaultRetrySchedule() RetrySchedule {
-	return RetrySchedule{
-		Steps: []time.Duration{
-			0, time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute,
-			10 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour,
-		},
-		Jitter: 0.2,
+	s, err := ParseRetrySchedule(DefaultRetrySteps, DefaultRetryJitter)
+	if err != nil {
+		panic("dispatcher: DefaultRetrySteps: " + err.Error()) // a broken constant; TestRetryDefaultSchedule fails
 	}
+	return s
 }
 
 // ParseRetrySchedule reads a comma-separated list of Go durations such as

@@ -29,8 +29,9 @@ const MaxResponseBodyBytes = 64 << 10
 // reading the (limited) response body.
 const DefaultTimeout = 10 * time.Second
 
-// DefaultContentType is the Content-Type of webhook requests unless configured otherwise.
-const DefaultContentType = "application/webhook+json"
+// DefaultContentType is the Content-Type of webhook requests unless configured otherwise:
+// signature.DefaultContentType, the one definition.
+const DefaultContentType = signature.DefaultContentType
 
 // Errors an Attempt's Err can wrap besides the network's own, for errors.Is.
 var (

@@ -178,7 +178,8 @@ func (c Config) Validate() error {
 	check(c.HTTPTimeout > 0, "HTTP_TIMEOUT", "must be positive")
 	check(c.BreakerFailures >= 1, "BREAKER_FAILURES", "must be at least 1, got %d", c.BreakerFailures)
 	check(c.BreakerMaxProbeWait >= time.Second, "BREAKER_MAX_PROBE_WAIT", "must be at least 1s, got %s", c.BreakerMaxProbeWait)
-	check(c.Partitions >= 1 && c.Partitions <= 1024, "PARTITIONS", "must be 1..1024, got %d", c.Partitions)
+	check(c.Partitions >= dispatcher.MinPartitions && c.Partitions <= dispatcher.MaxPartitions, "PARTITIONS", "must be %d..%d, got %d",
+		dispatcher.MinPartitions, dispatcher.MaxPartitions, c.Partitions)
 	check(c.MaxInFlight >= 1, "MAX_IN_FLIGHT", "must be at least 1, got %d", c.MaxInFlight)
 	check(c.Takeover >= time.Second, "TAKEOVER", "must be at least 1s, got %s", c.Takeover)
 	check(c.SpillAfter >= 10*time.Millisecond, "SPILL_AFTER", "must be at least 10ms, got %s", c.SpillAfter)

@@ -37,11 +37,8 @@ func TestDefaultsAreTheLibrariesDefaults(t *testing.T) {
 	if c.ContentType != signature.DefaultContentType {
 		t.Errorf("ROOMHOOK_CONTENT_TYPE defaults to %q, signature.DefaultContentType is %q", c.ContentType, signature.DefaultContentType)
 	}
-	schedule, err := dispatcher.ParseRetrySchedule(c.RetrySchedule, c.RetryJitter)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := dispatcher.DefaultRetrySchedule(); !reflect.DeepEqual(schedule, want) {
-		t.Errorf("ROOMHOOK_RETRY_SCHEDULE/_JITTER default to %+v, dispatcher.DefaultRetrySchedule() is %+v", schedule, want)
+	if c.RetrySchedule != dispatcher.DefaultRetrySteps || c.RetryJitter != dispatcher.DefaultRetryJitter {
+		t.Errorf("ROOMHOOK_RETRY_SCHEDULE/_JITTER default to %q ±%v, dispatcher.DefaultRetrySteps/Jitter are %q ±%v",
+			c.RetrySchedule, c.RetryJitter, dispatcher.DefaultRetrySteps, dispatcher.DefaultRetryJitter)
 	}
 }
