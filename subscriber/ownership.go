@@ -86,10 +86,6 @@ type heldUnit struct {
 	cancel    context.CancelFunc
 	done      chan struct{}
 	releasing bool
-	// lost: the lease is gone (another replica holds it, or it could not be renewed in time);
-	// the work is told to stop and the unit is forgotten once it has, without holding up the
-	// renewal of the other leases meanwhile.
-	lost bool
 }
 
 // OwnershipOption configures an Ownership.
@@ -121,7 +117,7 @@ func (o *Ownership) Owned() []string {
 	defer o.mu.Unlock()
 	out := make([]string, 0, len(o.owned))
 	for u, h := range o.owned {
-		if !h.releasing && !h.lost {
+		if !h.releasing {
 			out = append(out, u)
 		}
 	}
@@ -146,10 +142,10 @@ func (o *Ownership) Run(ctx context.Context) {
 }
 
 // request bounds one request to the buckets: a lease not renewed for half its TTL is given up
-// anyway, so waiting longer for an answer gains nothing (and a JetStream without a meta leader
-// may not answer at all).
+// anyway, so waiting much longer for an answer gains nothing (and a JetStream without a meta
+// leader may not answer at all). At least 2 s, so a busy server is not taken for a failing one.
 func (o *Ownership) request(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(ctx, max(leaseTTL(o.takeover)/2, time.Second))
+	return context.WithTimeout(ctx, max(leaseTTL(o.takeover)/2, 2*time.Second))
 }
 
 func leaseKey(unit string) string { return "unit." + unit }
@@ -191,6 +187,9 @@ func (o *Ownership) aliveMembers(ctx context.Context) []string {
 	if errors.Is(err, jetstream.ErrNoKeysFound) {
 		err = nil
 	}
+	if ctx.Err() != nil {
+		return nil // stopping: not a failure
+	}
 	o.listing.observe(o.log, err, "listing replicas failed; keeping current leases", "listing replicas works again")
 	if err != nil {
 		return nil
@@ -211,7 +210,9 @@ func (o *Ownership) step(ctx context.Context) {
 	rctx, cancel := o.request(ctx)
 	_, err := o.members.Put(rctx, o.id, []byte(now.UTC().Format(time.RFC3339Nano)))
 	cancel()
-	o.heartbeat.observe(o.log, err, "membership heartbeat failed", "membership heartbeat works again")
+	if ctx.Err() == nil {
+		o.heartbeat.observe(o.log, err, "membership heartbeat failed", "membership heartbeat works again")
+	}
 	alive := o.aliveMembers(ctx)
 	changed := false
 	for _, unit := range o.units {
@@ -236,10 +237,6 @@ func (o *Ownership) step(ctx context.Context) {
 func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, unsure bool) bool {
 	select {
 	case <-h.done:
-		if h.lost {
-			o.forget(unit)
-			return false // counted as a change when it was lost
-		}
 		if h.releasing {
 			o.dropLease(unit, h.rev)
 			o.forget(unit)
@@ -250,9 +247,6 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 			o.start(unit, h)
 		}
 	default:
-		if h.lost {
-			return false // still stopping
-		}
 	}
 	rctx, cancel := o.request(ctx)
 	rev, err := o.leases.Update(rctx, leaseKey(unit), []byte(o.id), h.rev)
@@ -262,14 +256,10 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 	} else if IsConflict(err) || time.Since(h.lastRenew) > leaseTTL(o.takeover)/2 {
 		// Someone else holds it now, or we cannot prove we still do: stop at once so two
 		// replicas never deliver the same unit.
-		// Its work is not waited for here: a unit whose JetStream is away may take long to
-		// stop, and the other leases must go on being renewed. The unit is not taken again
-		// before its work has stopped.
 		o.log.Warn("lost lease", "unit", unit, "error", err)
-		o.mu.Lock()
-		h.lost = true
-		o.mu.Unlock()
 		h.cancel()
+		<-h.done
+		o.forget(unit)
 		return true
 	}
 	if !want && !unsure && !h.releasing {
@@ -344,9 +334,7 @@ func (o *Ownership) releaseAll() {
 	}
 	for u, h := range held {
 		<-h.done
-		if !h.lost {
-			o.dropLease(u, h.rev)
-		}
+		o.dropLease(u, h.rev)
 		o.forget(u)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
@@ -40,8 +41,11 @@ type Config struct {
 	DataDir        string        `envconfig:"DATA_DIR" default:"./roomhook-data"`
 	StreamMaxAge   time.Duration `envconfig:"STREAM_MAX_AGE" default:"72h"`
 	StreamReplicas int           `envconfig:"STREAM_REPLICAS" default:"1"`
-	DLQMaxAge      time.Duration `envconfig:"DLQ_MAX_AGE" default:"720h"`
-	MaxEventBytes  int           `envconfig:"MAX_EVENT_BYTES" default:"1048576"`
+	// StreamCluster places the region's streams and buckets in this cluster of a NATS
+	// super-cluster; empty leaves placement to the server (the cluster the request came through).
+	StreamCluster string        `envconfig:"STREAM_CLUSTER"`
+	DLQMaxAge     time.Duration `envconfig:"DLQ_MAX_AGE" default:"720h"`
+	MaxEventBytes int           `envconfig:"MAX_EVENT_BYTES" default:"1048576"`
 
 	APIKey    string `envconfig:"API_KEY"`
 	APISecret string `envconfig:"API_SECRET"`
@@ -163,6 +167,7 @@ func (c Config) Validate() error {
 	}
 	check(c.StreamMaxAge >= 0, "STREAM_MAX_AGE", "must not be negative")
 	check(c.StreamReplicas >= 1 && c.StreamReplicas <= 5, "STREAM_REPLICAS", "must be 1..5, got %d", c.StreamReplicas)
+	check(!strings.ContainsAny(c.StreamCluster, " \t\r\n.*>"), "STREAM_CLUSTER", "must be a NATS cluster name (no spaces, dots or wildcards), got %q", c.StreamCluster)
 	check(c.DLQMaxAge >= 0, "DLQ_MAX_AGE", "must not be negative")
 	check(c.MaxEventBytes > 0, "MAX_EVENT_BYTES", "must be positive, got %d", c.MaxEventBytes)
 	check(c.RoomGrace >= 0, "ROOM_GRACE", "must not be negative")
@@ -273,7 +278,7 @@ func (c Config) DispatcherConfig(replicaID string, endpoints []dispatcher.Endpoi
 		Region: c.Region, Partitions: c.Partitions, MaxInFlight: c.MaxInFlight, Takeover: c.Takeover,
 		MaxEventBytes: c.MaxEventBytes, PerRoomWebhooks: c.PerRoomWebhooks, RoomGrace: c.RoomGrace,
 		RoomTTL: c.RoomTTL, StreamMaxAge: c.StreamMaxAge, DLQMaxAge: c.DLQMaxAge,
-		StreamReplicas: c.StreamReplicas, Retry: schedule, Credentials: creds,
+		StreamReplicas: c.StreamReplicas, StreamCluster: c.StreamCluster, Retry: schedule, Credentials: creds,
 		Endpoints: endpoints, ReplicaID: replicaID,
 		BreakerFailures: c.BreakerFailures, MaxProbeWait: c.BreakerMaxProbeWait,
 		MaxRoomURLs: c.MaxRoomURLs, MaxRoomEndpoints: c.MaxRoomEndpoints,
