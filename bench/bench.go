@@ -17,6 +17,7 @@ const (
 	ScenarioNotifier   = "notifier"
 	ScenarioLatency    = "latency"
 	ScenarioFanOut     = "fanout"
+	ScenarioPerRoom    = "perroom"
 	ScenarioIsolation  = "isolation"
 	ScenarioBacklog    = "backlog"
 	ScenarioScaleOut   = "scaleout"
@@ -24,7 +25,7 @@ const (
 
 // Scenarios lists every scenario name in the order they run.
 func Scenarios() []string {
-	return []string{ScenarioRaw, ScenarioThroughput, ScenarioNotifier, ScenarioLatency, ScenarioFanOut, ScenarioIsolation, ScenarioBacklog, ScenarioScaleOut}
+	return []string{ScenarioRaw, ScenarioThroughput, ScenarioNotifier, ScenarioLatency, ScenarioFanOut, ScenarioPerRoom, ScenarioIsolation, ScenarioBacklog, ScenarioScaleOut}
 }
 
 // Sizes are how much each scenario does.
@@ -36,8 +37,12 @@ type Sizes struct {
 	ThroughputEvents int           // throughput: events
 	LatencyRate      float64       // latency and isolation: events per second
 	LatencyFor       time.Duration // latency: how long to publish at LatencyRate
-	FanOutEndpoints  int           // fanout: endpoints every event goes to
-	FanOutEvents     int           // fanout: events
+	FanOutEndpoints  int           // fanout: endpoints every event goes to, compared with 1
+	FanOutEvents     int           // fanout: events, the same in both phases
+	PerRoomRooms     int           // perroom: meetings at once, each room_created with its own URL
+	PerRoomEvents    int           // perroom: events in each phase (without and with per-room URLs)
+	IdleFor          time.Duration // perroom: how long idle CPU is measured once all is delivered
+	NewRoomSamples   int           // perroom: new rooms registered one at a time at idle
 	IsolationFor     time.Duration // isolation: each phase (alone, beside the bad endpoints)
 	BacklogEvents    int           // backlog: events queued while the endpoint is down
 	ScaleOutEvents   int           // scaleout: events per phase
@@ -52,21 +57,23 @@ func FullSizes() Sizes {
 		Rooms: 100, Participants: 5,
 		RawRequests: 50_000, ThroughputEvents: 50_000,
 		LatencyRate: 1000, LatencyFor: 30 * time.Second,
-		FanOutEndpoints: 50, FanOutEvents: 2_000,
+		FanOutEndpoints: 200, FanOutEvents: 2_000,
+		PerRoomRooms: 10_000, PerRoomEvents: 50_000, IdleFor: 30 * time.Second, NewRoomSamples: 200,
 		IsolationFor:   20 * time.Second,
 		BacklogEvents:  500_000,
 		ScaleOutEvents: 30_000, ScaleOutRooms: 500, ScaleOutLatency: 20 * time.Millisecond, ScaleOutReplicas: 3,
 	}
 }
 
-// QuickSizes shrink every scenario so that three runs of all of them take well under two
-// minutes: a smoke test, not a measurement.
+// QuickSizes shrink every scenario so that three runs of all of them take about two minutes
+// on two CPUs: a smoke test, not a measurement.
 func QuickSizes() Sizes {
 	return Sizes{
 		Rooms: 50, Participants: 4,
 		RawRequests: 3_000, ThroughputEvents: 3_000,
 		LatencyRate: 1000, LatencyFor: 2 * time.Second,
-		FanOutEndpoints: 50, FanOutEvents: 60,
+		FanOutEndpoints: 50, FanOutEvents: 120,
+		PerRoomRooms: 300, PerRoomEvents: 3_000, IdleFor: 3 * time.Second, NewRoomSamples: 50,
 		IsolationFor:   2 * time.Second,
 		BacklogEvents:  5_000,
 		ScaleOutEvents: 2_000, ScaleOutRooms: 200, ScaleOutLatency: 20 * time.Millisecond, ScaleOutReplicas: 3,
@@ -134,6 +141,9 @@ func (o *Options) fill() error {
 		return fmt.Errorf("%w: runs must be at least 1", ErrOptions)
 	case o.Sizes.Rooms < 1 || o.Sizes.ScaleOutRooms < 1 || o.Sizes.FanOutEndpoints < 1 || o.Sizes.ScaleOutReplicas < 2:
 		return fmt.Errorf("%w: sizes need rooms, endpoints and at least 2 scale-out replicas", ErrOptions)
+	case slices.Contains(o.Scenarios, ScenarioPerRoom) && (o.Sizes.PerRoomRooms < 1 || o.Sizes.PerRoomEvents < o.Sizes.PerRoomRooms ||
+		o.Sizes.NewRoomSamples < 1 || o.Sizes.IdleFor <= 0):
+		return fmt.Errorf("%w: the perroom scenario needs rooms, at least as many events, new-room samples and an idle time", ErrOptions)
 	case o.Sizes.LatencyRate <= 0:
 		return fmt.Errorf("%w: latency rate must be positive", ErrOptions)
 	}
@@ -206,6 +216,8 @@ func (b *bench) scenario(name string) scenarioFunc {
 		return b.latency
 	case ScenarioFanOut:
 		return b.fanOut
+	case ScenarioPerRoom:
+		return b.perRoom
 	case ScenarioIsolation:
 		return b.isolation
 	case ScenarioBacklog:

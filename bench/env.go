@@ -19,9 +19,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/egress"
 	"github.com/roomhook/roomhook/schema/signature"
 	"github.com/roomhook/roomhook/subscriber"
 )
+
+// benchTargets is what the replicas' SSRF guard lets per-room URLs reach: the loopback
+// receivers, and nothing else private.
+const benchTargets = "127.0.0.1/32"
 
 // benchCredentials sign and verify every webhook of the benchmark.
 var benchCredentials = signature.Credentials{APIKey: "bench", APISecret: "bench-secret-0123456789abcdef0123456789"}
@@ -36,6 +41,7 @@ type env struct {
 	dir    string
 
 	mu       sync.Mutex
+	obs      jetstream.JetStream // the observer's connection, made on first use
 	conns    []*nats.Conn
 	replicas []*replica
 	closers  []func() // HTTP servers and listeners, closed before the replicas stop
@@ -88,6 +94,26 @@ func (e *env) connect(name string) (*nats.Conn, jetstream.JetStream, error) {
 	return nc, js, nil
 }
 
+// observer is a connection of the env's own for looking at streams and consumers.
+func (e *env) observer() (jetstream.JetStream, error) {
+	e.mu.Lock()
+	js := e.obs
+	e.mu.Unlock()
+	if js != nil {
+		return js, nil
+	}
+	_, js, err := e.connect("roomhook-bench-observer")
+	if err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.obs == nil {
+		e.obs = js
+	}
+	return e.obs, nil
+}
+
 func (e *env) names() subscriber.Names { return subscriber.Names{Region: e.region} }
 
 // endpoints makes global endpoints of urls, signed with the bench credentials.
@@ -121,8 +147,14 @@ func (e *env) startReplica(id string, eps []dispatcher.Endpoint, retry dispatche
 	if err != nil {
 		return nil, err
 	}
+	// roomhook's SSRF guard as configured in production, with the loopback receivers allowed
+	// (ROOMHOOK_ALLOWED_TARGETS=127.0.0.1/32): per-room URLs go through the guarded pool.
+	guard, err := egress.New(egress.Config{AllowedTargets: []string{benchTargets}})
+	if err != nil {
+		return nil, err
+	}
 	d, err := dispatcher.New(js, e.dispatcherConfig(id, eps, retry), dispatcher.WithLogger(e.opts.Log.With("replica", id)),
-		dispatcher.WithSender(dispatcher.NewSender(dispatcher.WithTimeout(dispatcher.DefaultTimeout))))
+		dispatcher.WithSender(dispatcher.NewSender(dispatcher.WithTimeout(dispatcher.DefaultTimeout), dispatcher.WithGuard(guard))))
 	if err != nil {
 		return nil, err
 	}
@@ -272,6 +304,11 @@ func (e *env) close() {
 	}
 }
 
+// streamSuffix ends the name of every stream and bucket of this env's region.
+func (e *env) streamSuffix() string {
+	return "_" + strings.ToUpper(strings.ReplaceAll(e.region, "-", "_"))
+}
+
 // deleteRegion removes this run's streams and buckets from a shared server.
 func (e *env) deleteRegion(nc *nats.Conn) {
 	js, err := jetstream.New(nc)
@@ -280,7 +317,7 @@ func (e *env) deleteRegion(nc *nats.Conn) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	suffix := "_" + strings.ToUpper(strings.ReplaceAll(e.region, "-", "_"))
+	suffix := e.streamSuffix()
 	names := js.StreamNames(ctx)
 	var doomed []string
 	for n := range names.Name() {

@@ -21,7 +21,28 @@ const (
 	figP50             = "p50"
 	figP99             = "p99"
 	figP999            = "p999"
+	figThroughputDups  = "throughput_repeats"
+	figLatencyDups     = "latency_repeats"
+	figFanOne          = "fanout_one"
 	figFanOut          = "fanout"
+	figFanRatio        = "fanout_ratio"
+	figFanStoredOne    = "fanout_stored_one"
+	figFanStoredMany   = "fanout_stored_many"
+	figFanDups         = "fanout_repeats"
+	figPerRoomA        = "perroom_a"
+	figPerRoomB        = "perroom_b"
+	figPerRoomRatio    = "perroom_ratio"
+	figPerRoomKnown    = "perroom_known"
+	figPerRoomPeak     = "perroom_consumers"
+	figPerRoomSteady   = "perroom_consumers_steady"
+	figPerRoomDraining = "perroom_draining"
+	figPerRoomIdleCPU  = "perroom_idle_cpu"
+	figPerRoomNewP50   = "perroom_new_p50"
+	figPerRoomNewP99   = "perroom_new_p99"
+	figPerRoomDups     = "perroom_repeats"
+	figIsoDups         = "iso_repeats"
+	figBacklogDups     = "backlog_repeats"
+	figScaleDups       = "scale_repeats"
 	figIsoAlone        = "iso_alone"
 	figIsoBeside       = "iso_beside"
 	figIsoRatio        = "iso_ratio"
@@ -39,7 +60,11 @@ type rowSpec struct {
 	key, scenario, figure string
 	target                string
 	met                   func(median float64) bool
+	zeroOK                bool // a count that is 0 in a healthy run (repeats, spill drainers)
 }
+
+// repeatsFigure is the figure of a scenario's repeats row.
+const repeatsFigure = "repeated deliveries (an id again at the same URL)"
 
 func rowSpecs(o Options) []rowSpec {
 	s := o.Sizes
@@ -48,25 +73,50 @@ func rowSpecs(o Options) []rowSpec {
 		memory = "peak RSS of the replica process (MB)"
 	}
 	return []rowSpec{
-		{figRaw, ScenarioRaw, fmt.Sprintf("signed POSTs/s, %d concurrent, no NATS", s.Rooms), "", nil},
-		{figThroughput, ScenarioThroughput, "events/s delivered, 1 endpoint", "", nil},
-		{figThroughputRatio, ScenarioThroughput, "ratio to raw", ">= 0.50", func(m float64) bool { return m >= 0.5 }},
-		{figNotifier, ScenarioNotifier, "events/s delivered by LiveKit's ResourceURLNotifier (in memory, no NATS), 1 endpoint", "", nil},
-		{figNotifierRatio, ScenarioNotifier, "roomhook throughput / notifier", ">= 1", func(m float64) bool { return m >= 1 }},
-		{figP50, ScenarioLatency, fmt.Sprintf("p50 ms at %g ev/s", s.LatencyRate), "", nil},
-		{figP99, ScenarioLatency, fmt.Sprintf("p99 ms at %g ev/s", s.LatencyRate), "< 25", func(m float64) bool { return m < 25 }},
-		{figP999, ScenarioLatency, fmt.Sprintf("p99.9 ms at %g ev/s", s.LatencyRate), "", nil},
-		{figFanOut, ScenarioFanOut, fmt.Sprintf("deliveries/s, %d endpoints", s.FanOutEndpoints), "", nil},
-		{figIsoAlone, ScenarioIsolation, "healthy p99 ms, alone", "", nil},
-		{figIsoBeside, ScenarioIsolation, "healthy p99 ms, beside dead + hanging", "", nil},
-		{figIsoRatio, ScenarioIsolation, "ratio", "<= 2", func(m float64) bool { return m <= 2 }},
-		{figBacklogQueue, ScenarioBacklog, fmt.Sprintf("events/s queued while down (%d events)", s.BacklogEvents), "", nil},
-		{figBacklogMemory, ScenarioBacklog, memory, "< 256", func(m float64) bool { return m < 256 }},
-		{figBacklogResume, ScenarioBacklog, "seconds from its return to the first delivery (breaker probe)", "", nil},
-		{figBacklogDrain, ScenarioBacklog, "drain events/s, first to last delivery", ">= 5000", func(m float64) bool { return m >= 5000 }},
-		{figScaleOne, ScenarioScaleOut, fmt.Sprintf("events/s, 1 replica, receiver %s", s.ScaleOutLatency), "", nil},
-		{figScaleMany, ScenarioScaleOut, fmt.Sprintf("events/s, %d replicas", s.ScaleOutReplicas), "", nil},
-		{figScaleRatio, ScenarioScaleOut, fmt.Sprintf("ratio %d to 1", s.ScaleOutReplicas), ">= 2.5", func(m float64) bool { return m >= 2.5 }},
+		{figRaw, ScenarioRaw, fmt.Sprintf("signed POSTs/s, %d concurrent, no NATS", s.Rooms), "", nil, false},
+		{figThroughput, ScenarioThroughput, "events/s delivered, 1 endpoint", "", nil, false},
+		{figThroughputRatio, ScenarioThroughput, "ratio to raw", ">= 0.50", func(m float64) bool { return m >= 0.5 }, false},
+		{figThroughputDups, ScenarioThroughput, repeatsFigure, "", nil, true},
+		{figNotifier, ScenarioNotifier, "events/s delivered by LiveKit's ResourceURLNotifier (in memory, no NATS), 1 endpoint", "", nil, false},
+		{figNotifierRatio, ScenarioNotifier, "roomhook throughput / notifier", ">= 1", func(m float64) bool { return m >= 1 }, false},
+		{figP50, ScenarioLatency, fmt.Sprintf("p50 ms at %g ev/s", s.LatencyRate), "", nil, false},
+		{figP99, ScenarioLatency, fmt.Sprintf("p99 ms at %g ev/s", s.LatencyRate), "< 25", func(m float64) bool { return m < 25 }, false},
+		{figP999, ScenarioLatency, fmt.Sprintf("p99.9 ms at %g ev/s", s.LatencyRate), "", nil, false},
+		{figLatencyDups, ScenarioLatency, repeatsFigure, "", nil, true},
+		{figFanOne, ScenarioFanOut, "deliveries/s, 1 endpoint", "", nil, false},
+		{figFanOut, ScenarioFanOut, fmt.Sprintf("deliveries/s, %d endpoints (same events)", s.FanOutEndpoints), "", nil, false},
+		{figFanRatio, ScenarioFanOut, fmt.Sprintf("ratio %d endpoints to 1", s.FanOutEndpoints), ">= 0.7", func(m float64) bool { return m >= 0.7 }, false},
+		{figFanStoredOne, ScenarioFanOut, "messages stored per event (partition + spill streams), 1 endpoint", "", nil, false},
+		{figFanStoredMany, ScenarioFanOut, fmt.Sprintf("messages stored per event (partition + spill streams), %d endpoints", s.FanOutEndpoints),
+			"<= 1.1", func(m float64) bool { return m <= 1.1 }, false},
+		{figFanDups, ScenarioFanOut, repeatsFigure + ", both phases", "", nil, true},
+		{figPerRoomA, ScenarioPerRoom, fmt.Sprintf("A: global deliveries/s, 2 global endpoints, %d rooms", s.PerRoomRooms), "", nil, false},
+		{figPerRoomB, ScenarioPerRoom, "B: global deliveries/s, the same events, each room_created with its own URL", "", nil, false},
+		{figPerRoomRatio, ScenarioPerRoom, "ratio B to A", ">= 0.8", func(m float64) bool { return m >= 0.8 }, false},
+		{figPerRoomKnown, ScenarioPerRoom, "B: distinct per-room URLs registered (endpoints known)", "", nil, false},
+		{figPerRoomPeak, ScenarioPerRoom, "B: peak consumers on the server", "", nil, false},
+		{figPerRoomSteady, ScenarioPerRoom, "B: peak consumers not draining a spill queue (bound: partitions + 16)",
+			fmt.Sprintf("<= %d", o.Partitions+16), func(m float64) bool { return m <= float64(o.Partitions+16) }, false},
+		{figPerRoomDraining, ScenarioPerRoom, "B: peak consumers draining a spill queue (endpoints with a backlog)", "", nil, true},
+		{figPerRoomIdleCPU, ScenarioPerRoom, fmt.Sprintf("idle CPU %% of one core over %s, roomhook + nats-server (whole bench process), all endpoints known", s.IdleFor),
+			"<= 3", func(m float64) bool { return m <= 3 }, true},
+		{figPerRoomNewP50, ScenarioPerRoom, "new room, new URL, at idle: p50 ms from publish of room_created to receipt at its URL", "", nil, false},
+		{figPerRoomNewP99, ScenarioPerRoom, fmt.Sprintf("new room, new URL, at idle: p99 ms (%d rooms one at a time)", s.NewRoomSamples),
+			"<= 50", func(m float64) bool { return m <= 50 }, false},
+		{figPerRoomDups, ScenarioPerRoom, repeatsFigure + ", A + B + new rooms", "", nil, true},
+		{figIsoAlone, ScenarioIsolation, "healthy p99 ms, alone", "", nil, false},
+		{figIsoBeside, ScenarioIsolation, "healthy p99 ms, beside dead + hanging", "", nil, false},
+		{figIsoRatio, ScenarioIsolation, "ratio", "<= 2", func(m float64) bool { return m <= 2 }, false},
+		{figIsoDups, ScenarioIsolation, repeatsFigure + " at the healthy endpoint, both phases", "", nil, true},
+		{figBacklogQueue, ScenarioBacklog, fmt.Sprintf("events/s queued while down (%d events)", s.BacklogEvents), "", nil, false},
+		{figBacklogMemory, ScenarioBacklog, memory, "< 256", func(m float64) bool { return m < 256 }, false},
+		{figBacklogResume, ScenarioBacklog, "seconds from its return to the first delivery (breaker probe)", "", nil, false},
+		{figBacklogDrain, ScenarioBacklog, "drain events/s, first to last delivery", ">= 5000", func(m float64) bool { return m >= 5000 }, false},
+		{figBacklogDups, ScenarioBacklog, repeatsFigure, "", nil, true},
+		{figScaleOne, ScenarioScaleOut, fmt.Sprintf("events/s, 1 replica, receiver %s", s.ScaleOutLatency), "", nil, false},
+		{figScaleMany, ScenarioScaleOut, fmt.Sprintf("events/s, %d replicas", s.ScaleOutReplicas), "", nil, false},
+		{figScaleRatio, ScenarioScaleOut, fmt.Sprintf("ratio %d to 1", s.ScaleOutReplicas), ">= 2.5", func(m float64) bool { return m >= 2.5 }, false},
+		{figScaleDups, ScenarioScaleOut, repeatsFigure + ", both phases", "", nil, true},
 	}
 }
 
@@ -77,6 +127,7 @@ type Row struct {
 	Values   []float64 // one per run
 	Target   string    // "" when none
 	met      func(float64) bool
+	zeroOK   bool // 0 is a legitimate value (a count of anomalies, an idle figure)
 }
 
 // Median of the runs (the mean of the middle two for an even count).
@@ -147,7 +198,7 @@ func newReport(o Options) *Report {
 			continue
 		}
 		r.byKey[s.key] = len(r.Rows)
-		r.Rows = append(r.Rows, Row{Scenario: s.scenario, Figure: s.figure, Target: s.target, met: s.met})
+		r.Rows = append(r.Rows, Row{Scenario: s.scenario, Figure: s.figure, Target: s.target, met: s.met, zeroOK: s.zeroOK})
 	}
 	return r
 }
@@ -201,9 +252,11 @@ func (r *Report) WriteTable(w io.Writer) error {
 		runtime.NumCPU(), runtime.GOMAXPROCS(0), totalMemory(), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.NATS)
 	s := r.Sizes
 	fmt.Fprintf(bw, "runs: %d; sizes: %d rooms x %d participants, raw %d POSTs, throughput %d events, latency %g ev/s for %s, "+
-		"fan-out %d events x %d endpoints, isolation %s per phase, backlog %d events, scale-out %d events over %d rooms\n\n",
+		"fan-out %d events x 1 and x %d endpoints, per-room %d events over %d rooms (idle %s, %d new rooms), "+
+		"isolation %s per phase, backlog %d events, scale-out %d events over %d rooms\n\n",
 		r.Runs, s.Rooms, s.Participants, s.RawRequests, s.ThroughputEvents, s.LatencyRate, s.LatencyFor,
-		s.FanOutEvents, s.FanOutEndpoints, s.IsolationFor, s.BacklogEvents, s.ScaleOutEvents, s.ScaleOutRooms)
+		s.FanOutEvents, s.FanOutEndpoints, s.PerRoomEvents, s.PerRoomRooms, s.IdleFor, s.NewRoomSamples,
+		s.IsolationFor, s.BacklogEvents, s.ScaleOutEvents, s.ScaleOutRooms)
 	fmt.Fprintln(bw, "| scenario | figure | median | min | max | target | met |")
 	fmt.Fprintln(bw, "|---|---|---:|---:|---:|---|---|")
 	for _, row := range r.Rows {

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/dispatcher"
 	"github.com/roomhook/roomhook/receiver"
@@ -41,16 +44,21 @@ func newRoutedReceiver(latency time.Duration) (*receiver.Receiver, *routing, err
 // publish plays run's traffic: events over rooms meetings at rate (0: as fast as possible).
 // It returns when everything is published, with the time publishing started.
 func (e *env) publish(ctx context.Context, run string, rooms, participants, events int, rate float64, tr *tracker) (time.Time, error) {
-	_, js, err := e.connect("roomhook-bench-publisher")
-	if err != nil {
-		return time.Time{}, err
-	}
 	g, err := traffic.NewGenerator(traffic.Config{Run: run, Seed: 1, Rooms: rooms, Participants: participants, Continuous: true})
 	if err != nil {
 		return time.Time{}, err
 	}
+	return e.publishFrom(ctx, run, g, events, rate, tr)
+}
+
+// publishFrom is publish with the events of src.
+func (e *env) publishFrom(ctx context.Context, run string, src traffic.Source, events int, rate float64, tr *tracker) (time.Time, error) {
+	_, js, err := e.connect("roomhook-bench-publisher")
+	if err != nil {
+		return time.Time{}, err
+	}
 	start := time.Now()
-	st, err := traffic.Publish(ctx, js, g, traffic.PublishOptions{Region: e.region, Rate: rate, Events: events,
+	st, err := traffic.Publish(ctx, js, src, traffic.PublishOptions{Region: e.region, Rate: rate, Events: events,
 		WaitForStream: 30 * time.Second, OnPublish: tr.published})
 	if err != nil {
 		return start, err
@@ -72,12 +80,15 @@ func (e *env) warmUp(ctx context.Context, route *routing, run string, perEvent i
 	return tr.wait(ctx, int64(events*perEvent), "warm-up")
 }
 
-// checkReceiver notes what a healthy benchmark should never show.
-func (b *bench) checkReceiver(what string, run int, rc *receiver.Receiver) {
+// checkReceiver notes what a healthy benchmark should never show and returns the repeated
+// deliveries the receiver saw (the same id again on the same path), which at-least-once
+// delivery allows and every scenario reports as a figure of its own.
+func (b *bench) checkReceiver(what string, run int, rc *receiver.Receiver) float64 {
 	s := rc.Stats()
 	if s.OutOfOrder > 0 || s.Rejected > 0 || s.Duplicates > 0 {
 		b.notef("%s run %d: receiver saw %d out of order, %d rejected, %d duplicates", what, run, s.OutOfOrder, s.Rejected, s.Duplicates)
 	}
+	return float64(s.Duplicates)
 }
 
 func perSecond(n int, d time.Duration) float64 {
@@ -192,126 +203,196 @@ func (b *bench) throughput(ctx context.Context, run int) (map[string]float64, er
 	if err := tr.wait(ctx, int64(s.ThroughputEvents), "throughput"); err != nil {
 		return nil, err
 	}
-	b.checkReceiver("throughput", run, rc)
-	return map[string]float64{figThroughput: perSecond(s.ThroughputEvents, tr.lastReceipt().Sub(start))}, nil
+	dups := b.checkReceiver("throughput", run, rc)
+	return map[string]float64{figThroughput: perSecond(s.ThroughputEvents, tr.lastReceipt().Sub(start)), figThroughputDups: dups}, nil
 }
 
 // latencyPhase publishes at the latency rate for d to a healthy endpoint, beside a dead and
-// a hanging one when bad is set, and returns the healthy endpoint's tracker.
-func (b *bench) latencyPhase(ctx context.Context, name string, d time.Duration, bad bool) (*tracker, error) {
+// a hanging one when bad is set, and returns the healthy endpoint's tracker and repeats.
+func (b *bench) latencyPhase(ctx context.Context, name string, d time.Duration, bad bool) (*tracker, float64, error) {
 	e, err := b.newEnv()
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer e.close()
 	rc, route, base, err := e.newReceiver(0)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	urls := []string{base + "/healthy"}
 	if bad {
 		dead, err := deadAddress()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		hanging, err := e.serveHanging()
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 		urls = append(urls, "http://"+dead+"/dead", hanging+"/hanging")
 	}
 	r, err := e.startReplica(name, endpoints(urls...), dispatcher.DefaultRetrySchedule())
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := e.waitOwned(ctx, []*replica{r}, 30*time.Second); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := e.warmUp(ctx, route, "warm"+name, 1); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	s := b.opts.Sizes
 	events := int(s.LatencyRate * d.Seconds())
 	tr := route.follow(newTracker(name, true))
 	if _, err := e.publish(ctx, name, s.Rooms, s.Participants, events, s.LatencyRate, tr); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if err := tr.wait(ctx, int64(events), name); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	b.checkReceiver(name, 0, rc)
-	return tr, nil
+	return tr, b.checkReceiver(name, 0, rc), nil
 }
 
 func (b *bench) latency(ctx context.Context, run int) (map[string]float64, error) {
-	tr, err := b.latencyPhase(ctx, runName("lat", run), b.opts.Sizes.LatencyFor, false)
+	tr, dups, err := b.latencyPhase(ctx, runName("lat", run), b.opts.Sizes.LatencyFor, false)
 	if err != nil {
 		return nil, err
 	}
-	return map[string]float64{figP50: tr.percentileMS(50), figP99: tr.percentileMS(99), figP999: tr.percentileMS(99.9)}, nil
+	return map[string]float64{figP50: tr.percentileMS(50), figP99: tr.percentileMS(99), figP999: tr.percentileMS(99.9), figLatencyDups: dups}, nil
 }
 
 func (b *bench) isolation(ctx context.Context, run int) (map[string]float64, error) {
-	alone, err := b.latencyPhase(ctx, runName("isoalone", run), b.opts.Sizes.IsolationFor, false)
+	alone, dupsAlone, err := b.latencyPhase(ctx, runName("isoalone", run), b.opts.Sizes.IsolationFor, false)
 	if err != nil {
 		return nil, err
 	}
-	beside, err := b.latencyPhase(ctx, runName("isobeside", run), b.opts.Sizes.IsolationFor, true)
+	beside, dupsBeside, err := b.latencyPhase(ctx, runName("isobeside", run), b.opts.Sizes.IsolationFor, true)
 	if err != nil {
 		return nil, err
 	}
 	a, bs := alone.percentileMS(99), beside.percentileMS(99)
-	figs := map[string]float64{figIsoAlone: a, figIsoBeside: bs}
+	figs := map[string]float64{figIsoAlone: a, figIsoBeside: bs, figIsoDups: dupsAlone + dupsBeside}
 	if a > 0 {
 		figs[figIsoRatio] = bs / a
 	}
 	return figs, nil
 }
 
-// fanOut sends every event to many endpoints, each its own HTTP server (its own connections).
+// fanOut sends the same events to one endpoint and then, in a fresh env, to FanOutEndpoints
+// endpoints, each its own HTTP server (its own connections), and compares the delivery rates.
+// It also counts what roomhook stores per event in each phase: one copy in the partition
+// stream, plus whatever went to spill queues, which must not grow with healthy endpoints.
 func (b *bench) fanOut(ctx context.Context, run int) (map[string]float64, error) {
-	e, err := b.newEnv()
+	one, err := b.fanOutPhase(ctx, run, 1)
 	if err != nil {
 		return nil, err
+	}
+	many, err := b.fanOutPhase(ctx, run, b.opts.Sizes.FanOutEndpoints)
+	if err != nil {
+		return nil, err
+	}
+	figs := map[string]float64{
+		figFanOne: one.rate, figFanOut: many.rate, figFanDups: one.repeats + many.repeats,
+		figFanStoredOne: one.storedPerEvent, figFanStoredMany: many.storedPerEvent,
+	}
+	if one.rate > 0 {
+		figs[figFanRatio] = many.rate / one.rate
+	}
+	return figs, nil
+}
+
+// fanOutResult is what one fan-out phase measured.
+type fanOutResult struct {
+	rate           float64 // deliveries per second
+	storedPerEvent float64 // messages stored in the partition and spill streams per event
+	repeats        float64
+}
+
+func (b *bench) fanOutPhase(ctx context.Context, run, n int) (fanOutResult, error) {
+	e, err := b.newEnv()
+	if err != nil {
+		return fanOutResult{}, err
 	}
 	defer e.close()
 	s := b.opts.Sizes
 	rc, route, err := newRoutedReceiver(0)
 	if err != nil {
-		return nil, err
+		return fanOutResult{}, err
 	}
-	urls := make([]string, s.FanOutEndpoints)
+	urls := make([]string, n)
 	for i := range urls {
 		base, err := e.serve(rc)
 		if err != nil {
-			return nil, err
+			return fanOutResult{}, err
 		}
 		urls[i] = fmt.Sprintf("%s/ep/%02d", base, i)
 	}
 	r, err := e.startReplica("fanout", endpoints(urls...), dispatcher.DefaultRetrySchedule())
 	if err != nil {
-		return nil, err
+		return fanOutResult{}, err
 	}
 	if err := e.waitOwned(ctx, []*replica{r}, 30*time.Second); err != nil {
-		return nil, err
+		return fanOutResult{}, err
 	}
-	if err := e.warmUp(ctx, route, runName("warmfan", run), s.FanOutEndpoints); err != nil {
-		return nil, err
+	name := runName(fmt.Sprintf("fan%dx", n), run)
+	if err := e.warmUp(ctx, route, "warm"+name, n); err != nil {
+		return fanOutResult{}, err
 	}
-	tr := route.follow(newTracker(runName("fan", run), false))
-	start, err := e.publish(ctx, runName("fan", run), s.Rooms, s.Participants, s.FanOutEvents, 0, tr)
+	storedBefore, err := e.storedMessages(ctx)
 	if err != nil {
-		return nil, err
+		return fanOutResult{}, err
 	}
-	deliveries := s.FanOutEvents * s.FanOutEndpoints
+	tr := route.follow(newTracker(name, false))
+	start, err := e.publish(ctx, name, s.Rooms, s.Participants, s.FanOutEvents, 0, tr)
+	if err != nil {
+		return fanOutResult{}, err
+	}
+	deliveries := s.FanOutEvents * n
 	if err := tr.wait(ctx, int64(deliveries), "fan-out"); err != nil {
-		return nil, err
+		return fanOutResult{}, err
 	}
-	b.checkReceiver("fanout", run, rc)
-	if paths := rc.Stats().Paths; len(paths) != s.FanOutEndpoints {
-		return nil, fmt.Errorf("deliveries reached %d of %d endpoints", len(paths), s.FanOutEndpoints)
+	storedAfter, err := e.storedMessages(ctx)
+	if err != nil {
+		return fanOutResult{}, err
 	}
-	return map[string]float64{figFanOut: perSecond(deliveries, tr.lastReceipt().Sub(start))}, nil
+	repeats := b.checkReceiver(fmt.Sprintf("fanout to %d", n), run, rc)
+	if paths := rc.Stats().Paths; len(paths) != n {
+		return fanOutResult{}, fmt.Errorf("deliveries reached %d of %d endpoints", len(paths), n)
+	}
+	return fanOutResult{
+		rate:           perSecond(deliveries, tr.lastReceipt().Sub(start)),
+		storedPerEvent: float64(storedAfter-storedBefore) / float64(s.FanOutEvents),
+		repeats:        repeats,
+	}, nil
+}
+
+// storedMessages is how many messages roomhook's partition and spill streams have stored
+// since they were created (their last sequence numbers): a work-queue stream deletes what
+// was acknowledged, so what it holds now would undercount.
+func (e *env) storedMessages(ctx context.Context) (uint64, error) {
+	js, err := e.observer()
+	if err != nil {
+		return 0, err
+	}
+	var total uint64
+	for _, name := range []string{e.names().PartStream(), e.names().SpillStream()} {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := js.Stream(rctx, name)
+		if err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = st.Info(rctx); err == nil {
+				total += info.State.LastSeq
+			}
+		}
+		cancel()
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			continue // nothing was ever stored there
+		}
+		if err != nil {
+			return 0, fmt.Errorf("stream %s: %w", name, err)
+		}
+	}
+	return total, nil
 }
 
 // backlog queues events while the endpoint refuses connections, then brings it back. The
@@ -383,8 +464,9 @@ func (b *bench) backlog(ctx context.Context, run int) (map[string]float64, error
 	if err != nil {
 		return nil, err
 	}
-	b.checkReceiver("backlog", run, rc)
+	dups := b.checkReceiver("backlog", run, rc)
 	return map[string]float64{
+		figBacklogDups:   dups,
 		figBacklogQueue:  perSecond(s.BacklogEvents, queued),
 		figBacklogMemory: float64(peak) / (1 << 20),
 		figBacklogResume: tr.firstReceipt().Sub(back).Seconds(),
@@ -394,19 +476,22 @@ func (b *bench) backlog(ctx context.Context, run int) (map[string]float64, error
 
 // waitQueued waits until n deliveries of the down endpoint wait in the spill stream.
 func (e *env) waitQueued(ctx context.Context, n int) error {
-	_, js, err := e.connect("roomhook-bench-observer")
+	js, err := e.observer()
 	if err != nil {
 		return err
 	}
 	deadline := time.Now().Add(10*time.Minute + time.Duration(n)*time.Millisecond)
 	for {
-		st, err := js.Stream(ctx, e.names().SpillStream())
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := js.Stream(rctx, e.names().SpillStream())
 		if err == nil {
-			info, ierr := st.Info(ctx)
+			info, ierr := st.Info(rctx)
 			if ierr == nil && info.State.Msgs >= uint64(n) {
+				cancel()
 				return nil
 			}
 		}
+		cancel()
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%d deliveries were not spilled in time", n)
 		}
@@ -433,54 +518,56 @@ func listenAgain(addr string) (net.Listener, error) {
 
 // scaleOut compares one replica with several when every request takes the receiver a while.
 func (b *bench) scaleOut(ctx context.Context, run int) (map[string]float64, error) {
-	one, err := b.scalePhase(ctx, run, 1)
+	one, dupsOne, err := b.scalePhase(ctx, run, 1)
 	if err != nil {
 		return nil, err
 	}
-	many, err := b.scalePhase(ctx, run, b.opts.Sizes.ScaleOutReplicas)
+	many, dupsMany, err := b.scalePhase(ctx, run, b.opts.Sizes.ScaleOutReplicas)
 	if err != nil {
 		return nil, err
 	}
-	figs := map[string]float64{figScaleOne: one, figScaleMany: many}
+	figs := map[string]float64{figScaleOne: one, figScaleMany: many, figScaleDups: dupsOne + dupsMany}
 	if one > 0 {
 		figs[figScaleRatio] = many / one
 	}
 	return figs, nil
 }
 
-func (b *bench) scalePhase(ctx context.Context, run, replicas int) (float64, error) {
+// scalePhase runs the scale-out traffic through replicas replicas and returns the delivery
+// rate and the repeats the receiver saw.
+func (b *bench) scalePhase(ctx context.Context, run, replicas int) (float64, float64, error) {
 	e, err := b.newEnv()
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer e.close()
 	s := b.opts.Sizes
 	rc, route, base, err := e.newReceiver(s.ScaleOutLatency)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	eps := endpoints(base + "/webhook")
 	rs := make([]*replica, replicas)
 	for i := range rs {
 		if rs[i], err = e.startReplica(fmt.Sprintf("scale-%d", i), eps, dispatcher.DefaultRetrySchedule()); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
 	if err := e.waitOwned(ctx, rs, 3*time.Minute); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	name := runName(fmt.Sprintf("scale%dx", replicas), run)
 	if err := e.warmUp(ctx, route, "warm"+name, 1); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	tr := route.follow(newTracker(name, false))
 	start, err := e.publish(ctx, name, s.ScaleOutRooms, s.Participants, s.ScaleOutEvents, 0, tr)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := tr.wait(ctx, int64(s.ScaleOutEvents), "scale-out"); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	b.checkReceiver(name, run, rc)
-	return perSecond(s.ScaleOutEvents, tr.lastReceipt().Sub(start)), nil
+	dups := b.checkReceiver(name, run, rc)
+	return perSecond(s.ScaleOutEvents, tr.lastReceipt().Sub(start)), dups, nil
 }

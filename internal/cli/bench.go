@@ -23,9 +23,11 @@ func Bench(ctx context.Context, args []string) error {
 	}
 	natsURL := fs.String("nats", "", "NATS server with JetStream to use; empty starts an embedded one per scenario run")
 	runs := fs.Int("runs", 3, "runs of each scenario; figures are medians with min and max")
-	quick := fs.Bool("quick", false, "small sizes: a smoke test that finishes in well under two minutes")
+	quick := fs.Bool("quick", false, "small sizes: a smoke test that finishes in about two minutes")
 	scenarios := fs.String("scenario", "", "comma-separated scenarios to run (default all)")
 	rooms := fs.Int("rooms", 0, "meetings running at once in the raw, throughput, notifier and latency scenarios (default 100, 50 with --quick)")
+	fanOut := fs.Int("fanout-endpoints", 0, "endpoints every event goes to in the fanout scenario, compared with 1 (default 200, 50 with --quick)")
+	perRoom := fs.Int("perroom-rooms", 0, "rooms, each with its own URL, in the perroom scenario, with 5 events per room (default 10000, 300 with --quick)")
 	backlog := fs.Int("backlog", 0, "events queued in the backlog scenario (default 500000, 5000 with --quick)")
 	replicaProcess := fs.Bool("replica-process", true, "run the backlog replica as a child `roomhook serve` process so its own RSS is measured")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
@@ -49,6 +51,12 @@ func Bench(ctx context.Context, args []string) error {
 	}
 	if *rooms > 0 {
 		opts.Sizes.Rooms = *rooms
+	}
+	if *fanOut > 0 {
+		opts.Sizes.FanOutEndpoints = *fanOut
+	}
+	if *perRoom > 0 {
+		opts.Sizes.PerRoomRooms, opts.Sizes.PerRoomEvents = *perRoom, 5*(*perRoom)
 	}
 	if *scenarios != "" {
 		opts.Scenarios = strings.Split(*scenarios, ",")

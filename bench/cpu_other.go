@@ -1,0 +1,13 @@
+//go:build !unix
+
+package bench
+
+import (
+	"errors"
+	"time"
+)
+
+// processCPU is not measured on this system.
+func processCPU() (time.Duration, error) {
+	return 0, errors.ErrUnsupported
+}
