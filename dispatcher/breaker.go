@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -159,6 +160,8 @@ func (b *Breakers) cas(ctx context.Context, id string, rec BreakerRecord) bool {
 	b.mu.Unlock()
 	rec.Replica, rec.Updated = b.replica, time.Now().UTC()
 	data, _ := json.Marshal(rec)
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
 	var err error
 	var newRev uint64
 	if rev == 0 {
@@ -174,6 +177,22 @@ func (b *Breakers) cas(ctx context.Context, id string, rec BreakerRecord) bool {
 	}
 	b.apply(id, rec, newRev)
 	return true
+}
+
+// refresh reads an endpoint's shared record and applies it if it is newer than what this
+// replica holds.
+func (b *Breakers) refresh(ctx context.Context, id string) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	e, err := b.kv.Get(ctx, BreakerKey(id))
+	if err != nil {
+		return // gone (a closed breaker) or unreachable: the watch brings what comes next
+	}
+	var rec BreakerRecord
+	if json.Unmarshal(e.Value(), &rec) != nil {
+		return
+	}
+	b.apply(id, rec, e.Revision())
 }
 
 // Wait blocks until an attempt to the endpoint may go. probe reports that this attempt is the
@@ -196,6 +215,19 @@ func (b *Breakers) Wait(ctx context.Context, id string, probeTimeout time.Durati
 			if b.cas(ctx, id, next) {
 				return true, true
 			}
+			// Another replica or lane wrote first, or the write failed. Every lane of a down
+			// endpoint is here at once, so none may spin: read the record the watch may not
+			// have brought yet, and give it a moment.
+			b.refresh(ctx, id)
+			t := time.NewTimer(time.Duration(20+rand.IntN(40)) * time.Millisecond)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return false, false
+			case <-changed:
+			case <-t.C:
+			}
+			t.Stop()
 			continue
 		}
 		t := time.NewTimer(time.Until(rec.ProbeAt) + 10*time.Millisecond)

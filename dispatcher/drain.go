@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -28,6 +29,11 @@ type drainer struct {
 
 	broken    chan struct{}
 	breakOnce sync.Once
+
+	// For the stall watch: attempts made and deliveries settled, and lanes waiting on
+	// purpose (a retry's delay, a pause, the breaker), which is not a stall.
+	progress atomic.Uint64
+	waiting  atomic.Int64
 
 	// Sampled while draining, for the backlog and age gauges.
 	backlog   int
@@ -148,6 +154,7 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 	}
 	check := time.NewTicker(250 * time.Millisecond)
 	defer check.Stop()
+	stall := newStallWatch(d.stallAfter())
 	var gone error
 wait:
 	for {
@@ -166,6 +173,12 @@ wait:
 		case <-check.C:
 			if dr.drained(ctx, cons) {
 				gone = errDrained
+				break wait
+			}
+			if stall.stalled(dr.held.Len() > 0 && dr.waiting.Load() == 0, dr.progress.Load()) {
+				r.pt.log.Warn("spill drainer holds deliveries and has settled or tried none for a while; starting it over",
+					append([]any{"endpoint", r.id, "held", dr.held.Len(), "for", d.stallAfter().String()}, consumerState(ctx, cons)...)...)
+				gone = fmt.Errorf("spill drainer %s made no progress for %s", name, d.stallAfter())
 				break wait
 			}
 		}
@@ -382,7 +395,7 @@ func (dr *drainer) deliver(ctx context.Context, q Queued) bool {
 	first, attempts := q.FirstAttempt, q.Attempts
 	var last Attempt
 	if wait := time.Until(q.NextAttempt); attempts > 0 && wait > 0 {
-		sleep(ctx, wait)
+		dr.waitOnPurpose(func() { sleep(ctx, wait) })
 	}
 	for {
 		if ctx.Err() != nil {
@@ -401,23 +414,26 @@ func (dr *drainer) deliver(ctx context.Context, q Queued) bool {
 			return dr.deadLetter(ctx, q, v, ReasonGone, reason, attempts, last, first)
 		case v.Paused:
 			_, changed := d.dir.Snapshot()
-			select {
-			case <-ctx.Done():
-				return false
-			case <-changed:
-			case <-time.After(time.Second):
-			}
+			dr.waitOnPurpose(func() {
+				select {
+				case <-ctx.Done():
+				case <-changed:
+				case <-time.After(time.Second):
+				}
+			})
 			continue
 		case !v.Filter.Allows(q.Event):
 			return dr.settle(q)
 		}
-		probe, ok := d.breakers.Wait(ctx, r.id, d.sender.Timeout()+time.Second)
-		if !ok || ctx.Err() != nil {
+		var probe, mayTry bool
+		dr.waitOnPurpose(func() { probe, mayTry = d.breakers.Wait(ctx, r.id, d.sender.Timeout()+time.Second) })
+		if !mayTry || ctx.Err() != nil {
 			return false
 		}
 		if first.IsZero() {
 			first = time.Now()
 		}
+		dr.progress.Add(1)
 		last = d.attempt(ctx, v, q, probe)
 		attempts++
 		switch last.Verdict {
@@ -440,8 +456,15 @@ func (dr *drainer) deliver(ctx context.Context, q Queued) bool {
 		d.metrics.Retries.WithLabelValues(endpointLabel(v.Endpoint)).Inc()
 		d.log.Info("delivery failed; will retry", "room", q.Room, "event", q.Event, "event_id", q.EventID,
 			"endpoint", r.id, "host", URLHost(v.URL), "attempt", attempts, "reason", last.Reason(), "retry_in", delay.Round(time.Millisecond).String())
-		sleep(ctx, delay)
+		dr.waitOnPurpose(func() { sleep(ctx, delay) })
 	}
+}
+
+// waitOnPurpose runs a wait that the stall watch must not take for a stall.
+func (dr *drainer) waitOnPurpose(wait func()) {
+	dr.waiting.Add(1)
+	defer dr.waiting.Add(-1)
+	wait()
 }
 
 func (dr *drainer) deadLetter(ctx context.Context, q Queued, v EndpointView, reason, detail string, attempts int, last Attempt, first time.Time) bool {
@@ -456,6 +479,7 @@ func (dr *drainer) deadLetter(ctx context.Context, q Queued, v EndpointView, rea
 // back.
 func (dr *drainer) settle(q Queued) bool {
 	d := dr.r.pt.d
+	dr.progress.Add(1)
 	if err := dr.held.Ack(context.Background(), q.seq); err != nil {
 		d.log.Warn("ack not confirmed; the delivery may be repeated", "room", q.Room, "event_id", q.EventID, "endpoint", dr.r.id, "error", err)
 		dr.breakOnce.Do(func() { close(dr.broken) })

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -33,9 +34,18 @@ type partition struct {
 
 	mu      sync.Mutex
 	routes  map[string]*route
-	lastSeq uint64 // highest partition-stream sequence fanned out by this run
+	lastSeq uint64     // highest partition-stream sequence fanned out by this run
+	fanned  *seqWindow // sequences fanned out by this run lately: a redelivery of one is a lost ack
 
 	lastPressure time.Time // when a route was last spilled because the window was nearly full
+
+	settled atomic.Uint64 // partition messages released: the stall watch's sign of progress
+}
+
+// release acknowledges a settled partition message.
+func (pt *partition) release(seq uint64) {
+	pt.held.Release(seq)
+	pt.settled.Add(1)
 }
 
 // heldEvent counts the endpoints that have not yet settled or spilled one partition message.
@@ -56,7 +66,7 @@ func (h *heldEvent) done() {
 	last := h.remaining == 0
 	h.mu.Unlock()
 	if last {
-		h.p.held.Release(h.seq)
+		h.p.release(h.seq)
 	}
 }
 
@@ -92,6 +102,7 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 	pt := &partition{
 		d: d, p: p, log: d.log.With("partition", p), held: subscriber.NewHeldSet(),
 		rooms: NewRooms(d.rooms, d.cfg.RoomGrace, p), ctx: pctx, routes: map[string]*route{},
+		fanned: newSeqWindow(4 * subscriber.AckWait(d.cfg.Takeover)),
 	}
 	d.addPartition(pt)
 	defer d.removePartition(pt)
@@ -134,6 +145,9 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 	defer rescan.Stop()
 	sweep := time.NewTicker(time.Minute)
 	defer sweep.Stop()
+	stall := newStallWatch(d.stallAfter())
+	watchStall := time.NewTicker(d.stallAfter() / 4)
+	defer watchStall.Stop()
 	var stopped error
 loop:
 	for {
@@ -146,6 +160,13 @@ loop:
 		case <-rescan.C:
 			if err := pt.resumeSpilled(ctx, false); err != nil {
 				pt.log.Warn("looking for spilled deliveries failed", "error", err)
+			}
+		case <-watchStall.C:
+			if stall.stalled(pt.held.Len() > 0, pt.settled.Load()) {
+				pt.log.Warn("partition holds events and has settled none for a while; starting it over",
+					append([]any{"held", pt.held.Len(), "for", d.stallAfter().String()}, consumerState(ctx, cons)...)...)
+				stopped = fmt.Errorf("partition %d made no progress for %s", p, d.stallAfter())
+				break loop
 			}
 		case <-sweep.C:
 			if n, err := pt.rooms.Sweep(ctx, time.Now()); err != nil {
@@ -205,12 +226,20 @@ func (pt *partition) handle(ctx context.Context, m jetstream.Msg) {
 	if pt.held.Add(seq, m) {
 		return // a redelivery of an event still being delivered: only its handle is renewed
 	}
-	if seq <= pt.lastSeq {
+	if pt.fanned.has(seq) {
 		// Settled earlier in this run, but the acknowledgement was lost.
-		pt.held.Release(seq)
+		pt.release(seq)
 		return
 	}
-	pt.lastSeq = seq
+	if seq < pt.lastSeq {
+		// An event the previous owner left unsettled that came back after this run had
+		// moved on (its redelivery was late: the old owner died, or the server was away).
+		// Sent late rather than never: its room may see it after a newer event.
+		pt.log.Warn("a late redelivery is delivered out of order", "seq", seq, "last_seq", pt.lastSeq,
+			"delivered_count", meta.NumDelivered)
+	}
+	pt.fanned.add(seq, time.Now())
+	pt.lastSeq = max(pt.lastSeq, seq)
 	ev, invalid := d.readEvent(m, meta)
 	if invalid != nil {
 		d.metrics.InvalidEvents.Inc()
@@ -223,7 +252,7 @@ func (pt *partition) handle(ctx context.Context, m jetstream.Msg) {
 			return publishDeadLetter(rctx, d.js, d.names.DLQSubject(ReasonInvalid), *invalid)
 		})
 		if ctx.Err() == nil {
-			pt.held.Release(seq)
+			pt.release(seq)
 		}
 		return
 	}
@@ -236,7 +265,7 @@ func (pt *partition) handle(ctx context.Context, m jetstream.Msg) {
 		retry(ctx, d, "record room_finished", func() error { return pt.rooms.Finish(ctx, ev.Room, ev.Stored) })
 	}
 	if len(targets) == 0 {
-		pt.held.Release(seq)
+		pt.release(seq)
 		return
 	}
 	pt.relievePressure()
