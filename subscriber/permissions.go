@@ -139,6 +139,15 @@ func (n Names) dispatcherPermissions(opts PermissionOptions) Permissions {
 		// The first version's router consumer on it, read once at upgrade.
 		"$JS.API.CONSUMER.INFO." + events + "." + n.LegacyRouterConsumer(),
 		"$JS.API.CONSUMER.DELETE." + events + "." + n.LegacyRouterConsumer(),
+		// Resend from the log (the admin API's events.resend) reads the stream with an
+		// ephemeral ordered consumer and direct gets; it acknowledges nothing and deletes no
+		// consumer, so other services' consumers on the stream are out of its reach.
+		"$JS.API.STREAM.MSG.GET." + events,
+		"$JS.API.DIRECT.GET." + events,
+		"$JS.API.DIRECT.GET." + events + ".>",
+		"$JS.API.CONSUMER.CREATE." + events + ".>",
+		"$JS.API.CONSUMER.MSG.NEXT." + events + ".*",
+		"$JS.FC." + events + ".>",
 		// What roomhook publishes itself.
 		n.SpillSubjects(),
 		n.DLQSubjects(),

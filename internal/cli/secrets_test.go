@@ -230,7 +230,7 @@ func TestSecretsEverywhere(t *testing.T) {
 	c.EndpointsFile, c.NATSUser, c.NATSPassword = path, "roomhook", secrets["NATS password"]
 	c.RetrySchedule = "0s,20ms,50ms"
 	c.BreakerFailures = 1000 // every failure is retried on its schedule, none waits for a probe
-	logs := &lockedBuffer{} // tail_test.go
+	logs := &lockedBuffer{}  // tail_test.go
 	replica := servertest.Start(t, c, logs)
 
 	t.Setenv("ROOMHOOK_NATS_URL", ns.URL())

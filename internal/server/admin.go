@@ -27,6 +27,10 @@ func startAdmin(ctx context.Context, nc *nats.Conn, c Config, replicaID, version
 	_, err := admin.Start(ctx, nc, admin.Config{
 		Region: c.Region, Partitions: c.Partitions, ReplicaID: replicaID, Version: version, Logger: log,
 		Delivers: func(id string) bool { _, ok := dir().Get(id); return ok },
+		EventFilter: func(id string) (dispatcher.EventFilter, bool) {
+			v, ok := dir().Get(id)
+			return v.Filter, ok
+		},
 	})
 	if err != nil {
 		log.Error("admin service not started: `roomhook endpoints|status|dlq` will not reach this replica", "error", err)
