@@ -65,7 +65,11 @@ func (dr *drainer) run(stop <-chan struct{}) {
 	defer r.pt.wg.Done()
 	ctx, cancel := context.WithCancel(r.pt.ctx)
 	defer cancel()
+	var watch sync.WaitGroup
+	defer watch.Wait() // after cancel, which ends it
+	watch.Add(1)
 	go func() {
+		defer watch.Done()
 		select {
 		case <-stop:
 			cancel()

@@ -134,7 +134,12 @@ func (r *route) spill(why string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.retired {
-		go r.pt.route(r.id).spill(why)
+		// Not under this route's lock: the partition's route table is locked first.
+		r.pt.wg.Add(1)
+		go func() {
+			defer r.pt.wg.Done()
+			r.pt.route(r.id).spill(why)
+		}()
 		return
 	}
 	if r.spilled {
