@@ -50,6 +50,7 @@ type captured struct {
 	Level   slog.Level
 	Msg     string
 	Replica string
+	Unit    string // the unit attribute, for ownership records
 }
 
 // logCapture is a slog handler that keeps every record with the replica it came from and
@@ -68,8 +69,15 @@ func newLogCapture() *logCapture {
 func (h *logCapture) Enabled(context.Context, slog.Level) bool { return true }
 
 func (h *logCapture) Handle(ctx context.Context, r slog.Record) error {
+	c := captured{At: r.Time, Level: r.Level, Msg: r.Message, Replica: h.replica}
+	r.Attrs(func(a slog.Attr) bool {
+		if a.Key == "unit" {
+			c.Unit = a.Value.String()
+		}
+		return true
+	})
 	h.mu.Lock()
-	*h.recs = append(*h.recs, captured{At: r.Time, Level: r.Level, Msg: r.Message, Replica: h.replica})
+	*h.recs = append(*h.recs, c)
 	h.mu.Unlock()
 	if h.next.Enabled(ctx, r.Level) {
 		return h.next.Handle(ctx, r)
@@ -560,6 +568,7 @@ func (s *superRig) checkLogs(from time.Time) {
 	t.Helper()
 	for _, region := range []string{"us", "eu"} {
 		counts := map[string]int{}
+		moves := map[string]int{} // per replica, unit and kind of ownership change
 		var keys []string
 		for _, r := range s.logs.since(from, region+"-") {
 			if r.Level < slog.LevelWarn && r.Msg != "took unit" && r.Msg != "handing unit over" {
@@ -570,14 +579,22 @@ func (s *superRig) checkLogs(from time.Time) {
 				keys = append(keys, k)
 			}
 			counts[k]++
-			if region == "us" && (r.Msg == "took unit" || r.Msg == "handing unit over" || r.Msg == "lost lease") {
-				t.Errorf("%s logged %q while eu was lost or after it returned: ownership churned", r.Replica, r.Msg)
+			if r.Msg == "took unit" || r.Msg == "handing unit over" || r.Msg == "lost lease" {
+				moves[r.Replica+" "+r.Unit+": "+r.Msg]++
 			}
 		}
 		for _, k := range keys {
 			t.Logf("%s ×%d", k, counts[k])
-			if region == "us" && counts[k] > 2 {
+			if region == "us" && counts[k] > 2 && !strings.Contains(k, " unit") && !strings.HasSuffix(k, " lost lease") {
 				t.Errorf("%s logged %d times; want at most once per state change", k, counts[k])
+			}
+		}
+		// When the JetStream meta leader was in eu, us's lease requests can miss a renewal
+		// while the survivors elect a new one, and a unit moves once; a unit that moves
+		// again is a restart loop.
+		for k, n := range moves {
+			if region == "us" && n > 1 {
+				t.Errorf("%s %d times while eu was lost or after it returned: ownership churned", k, n)
 			}
 		}
 	}
