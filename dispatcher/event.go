@@ -1,8 +1,10 @@
 package dispatcher
 
 import (
+	"context"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protowire"
@@ -85,6 +87,13 @@ func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (in
 	if len(evt.GetWebhookUrls()) > 0 && name != "room_created" {
 		return invalid(room, name, "only room_created may carry webhook_urls")
 	}
+	if evt.CreatedAt == nil && ok {
+		// created_at defaults to when the events stream stored the event (DESIGN 1.3), as
+		// resend and tail render it; the partition copy was stored a moment later.
+		if t, found := d.eventStoredAt(seq); found {
+			stored = t
+		}
+	}
 	fb := schema.Fallback{ID: schema.StreamEventID(d.names.EventsStream(), seq), CreatedAt: stored.Unix()}
 	body, err := schema.MarshalBody(evt, fb)
 	if err != nil {
@@ -101,6 +110,22 @@ func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (in
 		Queued: Queued{Room: room, Event: name, EventID: id, EventSeq: seq, Stored: stored, Body: body},
 		urls:   evt.GetWebhookUrls(),
 	}, nil
+}
+
+// eventStoredAt is when the events stream stored its message seq. Asked only for events that
+// carry no created_at (plugNmeet always sets it).
+func (d *Dispatcher) eventStoredAt(seq uint64) (time.Time, bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	st, err := d.js.Stream(ctx, d.names.EventsStream())
+	if err != nil {
+		return time.Time{}, false
+	}
+	m, err := st.GetMsg(ctx, seq)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return m.Time, true
 }
 
 // webhookURLsField is the field number of roomhook.v1.Event's webhook_urls.
