@@ -99,11 +99,7 @@ func (c *Cluster) waitForClients(i int) {
 	}
 }
 
-func (c *Cluster) shutdown() {
-	for i := range c.opts {
-		c.Kill(i)
-	}
-}
+func (c *Cluster) shutdown() { c.KillAll() }
 
 // Size is the number of nodes, running or not.
 func (c *Cluster) Size() int { return len(c.opts) }
@@ -158,6 +154,27 @@ func (c *Cluster) Restart(i int) {
 	c.Kill(i)
 	c.start(i)
 	c.waitForClients(i)
+}
+
+// KillAll kills every node, as a power cut or a rollout gone wrong would.
+func (c *Cluster) KillAll() {
+	for i := range c.opts {
+		c.Kill(i)
+	}
+}
+
+// RestartAll starts every node again on its store and ports (killing running ones first),
+// all before waiting for any so that routes form at once, and waits until each accepts
+// clients; WaitJetStreamReady and WaitStreamReady wait for the rest.
+func (c *Cluster) RestartAll() {
+	c.t.Helper()
+	c.KillAll()
+	for i := range c.opts {
+		c.start(i)
+	}
+	for i := range c.opts {
+		c.waitForClients(i)
+	}
 }
 
 // MetaLeader is the index of the node that leads JetStream's meta group, or -1.

@@ -68,4 +68,19 @@ func TestClusterKeepsR3StreamThroughKillRestartAndStepDown(t *testing.T) {
 	if info.State.Msgs != 3 {
 		t.Errorf("stream holds %d messages, want 3", info.State.Msgs)
 	}
+
+	// Every node down at once, then back on its store.
+	c.KillAll()
+	restarted := time.Now()
+	c.RestartAll()
+	c.WaitJetStreamReady(t)
+	c.WaitStreamReady(t, "", "S")
+	t.Logf("whole cluster healthy again %s after the restart", time.Since(restarted).Round(time.Millisecond))
+	publish(4)
+	if info, err = st.Info(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 4 {
+		t.Errorf("stream holds %d messages after the whole cluster restarted, want 4", info.State.Msgs)
+	}
 }

@@ -1,0 +1,213 @@
+package subscriber
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/internal/natstest"
+)
+
+// resumeWorker is a consumer's worker written as the first core's was: its callback reads
+// the current run's held set from a field that the next run replaces, and queues into lanes
+// that stop with their run (a callback of a stopped run queues nothing; the message stays
+// held, to be handed back).
+type resumeWorker struct {
+	mu   sync.Mutex
+	held *HeldSet
+}
+
+func (w *resumeWorker) set() *HeldSet {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.held
+}
+
+// callback is one run's Consume callback: it queues on queued while ctx lasts.
+func (w *resumeWorker) callback(ctx context.Context, queued chan<- uint64) func(jetstream.Msg) {
+	return func(m jetstream.Msg) {
+		meta, err := m.Metadata()
+		if err != nil {
+			return
+		}
+		seq := meta.Sequence.Stream
+		if w.set().Add(seq, m) {
+			return // a redelivery of a message being worked on
+		}
+		if ctx.Err() != nil {
+			return // the run is stopping: the message stays held and is handed back
+		}
+		queued <- seq
+	}
+}
+
+// TestResumeOfAnEarlierRunCannotFireIntoTheNextRun is issue 10's suspect: ResumeInOrder's
+// release timer was never stopped, so when a run ended before every orphan of its predecessor
+// came back, the timer fired into the next run and passed on what the gate kept. The worker's
+// callback then added that message to the new run's held set without queuing it (its run's
+// lanes had stopped), and the new run ignored the message's redelivery as "already held": it
+// stayed held (kept alive by KeepAlive) and was never delivered.
+//
+// With Resume, a run Stops its Resume when it ends; everything reaches the new run. On the
+// code it replaces (the function returned by ResumeInOrder, no Stop) this test fails: the new
+// run never queues sequence 3.
+func TestResumeOfAnEarlierRunCannotFireIntoTheNextRun(t *testing.T) {
+	ns := natstest.NewServer(t)
+	_, js := natstest.Connect(t, ns.ClientURL())
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESUME", Subjects: []string{"resume.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := js.Publish(ctx, "resume.x", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const takeover = 2 * time.Second // ack wait 500 ms; the release timer fires after 2 s
+	cons, err := js.CreateOrUpdateConsumer(ctx, "RESUME", jetstream.ConsumerConfig{
+		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait(takeover), MaxDeliver: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func(n int) []jetstream.Msg {
+		t.Helper()
+		b, err := cons.Fetch(n, jetstream.FetchMaxWait(2*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []jetstream.Msg
+		for m := range b.Messages() {
+			out = append(out, m)
+		}
+		return out
+	}
+
+	// The previous owner took sequences 1 and 2 and died holding them.
+	if got := fetch(2); len(got) != 2 {
+		t.Fatalf("previous owner got %d messages, want 2", len(got))
+	}
+
+	// Run 1 resumes: two orphans to wait for. It pulls sequence 3, which the gate keeps back
+	// until the orphans are in, and ends before they come back (its consumer was reported
+	// lost, say).
+	w := &resumeWorker{held: NewHeldSet()}
+	ctx1, stop1 := context.WithCancel(ctx)
+	queued1 := make(chan uint64, 16)
+	run1, err := ResumeInOrder(ctx, cons, takeover, w.callback(ctx1, queued1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	timerDue := time.Now().Add(4 * AckWait(takeover))
+	one := fetch(1)
+	if len(one) != 1 {
+		t.Fatalf("run 1 got %d messages, want 1", len(one))
+	}
+	if meta, err := one[0].Metadata(); err != nil || meta.Sequence.Stream != 3 {
+		t.Fatalf("run 1 got %v (%v), want sequence 3", meta, err)
+	}
+	run1.Handle(one[0])
+	stop1()
+	run1.Stop()
+	w.set().HandBack()
+
+	// Run 2 starts with its own held set, while run 1's release timer is still pending.
+	w.mu.Lock()
+	w.held = NewHeldSet()
+	w.mu.Unlock()
+	ctx2, stop2 := context.WithCancel(ctx)
+	defer stop2()
+	queued2 := make(chan uint64, 16)
+	run2, err := ResumeInOrder(ctx, cons, takeover, w.callback(ctx2, queued2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer run2.Stop()
+	// Run 2 pulls once run 1's release timer is due (the orphans and sequence 3 come back
+	// after an ack wait, and again after every ack wait; here they come after the timer).
+	time.Sleep(time.Until(timerDue) + 250*time.Millisecond)
+	cc, err := cons.Consume(run2.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+
+	var got []uint64
+	deadline := time.After(4 * takeover)
+	for len(got) < 3 {
+		select {
+		case seq := <-queued2:
+			got = append(got, seq)
+		case <-deadline:
+			t.Fatalf("run 2 queued %v, want [1 2 3]; its held set has %d (an earlier run's release timer marked a message held in run 2, so its redelivery was ignored)",
+				got, w.set().Len())
+		}
+	}
+	for i, seq := range got {
+		if seq != uint64(i+1) {
+			t.Fatalf("run 2 queued %v, want [1 2 3] in stream order", got)
+		}
+	}
+	select {
+	case seq := <-queued1:
+		t.Errorf("run 1 queued %d after it ended", seq)
+	default:
+	}
+}
+
+// TestResumeStopPassesNothingOn: after Stop, a late delivery to an earlier run's Handle (a
+// Consume callback still running while the run ends) reaches nobody, and the gate holds
+// nothing.
+func TestResumeStopPassesNothingOn(t *testing.T) {
+	ns := natstest.NewServer(t)
+	_, js := natstest.Connect(t, ns.ClientURL())
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESUME", Subjects: []string{"resume.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		if _, err := js.Publish(ctx, "resume.x", []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const takeover = 2 * time.Second
+	cons, err := js.CreateOrUpdateConsumer(ctx, "RESUME", jetstream.ConsumerConfig{
+		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait(takeover), MaxDeliver: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := cons.Fetch(2, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []jetstream.Msg
+	for m := range b.Messages() {
+		msgs = append(msgs, m)
+	}
+	if len(msgs) != 2 {
+		t.Fatalf("got %d messages, want 2", len(msgs))
+	}
+	var mu sync.Mutex
+	var passed []uint64
+	r, err := ResumeInOrder(ctx, cons, takeover, func(m jetstream.Msg) {
+		meta, _ := m.Metadata()
+		mu.Lock()
+		passed = append(passed, meta.Sequence.Stream)
+		mu.Unlock()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Handle(msgs[1]) // one of two orphans: held back
+	r.Stop()
+	r.Handle(msgs[0]) // would complete the orphans and release both
+	mu.Lock()
+	defer mu.Unlock()
+	if len(passed) != 0 {
+		t.Errorf("a stopped Resume passed on %v", passed)
+	}
+}
