@@ -376,13 +376,23 @@ func (pt *partition) relievePressure() {
 	}
 	var worst *route
 	most := 0
+	queued := make([]int, 0, len(routes))
 	for _, r := range routes {
-		if n := r.queued(); n > most {
+		n := r.queued()
+		queued = append(queued, n)
+		if n > most {
 			worst, most = r, n
 		}
 	}
-	if worst != nil && most >= window/4 {
-		worst.spill(fmt.Sprintf("holds %d of the partition's %d in-flight events", most, window))
+	// Only an endpoint that lags the others spills: when every endpoint is as far behind,
+	// the window is full because events come faster than anyone takes them, and the
+	// partition waits (the server holds the rest) rather than copy every event once more
+	// per endpoint into spill queues.
+	slices.Sort(queued)
+	others := queued[:len(queued)-1] // every route but the worst
+	typical := others[len(others)/2]
+	if worst != nil && most >= window/4 && most >= 2*typical {
+		worst.spill(fmt.Sprintf("holds %d of the partition's %d in-flight events, other endpoints about %d", most, window, typical))
 	}
 }
 
