@@ -103,6 +103,12 @@ type failoverRig struct {
 
 	minHeld atomic.Int64 // lowest held-deliveries gauge seen, over replicas
 
+	// Partitions running on two replicas at once (the old owner still stopping, or a lease
+	// taken from an owner that had not noticed losing it), sampled with the gauge.
+	overlapMu    sync.Mutex
+	overlapSince map[int]time.Time
+	overlaps     []string
+
 	pubMu      sync.Mutex
 	stored     map[string]time.Time // when JetStream acknowledged each event's publish
 	pubFailed  int                  // publish attempts that failed (and were retried)
@@ -125,7 +131,7 @@ func newFailoverRig(t *testing.T) *failoverRig {
 		}
 		return 200
 	}
-	f := &failoverRig{t: t, c: c, rc: rc, stored: map[string]time.Time{}}
+	f := &failoverRig{t: t, c: c, rc: rc, stored: map[string]time.Time{}, overlapSince: map[int]time.Time{}}
 	f.cfg = testConfig("", rc.URL())
 	f.cfg.StreamReplicas = 3
 	// Started together, as a deployment's pods are.
@@ -158,15 +164,33 @@ func newFailoverRig(t *testing.T) *failoverRig {
 	return f
 }
 
-// watchHeld samples every replica's held-deliveries gauge until the test ends.
+// watchHeld samples every replica's held-deliveries gauge, and which replicas run each
+// partition, until the test ends.
 func (f *failoverRig) watchHeld() {
 	ep := EndpointID(f.rc.URL())
 	for {
+		running := map[int][]string{}
 		for _, r := range f.reps {
 			if v := int64(testutil.ToFloat64(r.metrics.Held.WithLabelValues(ep))); v < f.minHeld.Load() {
 				f.minHeld.Store(v)
 			}
+			for _, pt := range r.d.ownedPartitions() {
+				running[pt.p] = append(running[pt.p], r.d.cfg.ReplicaID)
+			}
 		}
+		f.overlapMu.Lock()
+		for p := 0; p < f.cfg.Partitions; p++ {
+			since, was := f.overlapSince[p]
+			switch on := len(running[p]) > 1; {
+			case on && !was:
+				f.overlapSince[p] = time.Now()
+			case !on && was:
+				f.overlaps = append(f.overlaps, fmt.Sprintf("p%d on two replicas from %s for %s", p,
+					since.Format("15:04:05.000"), time.Since(since).Round(time.Millisecond)))
+				delete(f.overlapSince, p)
+			}
+		}
+		f.overlapMu.Unlock()
 		select {
 		case <-f.reps[0].done:
 			return
@@ -449,6 +473,12 @@ func (f *failoverRig) finish(published <-chan struct{}, healthyAt time.Time) {
 	}
 	sort.Strings(repeated)
 	t.Logf("%d deliveries of %d events: %d duplicates (%d events repeated)", len(got), total, len(got)-total, len(repeated))
+	f.overlapMu.Lock()
+	if len(f.overlaps) > 0 || len(f.overlapSince) > 0 {
+		t.Logf("partitions running on two replicas at once (sampled every 50 ms): %s; still now: %v",
+			strings.Join(f.overlaps, ", "), f.overlapSince)
+	}
+	f.overlapMu.Unlock()
 	if min := f.minHeld.Load(); min < 0 {
 		t.Errorf("held-deliveries gauge went down to %d", min)
 	}
