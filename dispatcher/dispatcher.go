@@ -295,7 +295,9 @@ func (d *Dispatcher) provisionAtStart(ctx context.Context) (*subscriber.Resource
 	deadline := time.Now().Add(d.cfg.StartupTimeout)
 	backoff := newBackoff(250*time.Millisecond, 5*time.Second)
 	for {
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		// Short attempts: streams made by an attempt that ran out of time stay made, and an
+		// electing cluster answers the next attempt sooner than a long one would wait.
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		res, err := d.provision(pctx)
 		cancel()
 		if err == nil {

@@ -184,7 +184,11 @@ loop:
 	// first, in order.
 	cc.Drain()
 	<-cc.Closed()
-	pt.settle(min(2*d.cfg.SpillAfter, d.cfg.Takeover/2))
+	if errors.Is(context.Cause(ctx), subscriber.ErrHandingOver) {
+		// Given up on purpose, lease still ours: settle first. A unit whose lease may be
+		// lost stops at once instead.
+		pt.settle(min(2*d.cfg.SpillAfter, d.cfg.Takeover/2))
+	}
 	cancel()
 	pt.wg.Wait()
 	for len(in) > 0 {

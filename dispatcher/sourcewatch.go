@@ -23,7 +23,7 @@ const (
 func (d *Dispatcher) watchSource(ctx context.Context) {
 	t := time.NewTicker(sourceWatchEvery)
 	defer t.Stop()
-	var stepped time.Time
+	var stepped, inactiveSince time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -49,12 +49,23 @@ func (d *Dispatcher) watchSource(ctx context.Context) {
 			continue
 		}
 		src := pi.Sources[0]
-		lastActive := pi.TimeStamp.Add(-src.Active)
-		if src.Active < sourceStallAfter || !ei.State.LastTime.After(lastActive) {
+		// Active is -1 while the stream has no source consumer at all (after every node
+		// restarted, until the server's health tick sets it up): silent since first seen so.
+		silent := src.Active
+		if silent < 0 {
+			if inactiveSince.IsZero() {
+				inactiveSince = time.Now()
+			}
+			silent = time.Since(inactiveSince)
+		} else {
+			inactiveSince = time.Time{}
+		}
+		lastActive := pi.TimeStamp.Add(-silent)
+		if silent < sourceStallAfter || !ei.State.LastTime.After(lastActive) {
 			continue
 		}
 		d.log.Warn("the partition stream's copy of the events stream is stalled; asking its leader to step down",
-			"stream", d.names.PartStream(), "source_silent_for", src.Active.Round(time.Millisecond).String(),
+			"stream", d.names.PartStream(), "source_silent_for", silent.Round(time.Millisecond).String(),
 			"events_last_seq", ei.State.LastSeq)
 		stepped = time.Now()
 		msg, err := d.js.Conn().Request("$JS.API.STREAM.LEADER.STEPDOWN."+d.names.PartStream(), nil, requestTimeout)

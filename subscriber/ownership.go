@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -83,10 +84,28 @@ func (f *failState) observe(log *slog.Logger, err error, failMsg, okMsg string) 
 type heldUnit struct {
 	rev       uint64
 	lastRenew time.Time
-	cancel    context.CancelFunc
+	cancel    context.CancelCauseFunc
 	done      chan struct{}
 	releasing bool
+	// fence stops the work when no renewal has been confirmed for half the lease's life,
+	// whatever the renewal loop is waiting on, so the work has stopped before another
+	// replica can take the lease; fenced tells the loop to start it again only after a
+	// renewal succeeds.
+	fence  *time.Timer
+	fenced atomic.Bool
 }
+
+// ErrHandingOver is the cause with which a unit's work is cancelled when this replica gives
+// the unit up on purpose (a rebalance or a shutdown): it may take a moment to settle what it
+// holds, since the lease is still its own until the work returns.
+var ErrHandingOver = errors.New("handing the unit over")
+
+// ErrLeaseUnconfirmed is the cause with which a unit's work is cancelled when its lease may
+// be lost: it must stop at once.
+var ErrLeaseUnconfirmed = errors.New("the unit's lease is not confirmed")
+
+// fenceAfter is how long a unit's work goes on without a confirmed renewal.
+func fenceAfter(takeover time.Duration) time.Duration { return leaseTTL(takeover) / 2 }
 
 // OwnershipOption configures an Ownership.
 type OwnershipOption func(*Ownership)
@@ -238,11 +257,12 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 	select {
 	case <-h.done:
 		if h.releasing {
+			h.fence.Stop()
 			o.dropLease(unit, h.rev)
 			o.forget(unit)
 			return true
 		}
-		if want || unsure {
+		if (want || unsure) && !h.fenced.Load() {
 			// The work stopped on its own (an error it could not get past); start it again.
 			o.start(unit, h)
 		}
@@ -253,11 +273,23 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 	cancel()
 	if err == nil {
 		h.rev, h.lastRenew = rev, time.Now()
+		if !h.fenced.Load() {
+			h.fence.Reset(fenceAfter(o.takeover))
+		} else {
+			select {
+			case <-h.done:
+				// Stopped by the fence and still ours: take up the work again.
+				o.log.Info("lease confirmed again; resuming unit", "unit", unit)
+				o.start(unit, h)
+			default: // still stopping; the next tick resumes it
+			}
+		}
 	} else if IsConflict(err) || time.Since(h.lastRenew) > leaseTTL(o.takeover)/2 {
 		// Someone else holds it now, or we cannot prove we still do: stop at once so two
 		// replicas never deliver the same unit.
 		o.log.Warn("lost lease", "unit", unit, "error", err)
-		h.cancel()
+		h.fence.Stop()
+		h.cancel(ErrLeaseUnconfirmed)
 		<-h.done
 		o.forget(unit)
 		return true
@@ -267,7 +299,7 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 		o.mu.Lock()
 		h.releasing = true
 		o.mu.Unlock()
-		h.cancel()
+		h.cancel(ErrHandingOver)
 		return true
 	}
 	return false
@@ -299,8 +331,19 @@ func (o *Ownership) acquire(ctx context.Context, unit string) bool {
 }
 
 func (o *Ownership) start(unit string, h *heldUnit) {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancelCause(context.Background())
 	h.cancel, h.done = cancel, make(chan struct{})
+	if h.fence != nil {
+		h.fence.Stop()
+	}
+	h.fenced.Store(false)
+	// Counted from the last confirmed renewal: the lease expires that long after it at most.
+	wait := max(fenceAfter(o.takeover)-time.Since(h.lastRenew), 0)
+	h.fence = time.AfterFunc(wait, func() {
+		h.fenced.Store(true)
+		o.log.Warn("lease renewal not confirmed in time; stopping the unit until it is", "unit", unit)
+		cancel(ErrLeaseUnconfirmed)
+	})
 	done := h.done
 	go func() {
 		defer close(done)
@@ -330,7 +373,8 @@ func (o *Ownership) releaseAll() {
 	}
 	o.mu.Unlock()
 	for _, h := range held {
-		h.cancel()
+		h.fence.Stop()
+		h.cancel(ErrHandingOver)
 	}
 	for u, h := range held {
 		<-h.done
