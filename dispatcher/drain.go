@@ -85,6 +85,8 @@ func (dr *drainer) run(stop <-chan struct{}) {
 		case errors.Is(err, errParked):
 			dr.waitForProbe(ctx)
 			backoff.reset()
+		case errors.Is(err, errStalled):
+			sleep(ctx, backoff.next()) // the stall watch said why
 		case err != nil:
 			wait := backoff.next()
 			r.pt.log.Error("spill drainer stopped; starting over", "endpoint", r.id, "error", err, "retry_in", wait.Round(time.Millisecond).String())
@@ -179,10 +181,10 @@ wait:
 				gone = errDrained
 				break wait
 			}
-			if stall.stalled(dr.held.Len() > 0 && dr.waiting.Load() == 0, dr.progress.Load()) {
+			if stall.stalled(dr.held.Len() > 0 && dr.waiting.Load() < int64(dr.laneCount()), dr.progress.Load()) {
 				r.pt.log.Warn("spill drainer holds deliveries and has settled or tried none for a while; starting it over",
 					append([]any{"endpoint", r.id, "held", dr.held.Len(), "for", d.stallAfter().String()}, consumerState(ctx, cons)...)...)
-				gone = fmt.Errorf("spill drainer %s made no progress for %s", name, d.stallAfter())
+				gone = fmt.Errorf("spill drainer %s: %w for %s", name, errStalled, d.stallAfter())
 				break wait
 			}
 		}
@@ -462,6 +464,13 @@ func (dr *drainer) deliver(ctx context.Context, q Queued) bool {
 			"endpoint", r.id, "host", URLHost(v.URL), "attempt", attempts, "reason", last.Reason(), "retry_in", delay.Round(time.Millisecond).String())
 		dr.waitOnPurpose(func() { sleep(ctx, delay) })
 	}
+}
+
+// laneCount is how many rooms the drainer is delivering now.
+func (dr *drainer) laneCount() int {
+	dr.mu.Lock()
+	defer dr.mu.Unlock()
+	return len(dr.lanes)
 }
 
 // waitOnPurpose runs a wait that the stall watch must not take for a stall.

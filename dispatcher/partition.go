@@ -40,6 +40,7 @@ type partition struct {
 	lastPressure time.Time // when a route was last spilled because the window was nearly full
 
 	settled atomic.Uint64 // partition messages released: the stall watch's sign of progress
+	handled atomic.Uint64 // partition messages taken in
 }
 
 // release acknowledges a settled partition message.
@@ -87,7 +88,9 @@ func (d *Dispatcher) runPartition(ctx context.Context, p int) {
 			backoff.reset()
 		}
 		wait := backoff.next()
-		d.log.Error("partition stopped; starting over", "partition", p, "error", err, "retry_in", wait.Round(time.Millisecond).String())
+		if !errors.Is(err, errStalled) {
+			d.log.Error("partition stopped; starting over", "partition", p, "error", err, "retry_in", wait.Round(time.Millisecond).String())
+		}
 		sleep(ctx, wait)
 	}
 }
@@ -148,6 +151,7 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 	stall := newStallWatch(d.stallAfter())
 	watchStall := time.NewTicker(d.stallAfter() / 4)
 	defer watchStall.Stop()
+	idleSince, idleAt, sawPending := pt.handled.Load(), time.Now(), false
 	var stopped error
 loop:
 	for {
@@ -165,8 +169,26 @@ loop:
 			if stall.stalled(pt.held.Len() > 0, pt.settled.Load()) {
 				pt.log.Warn("partition holds events and has settled none for a while; starting it over",
 					append([]any{"held", pt.held.Len(), "for", d.stallAfter().String()}, consumerState(ctx, cons)...)...)
-				stopped = fmt.Errorf("partition %d made no progress for %s", p, d.stallAfter())
+				stopped = fmt.Errorf("partition %d: %w for %s", p, errStalled, d.stallAfter())
 				break loop
+			}
+			// Holding nothing: the server may still have events for it that never come (a
+			// pull that died without a word). Asked once per stall window, only when idle.
+			// Pending twice in a row, a window apart, with nothing taken in between: an event
+			// published a moment before a check is not a stall.
+			if n := pt.handled.Load(); pt.held.Len() == 0 && n == idleSince && time.Since(idleAt) >= d.stallAfter() {
+				idleAt = time.Now()
+				pending, ok := consumerPending(ctx, cons)
+				wasPending := sawPending
+				sawPending = ok && pending > 0
+				if sawPending && wasPending {
+					pt.log.Warn("partition gets no events while the server has some for it; starting it over",
+						append([]any{"for", d.stallAfter().String()}, consumerState(ctx, cons)...)...)
+					stopped = fmt.Errorf("partition %d: %w for %s", p, errStalled, d.stallAfter())
+					break loop
+				}
+			} else if n != idleSince {
+				idleSince, idleAt, sawPending = n, time.Now(), false
 			}
 		case <-sweep.C:
 			if n, err := pt.rooms.Sweep(ctx, time.Now()); err != nil {
@@ -175,6 +197,7 @@ loop:
 				pt.log.Info("forgot finished rooms", "rooms", n)
 			}
 		case m := <-in:
+			pt.handled.Add(1)
 			pt.handle(ctx, m)
 		}
 	}

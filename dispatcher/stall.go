@@ -2,6 +2,7 @@ package dispatcher
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -14,6 +15,10 @@ import (
 // says so once, with its consumer's state, and starts over, handing back what it holds. The
 // floor keeps a machine starved of CPU for a few seconds from restarting healthy units.
 const minStallAfter = 10 * time.Second
+
+// errStalled ends a unit's run that the stall watch stopped; the warning that says so is
+// already logged, so the restart loop does not log it again.
+var errStalled = errors.New("no progress")
 
 // stallAfter is how long a unit may hold work without settling any before it starts over.
 func (d *Dispatcher) stallAfter() time.Duration {
@@ -54,4 +59,16 @@ func consumerState(ctx context.Context, cons jetstream.Consumer) []any {
 	return []any{"consumer", info.Name, "num_pending", info.NumPending, "num_ack_pending", info.NumAckPending,
 		"num_redelivered", info.NumRedelivered, "delivered_stream_seq", info.Delivered.Stream,
 		"ack_floor_stream_seq", info.AckFloor.Stream, "num_waiting", info.NumWaiting}
+}
+
+// consumerPending is how many messages the server has for the consumer and has not yet
+// delivered.
+func consumerPending(ctx context.Context, cons jetstream.Consumer) (uint64, bool) {
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return 0, false
+	}
+	return info.NumPending, true
 }
