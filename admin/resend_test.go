@@ -610,9 +610,11 @@ func TestResendIsWrite(t *testing.T) {
 	if got, want := Subject(testRegion, OpEventsResend), "roomhook.admin."+testRegion+".write."+OpEventsResend; got != want {
 		t.Fatalf("subject %s, want %s", got, want)
 	}
-	// The operators get their roles' permissions. The replica and the media node run as a
-	// user without limits here: this test is about the operators' split.
+	// Every user gets its role's permissions: the replica (and the admin service in it)
+	// runs as the dispatcher, so resend works with exactly what that role grants. Only the
+	// test's own publisher and stream reads run as a user without limits.
 	users := []subscriber.User{
+		{Name: "dispatcher", Password: "dispatcher-pw", Role: subscriber.RoleDispatcher},
 		{Name: "viewer", Password: "viewer-pw", Role: subscriber.RoleReadOnlyOperator},
 		{Name: "ops", Password: "ops-pw", Role: subscriber.RoleOperator},
 	}
@@ -632,9 +634,10 @@ func TestResendIsWrite(t *testing.T) {
 	ns := natstest.NewServer(t, func(o *server.Options) { o.Users = parsed.Users })
 	quiet := nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})
 	rc := newBodyReceiver(t)
-	nc, js := natstest.Connect(t, ns.ClientURL(), nats.UserInfo("roomhook", "roomhook-pw"), quiet)
+	_, js := natstest.Connect(t, ns.ClientURL(), nats.UserInfo("roomhook", "roomhook-pw"), quiet)
+	nc, djs := natstest.Connect(t, ns.ClientURL(), nats.UserInfo("dispatcher", "dispatcher-pw"), quiet)
 	cfg := testConfig("r1", rc.URL())
-	d, err := dispatcher.New(js, cfg, dispatcher.WithLogger(testLogger()))
+	d, err := dispatcher.New(djs, cfg, dispatcher.WithLogger(testLogger()))
 	if err != nil {
 		t.Fatal(err)
 	}
