@@ -15,15 +15,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/queue"
 	"github.com/roomhook/roomhook/schema"
 )
 
 // knownReason reports whether r is one of dispatcher's dead-letter reasons.
 func knownReason(r string) bool {
 	switch r {
-	case dispatcher.ReasonInvalid, dispatcher.ReasonRejected, dispatcher.ReasonGone, dispatcher.ReasonExhausted,
-		dispatcher.ReasonForbidden:
+	case deadletter.ReasonInvalid, deadletter.ReasonRejected, deadletter.ReasonGone, deadletter.ReasonExhausted,
+		deadletter.ReasonForbidden:
 		return true
 	}
 	return false
@@ -61,7 +62,7 @@ func checkFilter(f Filter) (selection, error) {
 	return sel, nil
 }
 
-func (sel selection) matches(dl dispatcher.DeadLetter) bool {
+func (sel selection) matches(dl deadletter.Letter) bool {
 	return (sel.endpointID == "" || dl.EndpointID == sel.endpointID) &&
 		(sel.Room == "" || dl.Room == sel.Room) &&
 		(sel.Event == "" || dl.Event == sel.Event) &&
@@ -74,7 +75,7 @@ func (sel selection) matches(dl dispatcher.DeadLetter) bool {
 // its body, until visit returns false. It reads the stream once with an ordered consumer
 // (headers only unless bodies are wanted) up to the last dead letter stored when it began, so
 // dead letters that arrive meanwhile cannot keep it going.
-func (s *Service) scan(ctx context.Context, st jetstream.Stream, sel selection, bodies bool, visit func(dl dispatcher.DeadLetter, bodyBytes int) bool) error {
+func (s *Service) scan(ctx context.Context, st jetstream.Stream, sel selection, bodies bool, visit func(dl deadletter.Letter, bodyBytes int) bool) error {
 	lastSeq, lastTime, err := s.scanEnd(ctx, st, sel)
 	if err != nil || lastSeq == 0 || (!sel.Since.IsZero() && lastTime.Before(sel.Since)) {
 		return err
@@ -113,7 +114,7 @@ func (s *Service) scan(ctx context.Context, st jetstream.Stream, sel selection, 
 		if meta.Sequence.Stream > lastSeq {
 			return nil
 		}
-		dl := dispatcher.ParseDeadLetter(&jetstream.RawStreamMsg{
+		dl := deadletter.Parse(&jetstream.RawStreamMsg{
 			Subject: m.Subject(), Sequence: meta.Sequence.Stream, Header: m.Headers(), Data: m.Data(), Time: meta.Timestamp,
 		})
 		if !sel.Until.IsZero() && dl.Time.After(sel.Until) {
@@ -169,7 +170,7 @@ func (s *Service) scanEnd(ctx context.Context, st jetstream.Stream, sel selectio
 	return info.State.LastSeq, info.State.LastTime, nil
 }
 
-func summary(dl dispatcher.DeadLetter, size int) DeadLetter {
+func summary(dl deadletter.Letter, size int) DeadLetter {
 	return DeadLetter{
 		Seq: dl.Sequence, Time: dl.Time, Reason: dl.Reason, Detail: dl.Detail,
 		EndpointID: dl.EndpointID, EndpointURL: RedactURL(dl.EndpointURL),
@@ -202,7 +203,7 @@ func (s *Service) dlqList(ctx context.Context, req micro.Request) (any, error) {
 		return nil, err
 	}
 	out := DeadLetterList{DeadLetters: []DeadLetter{}}
-	err = s.scan(ctx, st, sel, false, func(dl dispatcher.DeadLetter, size int) bool {
+	err = s.scan(ctx, st, sel, false, func(dl deadletter.Letter, size int) bool {
 		out.Matched++
 		if len(out.DeadLetters) < limit {
 			out.DeadLetters = append(out.DeadLetters, summary(dl, size))
@@ -234,7 +235,7 @@ func (s *Service) dlqShow(ctx context.Context, req micro.Request) (any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dead letter %d: %w", r.Seq, err)
 	}
-	dl := dispatcher.ParseDeadLetter(m)
+	dl := deadletter.Parse(m)
 	out := DeadLetterDetail{DeadLetter: summary(dl, len(dl.Body))}
 	if body := redactBody(dl.Body); utf8.Valid(dl.Body) {
 		out.Body = string(body)
@@ -257,8 +258,8 @@ func (s *Service) dlqReplay(ctx context.Context, req micro.Request) (any, error)
 	if err != nil {
 		return nil, err
 	}
-	var picked []dispatcher.DeadLetter
-	err = s.scan(ctx, st, sel, true, func(dl dispatcher.DeadLetter, _ int) bool {
+	var picked []deadletter.Letter
+	err = s.scan(ctx, st, sel, true, func(dl deadletter.Letter, _ int) bool {
 		picked = append(picked, dl)
 		return f.Limit == 0 || len(picked) < f.Limit
 	})
@@ -270,7 +271,7 @@ func (s *Service) dlqReplay(ctx context.Context, req micro.Request) (any, error)
 		return nil, err
 	}
 	// In the order the events were stored, so that each room's lane sends them as it would have.
-	slices.SortStableFunc(picked, func(a, b dispatcher.DeadLetter) int {
+	slices.SortStableFunc(picked, func(a, b deadletter.Letter) int {
 		return cmp.Or(cmp.Compare(a.EventSeq, b.EventSeq), cmp.Compare(a.Sequence, b.Sequence))
 	})
 	res := ReplayResult{Matched: len(picked)}
@@ -283,7 +284,7 @@ func (s *Service) dlqReplay(ctx context.Context, req micro.Request) (any, error)
 	for _, dl := range picked {
 		rec, known := recs[dl.EndpointID]
 		switch {
-		case dl.Reason == dispatcher.ReasonInvalid || dl.EndpointID == dispatcher.ReasonInvalid:
+		case dl.Reason == deadletter.ReasonInvalid || dl.EndpointID == deadletter.ReasonInvalid:
 			skip(dl.Sequence, "invalid event: there is no endpoint to deliver it to")
 			continue
 		case dl.Room == "" || dl.EndpointID == "":
@@ -304,11 +305,11 @@ func (s *Service) dlqReplay(ctx context.Context, req micro.Request) (any, error)
 			continue
 		}
 		seq := strconv.FormatUint(dl.Sequence, 10)
-		q := dispatcher.Queued{Room: dl.Room, Event: dl.Event, EventID: dl.EventID, EventSeq: dl.EventSeq,
+		q := queue.Queued{Room: dl.Room, Event: dl.Event, EventID: dl.EventID, EventSeq: dl.EventSeq,
 			Stored: dl.Stored, Body: dl.Body, ReplayOf: dl.Sequence}
 		// A replay goes to the endpoint's spill queue on the room's partition, and the
 		// partition's owner is told to drain it.
-		part := dispatcher.Partition(dl.Room, s.cfg.Partitions)
+		part := queue.Partition(dl.Room, s.cfg.Partitions)
 		subject := s.names.SpillSubject(dl.EndpointID, part)
 		ack, err := s.js.PublishMsg(ctx, q.Msg(subject, "replay:"+seq+":"+dl.EndpointID))
 		if err == nil {
@@ -358,7 +359,7 @@ func (s *Service) dlqPurge(ctx context.Context, req micro.Request) (any, error) 
 		return PurgeResult{Purged: info.State.Msgs}, nil
 	}
 	var seqs []uint64
-	err = s.scan(ctx, st, sel, false, func(dl dispatcher.DeadLetter, _ int) bool {
+	err = s.scan(ctx, st, sel, false, func(dl deadletter.Letter, _ int) bool {
 		seqs = append(seqs, dl.Sequence)
 		return r.Limit == 0 || len(seqs) < r.Limit
 	})

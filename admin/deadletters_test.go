@@ -14,8 +14,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
+	"github.com/roomhook/roomhook/queue"
 )
 
 // deadLetterIDs lists the event ids of dead letters.
@@ -37,7 +39,7 @@ func TestReplay(t *testing.T) {
 	startReplica(t, ns, testConfig("r1", good.URL(), flaky.URL()))
 	c := newClient(t, ns)
 	_, js := natstest.Connect(t, ns.ClientURL())
-	flakyID := dispatcher.EndpointID(flaky.URL())
+	flakyID := endpoint.ID(flaky.URL())
 
 	var all, roomA []string
 	for n := 1; n <= 3; n++ {
@@ -52,7 +54,7 @@ func TestReplay(t *testing.T) {
 	}
 	publishGarbage(t, js, "room-z")
 	waitDeadLetters(t, c, Filter{Endpoint: flaky.URL()}, len(all))
-	waitDeadLetters(t, c, Filter{Reason: dispatcher.ReasonInvalid}, 1)
+	waitDeadLetters(t, c, Filter{Reason: deadletter.ReasonInvalid}, 1)
 	waitFor(t, 10*time.Second, "the good endpoint to get every event", func() bool { return len(good.deliveries()) == len(all) })
 
 	listed := waitDeadLetters(t, c, Filter{Room: "room-a", Endpoint: flakyID}, len(roomA))
@@ -60,7 +62,7 @@ func TestReplay(t *testing.T) {
 		t.Fatalf("room-a dead letters %v, want %v", got, roomA)
 	}
 	for _, dl := range listed {
-		if dl.Reason != dispatcher.ReasonRejected || dl.LastStatus != 400 || dl.Attempts != 1 ||
+		if dl.Reason != deadletter.ReasonRejected || dl.LastStatus != 400 || dl.Attempts != 1 ||
 			dl.EndpointID != flakyID || dl.EndpointURL != flaky.URL() || dl.Event != "participant_joined" ||
 			dl.EventSeq == 0 || dl.Time.IsZero() || dl.BodyBytes == 0 {
 			t.Errorf("dead letter %+v: fields not as recorded", dl)
@@ -98,7 +100,7 @@ func TestReplay(t *testing.T) {
 	}
 
 	// Invalid events have no endpoint: skipped, and kept.
-	res, err = c.ReplayDeadLetters(ctx, Filter{Reason: dispatcher.ReasonInvalid})
+	res, err = c.ReplayDeadLetters(ctx, Filter{Reason: deadletter.ReasonInvalid})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,8 +183,8 @@ func TestPurge(t *testing.T) {
 		gone []string // event ids purged; "" is the invalid event
 	}{
 		{PurgeRequest{Filter: Filter{Event: "participant_joined"}}, []string{"a-2", "a-3"}},
-		{PurgeRequest{Filter: Filter{Room: "room-b", Reason: dispatcher.ReasonRejected}}, []string{"b-1"}},
-		{PurgeRequest{Filter: Filter{Endpoint: dispatcher.ReasonInvalid}}, []string{""}},
+		{PurgeRequest{Filter: Filter{Room: "room-b", Reason: deadletter.ReasonRejected}}, []string{"b-1"}},
+		{PurgeRequest{Filter: Filter{Endpoint: deadletter.ReasonInvalid}}, []string{""}},
 		{PurgeRequest{Filter: Filter{Limit: 1}}, []string{"a-1"}},
 		{PurgeRequest{All: true}, []string{"a-4"}},
 	}
@@ -237,9 +239,9 @@ func TestListAndShow(t *testing.T) {
 		{"since after the last", Filter{Since: time.Now().Add(time.Hour)}, []string{}, 0},
 		{"limit", Filter{Limit: 2}, []string{"early", ""}, 3},
 		{"event", Filter{Event: "room_finished"}, []string{"late"}, 1},
-		{"endpoint by id", Filter{Endpoint: dispatcher.EndpointID(bad.URL())}, []string{"early", "late"}, 2},
+		{"endpoint by id", Filter{Endpoint: endpoint.ID(bad.URL())}, []string{"early", "late"}, 2},
 		{"unknown endpoint", Filter{Endpoint: "https://nobody.example.com/x"}, []string{}, 0},
-		{"room and reason", Filter{Room: "room-z", Reason: dispatcher.ReasonInvalid}, []string{""}, 1},
+		{"room and reason", Filter{Room: "room-z", Reason: deadletter.ReasonInvalid}, []string{""}, 1},
 	} {
 		got, err := c.ListDeadLetters(ctx, tt.f)
 		if err != nil {
@@ -270,7 +272,7 @@ func TestListAndShow(t *testing.T) {
 	if shown.BodyBytes != len(shown.Body) || shown.BodyBytes != first.BodyBytes || shown.Seq != first.Seq {
 		t.Errorf("shown %+v does not match listed %+v", shown.DeadLetter, first)
 	}
-	invalid := waitDeadLetters(t, c, Filter{Reason: dispatcher.ReasonInvalid}, 1)[0]
+	invalid := waitDeadLetters(t, c, Filter{Reason: deadletter.ReasonInvalid}, 1)[0]
 	shown, err = c.ShowDeadLetter(ctx, invalid.Seq)
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +298,7 @@ func TestReplayTwice(t *testing.T) {
 	r := startReplica(t, ns, testConfig("r1", rc.URL()))
 	c := newClient(t, ns)
 	_, js := natstest.Connect(t, ns.ClientURL())
-	id := dispatcher.EndpointID(rc.URL())
+	id := endpoint.ID(rc.URL())
 	publish(t, js, "room-a", "room_started", "once-1")
 	waitDeadLetters(t, c, Filter{}, 1)
 
@@ -338,20 +340,20 @@ func TestReplaySkipsEndpointNoReplicaServes(t *testing.T) {
 	_, js := natstest.Connect(t, ns.ClientURL())
 
 	const removed = "https://removed.example.com/hook"
-	id := dispatcher.EndpointID(removed)
+	id := endpoint.ID(removed)
 	kv, err := js.KeyValue(ctx, "ROOMHOOK_ENDPOINTS_DEFAULT")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, _ := json.Marshal(dispatcher.EndpointRecord{URL: removed, Global: true, Updated: time.Now()})
+	rec, _ := json.Marshal(endpoint.Record{URL: removed, Global: true, Updated: time.Now()})
 	if _, err := kv.Create(ctx, id, rec); err != nil {
 		t.Fatal(err)
 	}
 	msg := nats.NewMsg("roomhook.dlq.default." + id)
 	msg.Data = []byte(`{"event":"room_started","id":"old-1"}`)
 	for k, v := range map[string]string{
-		dispatcher.HeaderReason: dispatcher.ReasonExhausted, dispatcher.HeaderEndpointID: id, dispatcher.HeaderEndpointURL: removed,
-		dispatcher.HeaderRoom: "room-a", dispatcher.HeaderEvent: "room_started", dispatcher.HeaderEventID: "old-1", dispatcher.HeaderEventSeq: "1",
+		deadletter.HeaderReason: deadletter.ReasonExhausted, deadletter.HeaderEndpointID: id, deadletter.HeaderEndpointURL: removed,
+		queue.HeaderRoom: "room-a", queue.HeaderEvent: "room_started", queue.HeaderEventID: "old-1", queue.HeaderEventSeq: "1",
 	} {
 		msg.Header.Set(k, v)
 	}

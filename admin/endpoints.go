@@ -12,7 +12,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/breaker"
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/subscriber"
 )
 
@@ -20,14 +22,14 @@ import (
 var endpointIDPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // endpointRecords reads every endpoint's shared state, by id.
-func (s *Service) endpointRecords(ctx context.Context) (map[string]dispatcher.EndpointRecord, error) {
+func (s *Service) endpointRecords(ctx context.Context) (map[string]endpoint.Record, error) {
 	kv, err := s.endpointsBucket(ctx)
 	if err != nil {
 		return nil, err
 	}
-	out := map[string]dispatcher.EndpointRecord{}
+	out := map[string]endpoint.Record{}
 	err = readBucket(ctx, kv, func(key string, value []byte) {
-		var rec dispatcher.EndpointRecord
+		var rec endpoint.Record
 		if json.Unmarshal(value, &rec) == nil {
 			out[key] = rec
 		}
@@ -47,14 +49,14 @@ func readBucket(ctx context.Context, kv jetstream.KeyValue, visit func(key strin
 
 // health is what the health bucket says about every endpoint.
 type health struct {
-	breakers map[string]dispatcher.BreakerRecord
-	activity map[string][]dispatcher.ActivityRecord // by endpoint id, one per replica
+	breakers map[string]breaker.Record
+	activity map[string][]breaker.ActivityRecord // by endpoint id, one per replica
 }
 
 // readHealth reads the health bucket; a missing bucket (replicas of an older version) is
 // no health recorded.
 func (s *Service) readHealth(ctx context.Context) (health, error) {
-	h := health{breakers: map[string]dispatcher.BreakerRecord{}, activity: map[string][]dispatcher.ActivityRecord{}}
+	h := health{breakers: map[string]breaker.Record{}, activity: map[string][]breaker.ActivityRecord{}}
 	kv, err := s.js.KeyValue(ctx, s.names.HealthBucket())
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return h, nil
@@ -64,7 +66,7 @@ func (s *Service) readHealth(ctx context.Context) (health, error) {
 	}
 	err = readBucket(ctx, kv, func(key string, value []byte) {
 		if id, ok := strings.CutPrefix(key, "breaker."); ok {
-			var b dispatcher.BreakerRecord
+			var b breaker.Record
 			if json.Unmarshal(value, &b) == nil {
 				h.breakers[id] = b
 			}
@@ -73,7 +75,7 @@ func (s *Service) readHealth(ctx context.Context) (health, error) {
 		if rest, ok := strings.CutPrefix(key, "activity."); ok {
 			// Endpoint ids are hex, so the first dot ends the id; replica ids may hold dots.
 			id, _, _ := strings.Cut(rest, ".")
-			var a dispatcher.ActivityRecord
+			var a breaker.ActivityRecord
 			if json.Unmarshal(value, &a) == nil {
 				h.activity[id] = append(h.activity[id], a)
 			}
@@ -85,10 +87,10 @@ func (s *Service) readHealth(ctx context.Context) (health, error) {
 	return h, nil
 }
 
-func endpointView(id string, rec dispatcher.EndpointRecord, h health) Endpoint {
+func endpointView(id string, rec endpoint.Record, h health) Endpoint {
 	e := Endpoint{
 		ID: id, URL: RedactURL(rec.URL), Global: rec.Global, Paused: rec.Paused,
-		Disabled: rec.Disabled, DisabledReason: rec.Reason, Breaker: dispatcher.BreakerClosed, Updated: rec.Updated,
+		Disabled: rec.Disabled, DisabledReason: rec.Reason, Breaker: breaker.Closed, Updated: rec.Updated,
 	}
 	if b, ok := h.breakers[id]; ok && b.State != "" {
 		e.Breaker, e.BreakerReason = b.State, b.Reason
@@ -135,24 +137,24 @@ func endpointIDOf(ref string) (string, error) {
 	if ref == "" {
 		return "", badRequest("name an endpoint by its id or URL")
 	}
-	if endpointIDPattern.MatchString(ref) || ref == dispatcher.ReasonInvalid {
+	if endpointIDPattern.MatchString(ref) || ref == deadletter.ReasonInvalid {
 		return ref, nil
 	}
-	urls, err := dispatcher.ParseWebhookURLs([]string{ref})
+	urls, err := endpoint.ParseWebhookURLs([]string{ref})
 	if err != nil || len(urls) == 0 {
 		// err names the URL too; RedactURL alone keeps a token in its query out of the answer.
 		return "", badRequest("%q is neither an endpoint id (16 hex digits) nor a valid webhook URL", RedactURL(ref))
 	}
-	return dispatcher.EndpointID(urls[0]), nil
+	return endpoint.ID(urls[0]), nil
 }
 
 func (s *Service) endpointsPause(ctx context.Context, req micro.Request) (any, error) {
-	return s.changeEndpoint(ctx, req, "paused", func(r *dispatcher.EndpointRecord) { r.Paused = true })
+	return s.changeEndpoint(ctx, req, "paused", func(r *endpoint.Record) { r.Paused = true })
 }
 
 // endpointsResume also clears a 410 Gone: resuming is how an operator says the receiver is back.
 func (s *Service) endpointsResume(ctx context.Context, req micro.Request) (any, error) {
-	return s.changeEndpoint(ctx, req, "resumed", func(r *dispatcher.EndpointRecord) {
+	return s.changeEndpoint(ctx, req, "resumed", func(r *endpoint.Record) {
 		r.Paused, r.Disabled, r.Reason = false, false, ""
 	})
 }
@@ -160,7 +162,7 @@ func (s *Service) endpointsResume(ctx context.Context, req micro.Request) (any, 
 // changeEndpoint updates one endpoint's record with compare-and-set (dispatcher.UpdateEndpoint,
 // applied again to the new state when a 410 Gone or another operator changed it meanwhile); the
 // replicas watching the bucket act on the change.
-func (s *Service) changeEndpoint(ctx context.Context, req micro.Request, verb string, change func(*dispatcher.EndpointRecord)) (any, error) {
+func (s *Service) changeEndpoint(ctx context.Context, req micro.Request, verb string, change func(*endpoint.Record)) (any, error) {
 	var r EndpointRequest
 	if err := decode(req, &r); err != nil {
 		return nil, err
@@ -173,9 +175,9 @@ func (s *Service) changeEndpoint(ctx context.Context, req micro.Request, verb st
 	if err != nil {
 		return nil, err
 	}
-	rec, _, err := dispatcher.UpdateEndpoint(ctx, kv, id, change)
+	rec, _, err := endpoint.Update(ctx, kv, id, change)
 	switch {
-	case errors.Is(err, dispatcher.ErrEndpointNotFound):
+	case errors.Is(err, endpoint.ErrNotFound):
 		return nil, notFound("no endpoint %s (roomhook endpoints list shows every id and URL)", id)
 	case errors.Is(err, subscriber.ErrTooManyUpdates):
 		// Changed again and again meanwhile (410 Gone answers, other operators).

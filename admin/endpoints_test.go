@@ -11,7 +11,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/breaker"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
@@ -37,7 +38,7 @@ func TestPauseResume(t *testing.T) {
 	cfg.ReplicaID = "r2"
 	r2 := startReplica(t, ns, cfg)
 	c := newClient(t, ns)
-	heldID := dispatcher.EndpointID(heldURL)
+	heldID := endpoint.ID(heldURL)
 
 	eps, err := c.ListEndpoints(ctx)
 	if err != nil {
@@ -47,7 +48,7 @@ func TestPauseResume(t *testing.T) {
 		t.Fatalf("listed %d endpoints, want 2: %+v", len(eps), eps)
 	}
 	for _, ep := range eps {
-		if !ep.Global || ep.State() != "active" || ep.Breaker != dispatcher.BreakerClosed {
+		if !ep.Global || ep.State() != "active" || ep.Breaker != breaker.Closed {
 			t.Errorf("endpoint %+v: want global, active, breaker closed", ep)
 		}
 		if strings.Contains(ep.URL, "s3cret") {
@@ -151,7 +152,7 @@ func TestPauseResume(t *testing.T) {
 	if eps, err = c.ListEndpoints(ctx); err != nil {
 		t.Fatal(err)
 	}
-	i = slices.IndexFunc(eps, func(e Endpoint) bool { return e.ID == dispatcher.EndpointID(perRoom.URL()) })
+	i = slices.IndexFunc(eps, func(e Endpoint) bool { return e.ID == endpoint.ID(perRoom.URL()) })
 	if len(eps) != 3 || i < 0 || eps[i].Global || eps[i].URL != perRoom.URL() {
 		t.Errorf("want the per-room endpoint listed with global false: %+v", eps)
 	}
@@ -166,7 +167,7 @@ func TestResumeClearsGone(t *testing.T) {
 	r := startReplica(t, ns, testConfig("r1", rc.URL()))
 	c := newClient(t, ns)
 	_, js := natstest.Connect(t, ns.ClientURL())
-	id := dispatcher.EndpointID(rc.URL())
+	id := endpoint.ID(rc.URL())
 
 	publish(t, js, "room-a", "room_started", "gone-1")
 	waitFor(t, 10*time.Second, "the endpoint to be disabled", func() bool {

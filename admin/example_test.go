@@ -15,7 +15,9 @@ import (
 
 	"github.com/roomhook/roomhook/admin"
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // A replica runs the dispatcher and, once it is running, the admin service on the same
@@ -37,8 +39,8 @@ func Example() {
 	d, err := dispatcher.New(js, dispatcher.Config{
 		Region: "default", Partitions: 4, MaxInFlight: 16, Takeover: 2 * time.Second, MaxEventBytes: 1 << 20,
 		RoomGrace: time.Minute, RoomTTL: time.Hour, StreamReplicas: 1,
-		Retry: dispatcher.RetrySchedule{Steps: []time.Duration{0}}, Credentials: creds, ReplicaID: "replica-1",
-		Endpoints: []dispatcher.Endpoint{{ID: dispatcher.EndpointID(url), URL: url, Credentials: creds, Global: true}},
+		Retry: sender.RetrySchedule{Steps: []time.Duration{0}}, Credentials: creds, ReplicaID: "replica-1",
+		Endpoints: []endpoint.Endpoint{{ID: endpoint.ID(url), URL: url, Credentials: creds, Global: true}},
 	}, dispatcher.WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		fmt.Println(err)

@@ -19,10 +19,12 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // The tests run real parts: an embedded JetStream server, dispatcher replicas each running
@@ -42,15 +44,15 @@ func testLogger() *slog.Logger {
 }
 
 func testConfig(replica string, urls ...string) dispatcher.Config {
-	eps := make([]dispatcher.Endpoint, 0, len(urls))
+	eps := make([]endpoint.Endpoint, 0, len(urls))
 	for _, u := range urls {
-		eps = append(eps, dispatcher.Endpoint{ID: dispatcher.EndpointID(u), URL: u, Credentials: testCreds, Global: true})
+		eps = append(eps, endpoint.Endpoint{ID: endpoint.ID(u), URL: u, Credentials: testCreds, Global: true})
 	}
 	return dispatcher.Config{
 		Region: testRegion, Partitions: 4, MaxInFlight: 8, Takeover: 2 * time.Second,
 		MaxEventBytes: 1 << 20, PerRoomWebhooks: true, RoomGrace: time.Minute, RoomTTL: time.Hour,
 		StreamMaxAge: time.Hour, DLQMaxAge: time.Hour, StreamReplicas: 1,
-		Retry:       dispatcher.RetrySchedule{Steps: []time.Duration{0, 20 * time.Millisecond}, Jitter: 0},
+		Retry:       sender.RetrySchedule{Steps: []time.Duration{0, 20 * time.Millisecond}, Jitter: 0},
 		Credentials: testCreds, Endpoints: eps, ReplicaID: replica,
 	}
 }
@@ -65,7 +67,7 @@ func startReplica(t testing.TB, ns *server.Server, cfg dispatcher.Config) *repli
 	nc, js := natstest.Connect(t, ns.ClientURL())
 	log := testLogger().With("replica", cfg.ReplicaID)
 	d, err := dispatcher.New(js, cfg, dispatcher.WithLogger(log),
-		dispatcher.WithSender(dispatcher.NewSender(dispatcher.WithTimeout(2*time.Second))))
+		dispatcher.WithSender(sender.New(sender.WithTimeout(2*time.Second))))
 	if err != nil {
 		t.Fatal(err)
 	}

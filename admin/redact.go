@@ -7,14 +7,14 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 )
 
 // RedactURL is what every answer shows of a webhook URL: dispatcher.RedactURL, without user
 // info, query or fragment, where receivers take tokens. The full URL stays in the endpoints
 // bucket.
-func RedactURL(raw string) string { return dispatcher.RedactURL(raw) }
+func RedactURL(raw string) string { return endpoint.RedactURL(raw) }
 
 // urlInText finds http(s) URLs in a body, up to the first space, quote, angle bracket or
 // non-ASCII byte. A JSON escape such as \u0026 belongs to the match, so an escaped '&' cannot

@@ -9,7 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 )
@@ -79,16 +80,16 @@ func TestShowRedactsURLs(t *testing.T) {
 		id, url string
 		body    []byte
 	}{
-		{dispatcher.ReasonInvalid, "", payload},
-		{dispatcher.EndpointID(perRoom), perRoom, []byte(`{"event":"room_started","id":"e2"}`)},
+		{deadletter.ReasonInvalid, "", payload},
+		{endpoint.ID(perRoom), perRoom, []byte(`{"event":"room_started","id":"e2"}`)},
 	} {
 		msg := nats.NewMsg("roomhook.dlq.default." + dl.id)
 		msg.Data = dl.body
-		msg.Header.Set(dispatcher.HeaderReason, dispatcher.ReasonInvalid)
-		msg.Header.Set(dispatcher.HeaderEndpointID, dl.id)
+		msg.Header.Set(deadletter.HeaderReason, deadletter.ReasonInvalid)
+		msg.Header.Set(deadletter.HeaderEndpointID, dl.id)
 		if dl.url != "" {
 			// As an older version stored it, full URL and all.
-			msg.Header.Set(dispatcher.HeaderEndpointURL, dl.url)
+			msg.Header.Set(deadletter.HeaderEndpointURL, dl.url)
 		}
 		if _, err := js.PublishMsg(ctx, msg); err != nil {
 			t.Fatal(err)

@@ -17,7 +17,10 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/queue"
+	"github.com/roomhook/roomhook/rooms"
 	"github.com/roomhook/roomhook/schema"
 )
 
@@ -57,8 +60,8 @@ func NewNonce() string {
 type resendPlan struct {
 	ResendRequest
 	id      string
-	rec     dispatcher.EndpointRecord
-	filter  dispatcher.EventFilter
+	rec     endpoint.Record
+	filter  endpoint.EventFilter
 	subject string // filter subject of the events read
 }
 
@@ -166,7 +169,7 @@ func (s *Service) checkResend(ctx context.Context, r ResendRequest) (resendPlan,
 	if err != nil {
 		return p, err
 	}
-	if id == dispatcher.ReasonInvalid {
+	if id == deadletter.ReasonInvalid {
 		return p, badRequest("%q is not an endpoint: invalid events have none to be resent to", id)
 	}
 	p.id = id
@@ -302,18 +305,18 @@ func readEvents(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedC
 // renderEvent checks one events-stream message and renders its webhook body as the
 // dispatcher does (dispatcher's readEvent); false for an event it dead-letters as invalid.
 // The urls are a room_created's webhook_urls.
-func (s *Service) renderEvent(subject string, data []byte, seq uint64, stored time.Time) (dispatcher.Queued, []string, bool) {
+func (s *Service) renderEvent(subject string, data []byte, seq uint64, stored time.Time) (queue.Queued, []string, bool) {
 	addr, err := schema.ParseSubject(subject)
 	if err != nil {
-		return dispatcher.Queued{}, nil, false
+		return queue.Queued{}, nil, false
 	}
 	evt, err := schema.DecodeEvent(data)
 	if err != nil {
-		return dispatcher.Queued{}, nil, false
+		return queue.Queued{}, nil, false
 	}
 	room := evt.GetRoom().GetRoomId()
 	if room == "" || room != addr.Room {
-		return dispatcher.Queued{}, nil, false
+		return queue.Queued{}, nil, false
 	}
 	name := strings.ToLower(evt.GetEvent())
 	switch {
@@ -321,24 +324,24 @@ func (s *Service) renderEvent(subject string, data []byte, seq uint64, stored ti
 		name = addr.Event
 		evt.Event = &name
 	case name != addr.Event:
-		return dispatcher.Queued{}, nil, false
+		return queue.Queued{}, nil, false
 	}
 	if len(evt.GetWebhookUrls()) > 0 && name != schema.EventRoomCreated {
-		return dispatcher.Queued{}, nil, false
+		return queue.Queued{}, nil, false
 	}
 	fb := schema.Fallback{ID: schema.StreamEventID(s.names.EventsStream(), seq), CreatedAt: stored.Unix()}
 	body, err := schema.MarshalBody(evt, fb)
 	if err != nil {
-		return dispatcher.Queued{}, nil, false
+		return queue.Queued{}, nil, false
 	}
 	if limit := s.maxPayload(); limit > 0 && len(body)+len(room)+resendOverhead > limit {
-		return dispatcher.Queued{}, nil, false // the dispatcher refuses it as too large to queue
+		return queue.Queued{}, nil, false // the dispatcher refuses it as too large to queue
 	}
 	id := evt.GetId()
 	if id == "" {
 		id = fb.ID
 	}
-	q := dispatcher.Queued{Room: room, Event: name, EventID: id, EventSeq: seq, Stored: stored, Body: body}
+	q := queue.Queued{Room: room, Event: name, EventID: id, EventSeq: seq, Stored: stored, Body: body}
 	return q, evt.GetWebhookUrls(), true
 }
 
@@ -354,8 +357,8 @@ func (s *Service) maxPayload() int {
 
 // queueResend queues one event for the endpoint, as dlqReplay queues a dead letter; true when
 // the spill stream had it from this same request already.
-func (s *Service) queueResend(ctx context.Context, p resendPlan, q dispatcher.Queued) (bool, error) {
-	part := dispatcher.Partition(q.Room, s.cfg.Partitions)
+func (s *Service) queueResend(ctx context.Context, p resendPlan, q queue.Queued) (bool, error) {
+	part := queue.Partition(q.Room, s.cfg.Partitions)
 	subject := s.names.SpillSubject(p.id, part)
 	msgID := "resend:" + strconv.FormatUint(q.EventSeq, 10) + ":" + p.id + ":" + p.Nonce
 	ack, err := s.js.PublishMsg(ctx, q.Msg(subject, msgID))
@@ -425,7 +428,7 @@ func (s *Service) registrations(ctx context.Context, st jetstream.Stream, p rese
 			}
 			has := false
 			for _, u := range urls {
-				if c, err := dispatcher.ValidateRoomURL(u); err == nil && dispatcher.EndpointID(c) == p.id {
+				if c, err := endpoint.ValidateRoomURL(u); err == nil && endpoint.ID(c) == p.id {
 					has = true
 					break
 				}
@@ -445,7 +448,7 @@ func (s *Service) registrations(ctx context.Context, st jetstream.Stream, p rese
 		return nil, fmt.Errorf("rooms bucket %s: %w", s.names.RoomsBucket(), err)
 	}
 	apply := func(value []byte) {
-		var rec dispatcher.RoomRecord
+		var rec rooms.Record
 		if json.Unmarshal(value, &rec) != nil || rec.CreatedSeq == 0 || rec.CreatedSeq > lastSeq {
 			return
 		}
@@ -455,7 +458,7 @@ func (s *Service) registrations(ctx context.Context, st jetstream.Stream, p rese
 		regs.set(rec.Room, rec.CreatedSeq, slices.Contains(rec.EndpointIDs(), p.id))
 	}
 	if p.Room != "" {
-		e, err := kv.Get(ctx, dispatcher.RoomKey(dispatcher.Partition(p.Room, s.cfg.Partitions), p.Room))
+		e, err := kv.Get(ctx, rooms.Key(queue.Partition(p.Room, s.cfg.Partitions), p.Room))
 		switch {
 		case errors.Is(err, jetstream.ErrKeyNotFound):
 		case err != nil:

@@ -23,10 +23,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/roomhook/roomhook/deadletter"
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
+	"github.com/roomhook/roomhook/sender"
 	"github.com/roomhook/roomhook/subscriber"
 )
 
@@ -123,7 +126,7 @@ func startResendReplica(t testing.TB, ns *server.Server, cfg dispatcher.Config) 
 	nc, js := natstest.Connect(t, ns.ClientURL())
 	log := testLogger().With("replica", cfg.ReplicaID)
 	d, err := dispatcher.New(js, cfg, dispatcher.WithLogger(log),
-		dispatcher.WithSender(dispatcher.NewSender(dispatcher.WithTimeout(2*time.Second))))
+		dispatcher.WithSender(sender.New(sender.WithTimeout(2*time.Second))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +143,7 @@ func startResendReplica(t testing.TB, ns *server.Server, cfg dispatcher.Config) 
 	svc, err := Start(ctx, nc, Config{
 		Region: cfg.Region, Partitions: cfg.Partitions, ReplicaID: cfg.ReplicaID, Version: "dev", Logger: log,
 		Delivers: func(id string) bool { _, ok := d.Directory().Get(id); return ok },
-		EventFilter: func(id string) (dispatcher.EventFilter, bool) {
+		EventFilter: func(id string) (endpoint.EventFilter, bool) {
 			v, ok := d.Directory().Get(id)
 			return v.Filter, ok
 		},
@@ -310,7 +313,7 @@ func newResendFixture(t *testing.T) *resendFixture {
 	f := &resendFixture{ns: natstest.NewServer(t), rooms: []string{"room-a", "room.b", "room c"}}
 	f.main, f.other, f.filtered, f.perRoom = newBodyReceiver(t), newBodyReceiver(t), newBodyReceiver(t), newBodyReceiver(t)
 	cfg := testConfig("r1", f.main.URL(), f.other.URL(), f.filtered.URL())
-	cfg.Endpoints[2].Filter = dispatcher.EventFilter{Include: []string{"participant_joined", barrierEvent}}
+	cfg.Endpoints[2].Filter = endpoint.EventFilter{Include: []string{"participant_joined", barrierEvent}}
 	startResendReplica(t, f.ns, cfg)
 	f.c = newClient(t, f.ns)
 	_, f.js = natstest.Connect(t, f.ns.ClientURL())
@@ -387,7 +390,7 @@ func TestResendWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	if res.Matched != len(want) || res.Queued != len(want) || res.Rooms != len(f.rooms) || res.DryRun ||
-		res.EndpointID != dispatcher.EndpointID(f.main.URL()) || !res.Global || res.NotRouted != 0 || res.Invalid != 0 ||
+		res.EndpointID != endpoint.ID(f.main.URL()) || !res.Global || res.NotRouted != 0 || res.Invalid != 0 ||
 		res.FirstSeq != want[0].Seq || res.LastSeq != want[len(want)-1].Seq || !res.StreamFirst.Equal(f.first) || res.Nonce == "" {
 		t.Errorf("resend answered %+v; want %d matched and queued from %d rooms, seq %d..%d", res, len(want), len(f.rooms),
 			want[0].Seq, want[len(want)-1].Seq)
@@ -568,7 +571,7 @@ func TestResendRefusals(t *testing.T) {
 	if _, err := c.Resend(ctx, ResendRequest{Endpoint: "https://nobody.example/hook", Since: first}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unknown endpoint: %v, want ErrNotFound", err)
 	}
-	if _, err := c.Resend(ctx, ResendRequest{Endpoint: dispatcher.ReasonInvalid, Since: first}); !errors.Is(err, ErrBadRequest) {
+	if _, err := c.Resend(ctx, ResendRequest{Endpoint: deadletter.ReasonInvalid, Since: first}); !errors.Is(err, ErrBadRequest) {
 		t.Errorf("the invalid pseudo-endpoint: %v, want ErrBadRequest", err)
 	}
 	for name, r := range map[string]ResendRequest{
@@ -589,7 +592,7 @@ func TestResendRefusals(t *testing.T) {
 			return false
 		}
 		for _, ep := range eps {
-			if ep.ID == dispatcher.EndpointID(gone.URL()) && ep.Disabled {
+			if ep.ID == endpoint.ID(gone.URL()) && ep.Disabled {
 				return true
 			}
 		}

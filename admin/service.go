@@ -13,7 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/subscriber"
 )
@@ -38,7 +38,7 @@ type Config struct {
 	// resend queues only the events the endpoint subscribes to. nil, or false for an
 	// endpoint: none is known here; the replicas still skip what an endpoint's filter refuses
 	// when they deliver, but the resend's Matched count then includes those events.
-	EventFilter func(endpointID string) (dispatcher.EventFilter, bool)
+	EventFilter func(endpointID string) (endpoint.EventFilter, bool)
 }
 
 // DefaultRequestTimeout bounds one request when Config.RequestTimeout is 0.

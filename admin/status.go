@@ -9,8 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
-
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/deadletter"
 )
 
 // queueCounts is what one endpoint's spill queues hold.
@@ -82,7 +81,7 @@ func (s *Service) deadLetterCounts(ctx context.Context) (DeadLetterCounts, map[s
 	if err != nil {
 		return counts, nil, err
 	}
-	err = s.scan(ctx, st, selection{}, false, func(dl dispatcher.DeadLetter, _ int) bool {
+	err = s.scan(ctx, st, selection{}, false, func(dl deadletter.Letter, _ int) bool {
 		counts.Total++
 		counts.ByReason[dl.Reason]++
 		byEndpoint[dl.EndpointID]++

@@ -6,7 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 )
 
@@ -20,7 +21,7 @@ func TestStatus(t *testing.T) {
 	r := startReplica(t, ns, testConfig("r1", paused.URL(), rejecting.URL(), healthy.URL()))
 	c := newClient(t, ns)
 	_, js := natstest.Connect(t, ns.ClientURL())
-	pausedID, rejectingID, healthyID := dispatcher.EndpointID(paused.URL()), dispatcher.EndpointID(rejecting.URL()), dispatcher.EndpointID(healthy.URL())
+	pausedID, rejectingID, healthyID := endpoint.ID(paused.URL()), endpoint.ID(rejecting.URL()), endpoint.ID(healthy.URL())
 
 	st, err := c.Status(ctx)
 	if err != nil {
@@ -42,7 +43,7 @@ func TestStatus(t *testing.T) {
 	publishGarbage(t, js, "room-x")
 	publishGarbage(t, js, "room-y")
 
-	want := map[string]uint64{dispatcher.ReasonRejected: events, dispatcher.ReasonInvalid: 2}
+	want := map[string]uint64{deadletter.ReasonRejected: events, deadletter.ReasonInvalid: 2}
 	waitFor(t, 15*time.Second, "status to show every event", func() bool {
 		if st, err = c.Status(ctx); err != nil {
 			t.Fatal(err)

@@ -3,7 +3,7 @@ package admin
 import (
 	"time"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/breaker"
 	"github.com/roomhook/roomhook/subscriber"
 )
 
@@ -75,15 +75,15 @@ func WriteSubjects(region string) string {
 // Endpoint is an endpoint as operators see it. Its URL is redacted (RedactURL: no user info,
 // query or fragment), since receivers often take a token there.
 type Endpoint struct {
-	ID             string                  `json:"id"`
-	URL            string                  `json:"url"`
-	Global         bool                    `json:"global"` // from configuration; false: registered by rooms
-	Paused         bool                    `json:"paused"`
-	Disabled       bool                    `json:"disabled"` // by a 410 Gone answer
-	DisabledReason string                  `json:"disabled_reason,omitempty"`
-	Breaker        dispatcher.BreakerState `json:"breaker"` // closed when no replica has recorded one
-	BreakerReason  string                  `json:"breaker_reason,omitempty"`
-	Updated        time.Time               `json:"updated,omitzero"` // last change of the shared state
+	ID             string        `json:"id"`
+	URL            string        `json:"url"`
+	Global         bool          `json:"global"` // from configuration; false: registered by rooms
+	Paused         bool          `json:"paused"`
+	Disabled       bool          `json:"disabled"` // by a 410 Gone answer
+	DisabledReason string        `json:"disabled_reason,omitempty"`
+	Breaker        breaker.State `json:"breaker"` // closed when no replica has recorded one
+	BreakerReason  string        `json:"breaker_reason,omitempty"`
+	Updated        time.Time     `json:"updated,omitzero"` // last change of the shared state
 }
 
 // State is one word for an endpoint's shared state: active, paused or disabled.

@@ -20,7 +20,9 @@ import (
 
 	"github.com/roomhook/roomhook/dispatcher"
 	"github.com/roomhook/roomhook/egress"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/sender"
 	"github.com/roomhook/roomhook/subscriber"
 )
 
@@ -117,16 +119,16 @@ func (e *env) observer() (jetstream.JetStream, error) {
 func (e *env) names() subscriber.Names { return subscriber.Names{Region: e.region} }
 
 // endpoints makes global endpoints of urls, signed with the bench credentials.
-func endpoints(urls ...string) []dispatcher.Endpoint {
-	out := make([]dispatcher.Endpoint, 0, len(urls))
+func endpoints(urls ...string) []endpoint.Endpoint {
+	out := make([]endpoint.Endpoint, 0, len(urls))
 	for _, u := range urls {
-		out = append(out, dispatcher.Endpoint{ID: dispatcher.EndpointID(u), URL: u, Credentials: benchCredentials, Global: true})
+		out = append(out, endpoint.Endpoint{ID: endpoint.ID(u), URL: u, Credentials: benchCredentials, Global: true})
 	}
 	return out
 }
 
 // dispatcherConfig is roomhook's default configuration for this env's region.
-func (e *env) dispatcherConfig(id string, eps []dispatcher.Endpoint, retry dispatcher.RetrySchedule) dispatcher.Config {
+func (e *env) dispatcherConfig(id string, eps []endpoint.Endpoint, retry sender.RetrySchedule) dispatcher.Config {
 	return dispatcher.Config{
 		Region: e.region, Partitions: e.opts.Partitions, MaxInFlight: e.opts.MaxInFlight, Takeover: e.opts.Takeover,
 		MaxEventBytes: 1 << 20, PerRoomWebhooks: true, RoomGrace: 10 * time.Minute, RoomTTL: 48 * time.Hour,
@@ -142,7 +144,7 @@ type replica struct {
 	done   chan struct{}
 }
 
-func (e *env) startReplica(id string, eps []dispatcher.Endpoint, retry dispatcher.RetrySchedule) (*replica, error) {
+func (e *env) startReplica(id string, eps []endpoint.Endpoint, retry sender.RetrySchedule) (*replica, error) {
 	_, js, err := e.connect("roomhook-bench-" + id)
 	if err != nil {
 		return nil, err
@@ -154,7 +156,7 @@ func (e *env) startReplica(id string, eps []dispatcher.Endpoint, retry dispatche
 		return nil, err
 	}
 	d, err := dispatcher.New(js, e.dispatcherConfig(id, eps, retry), dispatcher.WithLogger(e.opts.Log.With("replica", id)),
-		dispatcher.WithSender(dispatcher.NewSender(dispatcher.WithTimeout(dispatcher.DefaultTimeout), dispatcher.WithGuard(guard))))
+		dispatcher.WithSender(sender.New(sender.WithTimeout(sender.DefaultTimeout), sender.WithGuard(guard))))
 	if err != nil {
 		return nil, err
 	}

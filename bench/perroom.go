@@ -14,10 +14,10 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/roomhook/roomhook/dispatcher"
 	"github.com/roomhook/roomhook/receiver"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
+	"github.com/roomhook/roomhook/sender"
 	"github.com/roomhook/roomhook/traffic"
 )
 
@@ -133,7 +133,7 @@ func (b *bench) perRoomPhase(ctx context.Context, run int, withURLs bool) (perRo
 		return res, err
 	}
 
-	r, err := e.startReplica("perroom", endpoints(globals...), dispatcher.DefaultRetrySchedule())
+	r, err := e.startReplica("perroom", endpoints(globals...), sender.DefaultRetrySchedule())
 	if err != nil {
 		return res, err
 	}

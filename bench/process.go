@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // replicaProcess is a replica running as `roomhook serve` in a child process, so that its
@@ -47,7 +47,7 @@ func (l *lockedBuffer) String() string {
 
 // startReplicaProcess runs the ReplicaCommand configured like the in-process replicas and
 // waits until it reports ready.
-func (e *env) startReplicaProcess(ctx context.Context, id string, urls []string, retry dispatcher.RetrySchedule) (*replicaProcess, error) {
+func (e *env) startReplicaProcess(ctx context.Context, id string, urls []string, retry sender.RetrySchedule) (*replicaProcess, error) {
 	healthAddr, err := deadAddress() // a free port for its health server
 	if err != nil {
 		return nil, err

@@ -14,10 +14,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/roomhook/roomhook/dispatcher"
 	"github.com/roomhook/roomhook/receiver"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/sender"
 	"github.com/roomhook/roomhook/traffic"
 )
 
@@ -184,7 +184,7 @@ func (b *bench) throughput(ctx context.Context, run int) (map[string]float64, er
 	if err != nil {
 		return nil, err
 	}
-	r, err := e.startReplica("throughput", endpoints(base+"/webhook"), dispatcher.DefaultRetrySchedule())
+	r, err := e.startReplica("throughput", endpoints(base+"/webhook"), sender.DefaultRetrySchedule())
 	if err != nil {
 		return nil, err
 	}
@@ -231,7 +231,7 @@ func (b *bench) latencyPhase(ctx context.Context, name string, d time.Duration, 
 		}
 		urls = append(urls, "http://"+dead+"/dead", hanging+"/hanging")
 	}
-	r, err := e.startReplica(name, endpoints(urls...), dispatcher.DefaultRetrySchedule())
+	r, err := e.startReplica(name, endpoints(urls...), sender.DefaultRetrySchedule())
 	if err != nil {
 		return nil, 0, err
 	}
@@ -327,7 +327,7 @@ func (b *bench) fanOutPhase(ctx context.Context, run, n int) (fanOutResult, erro
 		}
 		urls[i] = fmt.Sprintf("%s/ep/%02d", base, i)
 	}
-	r, err := e.startReplica("fanout", endpoints(urls...), dispatcher.DefaultRetrySchedule())
+	r, err := e.startReplica("fanout", endpoints(urls...), sender.DefaultRetrySchedule())
 	if err != nil {
 		return fanOutResult{}, err
 	}
@@ -419,12 +419,12 @@ func (b *bench) backlog(ctx context.Context, run int) (map[string]float64, error
 	var sampler *peakSampler
 	var proc *replicaProcess
 	if len(b.opts.ReplicaCommand) > 0 {
-		if proc, err = e.startReplicaProcess(ctx, "backlog", []string{url}, dispatcher.DefaultRetrySchedule()); err != nil {
+		if proc, err = e.startReplicaProcess(ctx, "backlog", []string{url}, sender.DefaultRetrySchedule()); err != nil {
 			return nil, err
 		}
 		sampler = startSampler(100*time.Millisecond, func() (uint64, error) { return processMemory(proc.pid(), "VmRSS") })
 	} else {
-		r, err := e.startReplica("backlog", endpoints(url), dispatcher.DefaultRetrySchedule())
+		r, err := e.startReplica("backlog", endpoints(url), sender.DefaultRetrySchedule())
 		if err != nil {
 			return nil, err
 		}
@@ -549,7 +549,7 @@ func (b *bench) scalePhase(ctx context.Context, run, replicas int) (float64, flo
 	eps := endpoints(base + "/webhook")
 	rs := make([]*replica, replicas)
 	for i := range rs {
-		if rs[i], err = e.startReplica(fmt.Sprintf("scale-%d", i), eps, dispatcher.DefaultRetrySchedule()); err != nil {
+		if rs[i], err = e.startReplica(fmt.Sprintf("scale-%d", i), eps, sender.DefaultRetrySchedule()); err != nil {
 			return 0, 0, err
 		}
 	}

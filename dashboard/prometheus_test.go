@@ -18,7 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/internal/server"
 	"github.com/roomhook/roomhook/schema"
@@ -211,11 +211,11 @@ func testRules(t *testing.T, partitions int) ruleFile {
 
 func endpointID(t *testing.T, rawURL string) string {
 	t.Helper()
-	urls, err := dispatcher.ParseWebhookURLs([]string{rawURL})
+	urls, err := endpoint.ParseWebhookURLs([]string{rawURL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dispatcher.EndpointID(urls[0])
+	return endpoint.ID(urls[0])
 }
 
 // serveConfig is the server's default configuration with every ROOMHOOK_ variable of the

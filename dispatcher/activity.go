@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/roomhook/roomhook/breaker"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // activityBook collects what this replica sees of each endpoint and writes it to the health
@@ -14,19 +16,19 @@ import (
 // error without a write per delivery.
 type activityBook struct {
 	mu    sync.Mutex
-	recs  map[string]*ActivityRecord
+	recs  map[string]*breaker.ActivityRecord
 	dirty map[string]bool
 }
 
 func newActivityBook() *activityBook {
-	return &activityBook{recs: map[string]*ActivityRecord{}, dirty: map[string]bool{}}
+	return &activityBook{recs: map[string]*breaker.ActivityRecord{}, dirty: map[string]bool{}}
 }
 
-func (a *activityBook) update(id string, f func(*ActivityRecord)) {
+func (a *activityBook) update(id string, f func(*breaker.ActivityRecord)) {
 	a.mu.Lock()
 	r := a.recs[id]
 	if r == nil {
-		r = &ActivityRecord{}
+		r = &breaker.ActivityRecord{}
 		a.recs[id] = r
 	}
 	f(r)
@@ -34,9 +36,9 @@ func (a *activityBook) update(id string, f func(*ActivityRecord)) {
 	a.mu.Unlock()
 }
 
-func (a *activityBook) attempt(id string, at Attempt, now time.Time) {
-	a.update(id, func(r *ActivityRecord) {
-		if at.Verdict == Delivered {
+func (a *activityBook) attempt(id string, at sender.Attempt, now time.Time) {
+	a.update(id, func(r *breaker.ActivityRecord) {
+		if at.Verdict == sender.Delivered {
 			r.LastSuccess, r.LastStatus = now, at.Status
 			r.Delivered++
 			return
@@ -47,11 +49,11 @@ func (a *activityBook) attempt(id string, at Attempt, now time.Time) {
 }
 
 func (a *activityBook) inFlight(id string, delta int) {
-	a.update(id, func(r *ActivityRecord) { r.InFlight += delta })
+	a.update(id, func(r *breaker.ActivityRecord) { r.InFlight += delta })
 }
 
 func (a *activityBook) deadLettered(id string) {
-	a.update(id, func(r *ActivityRecord) { r.DeadLettered++ })
+	a.update(id, func(r *breaker.ActivityRecord) { r.DeadLettered++ })
 }
 
 // flushEvery writes changed records until ctx ends, and once more at the end.
@@ -83,7 +85,7 @@ func (a *activityBook) flush(ctx context.Context, kv jetstream.KeyValue, replica
 	a.dirty = map[string]bool{}
 	a.mu.Unlock()
 	for id, b := range out {
-		_, _ = kv.Put(ctx, ActivityKey(id, replica), b)
+		_, _ = kv.Put(ctx, breaker.ActivityKey(id, replica), b)
 	}
 }
 

@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/roomhook/roomhook/breaker"
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/sender"
 )
 
 func TestBreakerProbesInsteadOfAStorm(t *testing.T) {
@@ -36,7 +39,7 @@ func TestBreakerProbesInsteadOfAStorm(t *testing.T) {
 		for i := 0; i < 300; i++ {
 			steps = append(steps, 50*time.Millisecond) // without a breaker: a storm
 		}
-		c.Retry = RetrySchedule{Steps: steps}
+		c.Retry = sender.RetrySchedule{Steps: steps}
 		c.MaxProbeWait = 400 * time.Millisecond
 		return c
 	}
@@ -51,16 +54,16 @@ func TestBreakerProbesInsteadOfAStorm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	breakerState := func() BreakerState {
-		e, err := health.Get(context.Background(), BreakerKey(EndpointID(flaky.URL())))
+	breakerState := func() breaker.State {
+		e, err := health.Get(context.Background(), breaker.Key(endpoint.ID(flaky.URL())))
 		if err != nil {
 			return ""
 		}
-		var rec BreakerRecord
+		var rec breaker.Record
 		json.Unmarshal(e.Value(), &rec)
 		return rec.State
 	}
-	waitFor(t, 10*time.Second, "the breaker to open", func() bool { return breakerState() == BreakerOpen })
+	waitFor(t, 10*time.Second, "the breaker to open", func() bool { return breakerState() == breaker.Open })
 	// The healthy endpoint is not held up by the failing one.
 	// Distinct events: replicas starting one after the other hand partitions over, and an
 	// event handed back may reach the healthy endpoint twice (the guarantee allows repeats).
@@ -85,10 +88,10 @@ func TestBreakerProbesInsteadOfAStorm(t *testing.T) {
 	t.Logf("%d requests in %s while open", during, window)
 
 	down.Store(false)
-	waitFor(t, 20*time.Second, "the breaker to close", func() bool { return breakerState() == BreakerClosed })
+	waitFor(t, 20*time.Second, "the breaker to close", func() bool { return breakerState() == breaker.Closed })
 	waitFor(t, 20*time.Second, "the backlog", func() bool { return distinct(flaky) == rooms*perRoom })
 	checkOrder(t, "recovered endpoint", flaky.deliveries(), eventIndex)
-	if n := len(deadLetters(t, js, dlqSubject(EndpointID(flaky.URL())))); n != 0 {
+	if n := len(deadLetters(t, js, dlqSubject(endpoint.ID(flaky.URL())))); n != 0 {
 		t.Errorf("%d dead letters; an open breaker must not use up the retry schedule", n)
 	}
 }
@@ -106,7 +109,7 @@ func TestOpenBreakerParksTheBacklogInJetStream(t *testing.T) {
 	const rooms, perRoom = 20, 20
 	publishRooms(t, publisher{t, js}, rooms, perRoom)
 
-	held := func() float64 { return testutil.ToFloat64(metrics.Held.WithLabelValues(EndpointID(deadURL))) }
+	held := func() float64 { return testutil.ToFloat64(metrics.Held.WithLabelValues(endpoint.ID(deadURL))) }
 	waitFor(t, 10*time.Second, "deliveries held while the first probes fail", func() bool { return held() > 0 })
 	// Once probes are seconds apart, the workers hand everything back and stop pulling.
 	waitFor(t, 20*time.Second, "the backlog parked in JetStream", func() bool { return held() == 0 })

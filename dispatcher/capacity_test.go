@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/internal/natstest"
+	"github.com/roomhook/roomhook/sender"
 )
 
 func TestCapacity(t *testing.T) {
@@ -119,7 +120,7 @@ func TestCapacity(t *testing.T) {
 func startCapacityReplica(t *testing.T, url string, cfg Config) *Dispatcher {
 	t.Helper()
 	_, js := natstest.Connect(t, url)
-	d, err := New(js, cfg, WithLogger(testLogger()), WithSender(NewSender(WithTimeout(5*time.Second))))
+	d, err := New(js, cfg, WithLogger(testLogger()), WithSender(sender.New(sender.WithTimeout(5*time.Second))))
 	if err != nil {
 		t.Fatal(err)
 	}

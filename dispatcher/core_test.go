@@ -15,6 +15,11 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/roomhook/roomhook/breaker"
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/queue"
+	"github.com/roomhook/roomhook/rooms"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -276,8 +281,8 @@ func TestCorePerRoomURLsAtScale(t *testing.T) {
 }
 
 // dlqInvalid reads the invalid dead letters, oldest first.
-func dlqInvalid(t testing.TB, js jetstream.JetStream) []DeadLetter {
-	return deadLetters(t, js, dlqSubject(ReasonInvalid))
+func dlqInvalid(t testing.TB, js jetstream.JetStream) []deadletter.Letter {
+	return deadLetters(t, js, dlqSubject(deadletter.ReasonInvalid))
 }
 
 func TestCoreOversizedEventDoesNotStop(t *testing.T) {
@@ -325,13 +330,13 @@ func TestCoreOversizedEventDoesNotStop(t *testing.T) {
 		}
 		return true
 	})
-	dls := waitDeadLetters(t, js, dlqSubject(ReasonInvalid), 2, 10*time.Second)
+	dls := waitDeadLetters(t, js, dlqSubject(deadletter.ReasonInvalid), 2, 10*time.Second)
 	if len(dls) != 2 {
 		t.Fatalf("%d invalid dead letters, want 2", len(dls))
 	}
 	for i, id := range []string{"bad-blowup", "bad-largest"} {
 		dl := dls[i]
-		if dl.Reason != ReasonInvalid || dl.Room != "big" || dl.Event != "participant_joined" || dl.EventSeq == 0 {
+		if dl.Reason != deadletter.ReasonInvalid || dl.Room != "big" || dl.Event != "participant_joined" || dl.EventSeq == 0 {
 			t.Errorf("%s: dead letter reason %q room %q event %q seq %d; want invalid, big, participant_joined, its sequence", id, dl.Reason, dl.Room, dl.Event, dl.EventSeq)
 		}
 		if !strings.Contains(dl.Detail, "max payload") || !strings.Contains(dl.Detail, fmt.Sprint(maxPayload)) {
@@ -343,11 +348,11 @@ func TestCoreOversizedEventDoesNotStop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := st.GetMsg(context.Background(), 1, jetstream.WithGetMsgSubject(dlqSubject(ReasonInvalid)))
+	m, err := st.GetMsg(context.Background(), 1, jetstream.WithGetMsgSubject(dlqSubject(deadletter.ReasonInvalid)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Header.Get("Roomhook-Reason") != ReasonInvalid || !strings.Contains(m.Header.Get("Roomhook-Detail"), "max payload") {
+	if m.Header.Get("Roomhook-Reason") != deadletter.ReasonInvalid || !strings.Contains(m.Header.Get("Roomhook-Detail"), "max payload") {
 		t.Errorf("dead letter headers Roomhook-Reason %q, Roomhook-Detail %q; want invalid and the cause", m.Header.Get("Roomhook-Reason"), m.Header.Get("Roomhook-Detail"))
 	}
 	for id := range deliveredIDs(rc) {
@@ -409,7 +414,7 @@ func TestCoreSubjectIsTheAuthority(t *testing.T) {
 			t.Errorf("invalid event %s was delivered", id)
 		}
 	}
-	dls := waitDeadLetters(t, js, dlqSubject(ReasonInvalid), 3, 10*time.Second)
+	dls := waitDeadLetters(t, js, dlqSubject(deadletter.ReasonInvalid), 3, 10*time.Second)
 	wantDetail := map[string]string{
 		"bad-renamed": `differs from event "participant_joined" in the subject`,
 		"bad-carrier": "only room_created may carry webhook_urls",
@@ -419,7 +424,7 @@ func TestCoreSubjectIsTheAuthority(t *testing.T) {
 		t.Fatalf("%d invalid dead letters, want 3", len(dls))
 	}
 	for i, id := range []string{"bad-renamed", "bad-carrier", "bad-left"} {
-		if dls[i].Reason != ReasonInvalid || !strings.Contains(dls[i].Detail, wantDetail[id]) {
+		if dls[i].Reason != deadletter.ReasonInvalid || !strings.Contains(dls[i].Detail, wantDetail[id]) {
 			t.Errorf("dead letter %d (%s): reason %q, detail %q; want invalid with %q", i, id, dls[i].Reason, dls[i].Detail, wantDetail[id])
 		}
 		if dls[i].Event != "participant_joined" {
@@ -449,20 +454,20 @@ func TestCoreSubjectIsTheAuthorityRegistersNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := kv.Get(context.Background(), EndpointID(bad)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if _, err := kv.Get(context.Background(), endpoint.ID(bad)); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Errorf("the smuggled URL is in the endpoints bucket (err %v)", err)
 	}
-	rooms, err := js.KeyValue(context.Background(), "ROOMHOOK_ROOMS_DEFAULT")
+	roomsKV, err := js.KeyValue(context.Background(), "ROOMHOOK_ROOMS_DEFAULT")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e, err := rooms.Get(context.Background(), RoomKey(Partition("auth", 4), "auth")); err == nil {
+	if e, err := roomsKV.Get(context.Background(), rooms.Key(queue.Partition("auth", 4), "auth")); err == nil {
 		t.Errorf("room auth was registered: %s", e.Value())
 	}
 	if n := hook.count(); n != 0 {
 		t.Errorf("the smuggled URL got %d deliveries, want none", n)
 	}
-	waitDeadLetters(t, js, dlqSubject(ReasonInvalid), 2, 10*time.Second)
+	waitDeadLetters(t, js, dlqSubject(deadletter.ReasonInvalid), 2, 10*time.Second)
 }
 
 func TestCoreRetiresIdlePerRoomEndpoints(t *testing.T) {
@@ -485,19 +490,19 @@ func TestCoreRetiresIdlePerRoomEndpoints(t *testing.T) {
 	rep := startReplica(t, ns, cfg("r1"))
 	_, js := connect(t, ns)
 	p := publisher{t, js}
-	const rooms = 4
+	const roomCount = 4
 	url := func(r int) string { return fmt.Sprintf("%s/hook/ret-%d", hook.srv.URL, r) }
 	var ids []string
-	for r := 0; r < rooms; r++ {
-		ids = append(ids, EndpointID(url(r)))
+	for r := 0; r < roomCount; r++ {
+		ids = append(ids, endpoint.ID(url(r)))
 		room := fmt.Sprintf("ret-%d", r)
 		p.publish(roomCreated(room, fmt.Sprintf("ev-%s-0", room), url(r)))
 		p.publish(newEvent(room, "participant_joined", fmt.Sprintf("ev-%s-1", room), 0))
 		p.publish(newEvent(room, "room_finished", fmt.Sprintf("ev-%s-2", room), 0))
 	}
-	waitFor(t, 20*time.Second, "per-room deliveries", func() bool { return distinct(hook) == 3*rooms-1 })
+	waitFor(t, 20*time.Second, "per-room deliveries", func() bool { return distinct(hook) == 3*roomCount-1 })
 	waitDeadLetters(t, js, dlqSubject(ids[0]), 1, 10*time.Second)
-	waitFor(t, 10*time.Second, "global deliveries", func() bool { return distinct(global) == 3*rooms })
+	waitFor(t, 10*time.Second, "global deliveries", func() bool { return distinct(global) == 3*roomCount })
 
 	healthKV, err := js.KeyValue(ctx, "ROOMHOOK_HEALTH_DEFAULT")
 	if err != nil {
@@ -510,7 +515,7 @@ func TestCoreRetiresIdlePerRoomEndpoints(t *testing.T) {
 		}
 		var out []string
 		for k := range lister.Keys() {
-			if k == BreakerKey(id) || strings.HasPrefix(k, "activity."+id+".") {
+			if k == breaker.Key(id) || strings.HasPrefix(k, "activity."+id+".") {
 				out = append(out, k)
 			}
 		}
@@ -533,14 +538,14 @@ func TestCoreRetiresIdlePerRoomEndpoints(t *testing.T) {
 	}
 	swept := 0
 	for part := 0; part < 4; part++ {
-		n, err := NewRooms(roomsKV, time.Second, part).Sweep(ctx, time.Now().Add(5*time.Second))
+		n, err := rooms.New(roomsKV, time.Second, part).Sweep(ctx, time.Now().Add(5*time.Second))
 		if err != nil {
 			t.Fatal(err)
 		}
 		swept += n
 	}
-	if swept != rooms {
-		t.Fatalf("swept %d rooms, want %d", swept, rooms)
+	if swept != roomCount {
+		t.Fatalf("swept %d rooms, want %d", swept, roomCount)
 	}
 
 	// registeredRefresh (1 minute) keeps an endpoint registered within 2 minutes from being
@@ -555,7 +560,7 @@ func TestCoreRetiresIdlePerRoomEndpoints(t *testing.T) {
 		if err != nil {
 			t.Fatalf("endpoint %s: %v", id, err)
 		}
-		var rec EndpointRecord
+		var rec endpoint.Record
 		if err := json.Unmarshal(e.Value(), &rec); err != nil {
 			t.Fatal(err)
 		}
@@ -639,7 +644,7 @@ func TestCoreSpillAndRecover(t *testing.T) {
 	startReplica(t, ns, cfg)
 	_, js := connect(t, ns)
 	p := publisher{t, js}
-	flakyID := EndpointID(flaky.URL())
+	flakyID := endpoint.ID(flaky.URL())
 	const rooms, perRoom = 10, 5
 
 	publishRooms(t, p, rooms, perRoom)
@@ -663,7 +668,7 @@ func TestCoreSpillAndRecover(t *testing.T) {
 	if n := spillMsgs(t, js, filter); n == 0 {
 		t.Errorf("the spill queues are empty while the endpoint still fails")
 	}
-	if n := spillMsgs(t, js, "roomhook.spill.default."+EndpointID(healthy.URL())+".*"); n != 0 {
+	if n := spillMsgs(t, js, "roomhook.spill.default."+endpoint.ID(healthy.URL())+".*"); n != 0 {
 		t.Errorf("the healthy endpoint has %d spilled deliveries", n)
 	}
 

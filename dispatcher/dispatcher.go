@@ -16,8 +16,11 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomhook/roomhook/breaker"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/sender"
 	"github.com/roomhook/roomhook/subscriber"
 )
 
@@ -37,9 +40,9 @@ type Config struct {
 	// StreamCluster places the region's streams and buckets in this cluster of a NATS
 	// super-cluster (ROOMHOOK_STREAM_CLUSTER); empty leaves it to the server.
 	StreamCluster   string
-	Retry           RetrySchedule
+	Retry           sender.RetrySchedule
 	Credentials     signature.Credentials // signs for per-room endpoints and global ones without their own
-	Endpoints       []Endpoint            // global endpoints
+	Endpoints       []endpoint.Endpoint   // global endpoints
 	ReplicaID       string
 	BreakerFailures int           // consecutive failed attempts that open a breaker (0: default)
 	MaxProbeWait    time.Duration // longest wait between probes of an open breaker (0: default)
@@ -112,12 +115,12 @@ type Dispatcher struct {
 	names   subscriber.Names
 	log     *slog.Logger
 	metrics *Metrics
-	sender  *Sender
+	sender  *sender.Sender
 	known   map[string]bool
 
-	dir      *Directory
+	dir      *endpoint.Directory
 	rooms    jetstream.KeyValue
-	breakers *Breakers
+	breakers *breaker.Breakers
 	activity *activityBook
 	dlq      jetstream.Stream
 	spillSt  jetstream.Stream
@@ -138,7 +141,7 @@ func WithLogger(l *slog.Logger) Option { return func(d *Dispatcher) { d.log = l 
 func WithMetrics(m *Metrics) Option { return func(d *Dispatcher) { d.metrics = m } }
 
 // WithSender sets the HTTP sender.
-func WithSender(s *Sender) Option { return func(d *Dispatcher) { d.sender = s } }
+func WithSender(s *sender.Sender) Option { return func(d *Dispatcher) { d.sender = s } }
 
 // New prepares a dispatcher; Run starts it.
 func New(js jetstream.JetStream, cfg Config, opts ...Option) (*Dispatcher, error) {
@@ -160,7 +163,7 @@ func New(js jetstream.JetStream, cfg Config, opts ...Option) (*Dispatcher, error
 		d.metrics = NewMetrics(nil)
 	}
 	if d.sender == nil {
-		d.sender = NewSender()
+		d.sender = sender.New()
 	}
 	return d, nil
 }
@@ -181,7 +184,7 @@ func (d *Dispatcher) Owned() []string {
 }
 
 // Directory returns the endpoint directory once Run has started (nil before).
-func (d *Dispatcher) Directory() *Directory { return d.dir }
+func (d *Dispatcher) Directory() *endpoint.Directory { return d.dir }
 
 // Run provisions streams and buckets, joins the other replicas, and delivers until ctx ends.
 // Then it stops pulling, lets attempts in progress finish, hands back what it holds and
@@ -192,7 +195,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	d.dir = NewDirectory(res.Endpoints, d.cfg.Credentials, d.cfg.Endpoints, d.log)
+	d.dir = endpoint.NewDirectory(res.Endpoints, d.cfg.Credentials, d.cfg.Endpoints, d.log)
 	if err := d.dir.Register(ctx); err != nil {
 		return err
 	}
@@ -200,7 +203,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.dlq = res.DLQ
 	d.spillSt = res.Spill
 	d.activity = newActivityBook()
-	d.breakers = NewBreakers(res.Health, d.cfg.ReplicaID, d.cfg.BreakerFailures, d.cfg.MaxProbeWait, d.log, d.breakerChanged)
+	d.breakers = breaker.New(res.Health, d.cfg.ReplicaID, d.cfg.BreakerFailures, d.cfg.MaxProbeWait, d.log, d.breakerChanged)
 	if err := d.upgrade(ctx); err != nil {
 		return err
 	}
@@ -411,14 +414,14 @@ func (d *Dispatcher) roomURLs(room string, urls []string) []string {
 	var ignored []string
 	for _, u := range urls {
 		if len(valid) >= d.cfg.MaxRoomURLs {
-			d.metrics.RoomURLsIgnored.WithLabelValues(URLReasonTooMany).Inc()
-			ignored = append(ignored, RedactURL(u)+" ("+URLReasonTooMany+")")
+			d.metrics.RoomURLsIgnored.WithLabelValues(endpoint.URLReasonTooMany).Inc()
+			ignored = append(ignored, endpoint.RedactURL(u)+" ("+endpoint.URLReasonTooMany+")")
 			continue
 		}
-		c, err := ValidateRoomURL(u)
+		c, err := endpoint.ValidateRoomURL(u)
 		if err != nil {
-			reason := URLReasonInvalid
-			var ue *RoomURLError
+			reason := endpoint.URLReasonInvalid
+			var ue *endpoint.RoomURLError
 			if errors.As(err, &ue) {
 				reason = ue.Reason
 			}
@@ -438,12 +441,12 @@ func (d *Dispatcher) roomURLs(room string, urls []string) []string {
 }
 
 // breakerChanged keeps the breaker gauge in step with the shared breakers.
-func (d *Dispatcher) breakerChanged(id string, prev, next BreakerState) {
+func (d *Dispatcher) breakerChanged(id string, prev, next breaker.State) {
 	label := "per_room"
 	if v, ok := d.dir.Get(id); ok && v.Global {
 		label = id
 	}
-	wasOpen, isOpen := prev == BreakerOpen || prev == BreakerHalfOpen, next == BreakerOpen || next == BreakerHalfOpen
+	wasOpen, isOpen := prev == breaker.Open || prev == breaker.HalfOpen, next == breaker.Open || next == breaker.HalfOpen
 	switch {
 	case isOpen && !wasOpen:
 		d.metrics.BreakersOpen.WithLabelValues(label).Inc()

@@ -12,6 +12,11 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomhook/roomhook/breaker"
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/queue"
+	"github.com/roomhook/roomhook/sender"
 	"github.com/roomhook/roomhook/subscriber"
 )
 
@@ -42,7 +47,7 @@ type drainer struct {
 }
 
 type drainLane struct {
-	queue []Queued
+	queue []queue.Queued
 }
 
 // errDrained ends a drainer whose queue is empty: the route is back in memory.
@@ -138,8 +143,8 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 		if held.Add(meta.Sequence.Stream, m) {
 			return
 		}
-		q := ParseQueued(m)
-		q.seq = meta.Sequence.Stream
+		q := queue.ParseMsg(m)
+		q.Seq = meta.Sequence.Stream
 		dr.enqueue(laneCtx, q)
 	})
 	if err != nil {
@@ -269,7 +274,7 @@ func (dr *drainer) sample(ctx context.Context, cons jetstream.Consumer) {
 	}
 	m, err := st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(dr.r.pt.d.names.SpillSubject(dr.r.id, dr.r.pt.p)))
 	if err == nil {
-		q := parseQueued(m.Header, m.Data)
+		q := queue.Parse(m.Header, m.Data)
 		dr.oldestAt = q.Stored
 	}
 }
@@ -297,7 +302,7 @@ func (dr *drainer) waitForProbe(ctx context.Context) {
 	b := dr.r.pt.d.breakers
 	for {
 		rec, changed := b.Current(dr.r.id)
-		if rec.State != BreakerOpen || !time.Now().Before(rec.ProbeAt) {
+		if rec.State != breaker.Open || !time.Now().Before(rec.ProbeAt) {
 			return
 		}
 		t := time.NewTimer(time.Until(rec.ProbeAt))
@@ -329,7 +334,7 @@ func (dr *drainer) parkWhenOpen(ctx context.Context, park chan<- struct{}) {
 	}
 }
 
-func (dr *drainer) enqueue(ctx context.Context, q Queued) {
+func (dr *drainer) enqueue(ctx context.Context, q queue.Queued) {
 	if ctx.Err() != nil {
 		return // stopping: the message stays held and is handed back
 	}
@@ -343,8 +348,8 @@ func (dr *drainer) enqueue(ctx context.Context, q Queued) {
 		go dr.runLane(ctx, q.Room, l)
 	}
 	// Redeliveries after a reconnect can arrive behind newer messages; keep stream order.
-	i := sort.Search(len(l.queue), func(i int) bool { return l.queue[i].seq > q.seq })
-	l.queue = append(l.queue, Queued{})
+	i := sort.Search(len(l.queue), func(i int) bool { return l.queue[i].Seq > q.Seq })
+	l.queue = append(l.queue, queue.Queued{})
 	copy(l.queue[i+1:], l.queue[i:])
 	l.queue[i] = q
 }
@@ -374,7 +379,7 @@ func (dr *drainer) runLane(ctx context.Context, room string, l *drainLane) {
 			return
 		}
 		dr.mu.Lock()
-		l.queue[0] = Queued{}
+		l.queue[0] = queue.Queued{}
 		l.queue = l.queue[1:]
 		dr.mu.Unlock()
 	}
@@ -382,7 +387,7 @@ func (dr *drainer) runLane(ctx context.Context, room string, l *drainLane) {
 
 // deliver attempts q until it is settled: delivered, or dead-lettered. It returns false when
 // ctx ends first; q is then still held and will be handed back.
-func (dr *drainer) deliver(ctx context.Context, q Queued) bool {
+func (dr *drainer) deliver(ctx context.Context, q queue.Queued) bool {
 	r := dr.r
 	d := r.pt.d
 	r.mu.Lock()
@@ -399,7 +404,7 @@ func (dr *drainer) deliver(ctx context.Context, q Queued) bool {
 	}
 	// A delivery that failed before it was spilled goes on with its schedule.
 	first, attempts := q.FirstAttempt, q.Attempts
-	var last Attempt
+	var last sender.Attempt
 	if wait := time.Until(q.NextAttempt); attempts > 0 && wait > 0 {
 		dr.waitOnPurpose(func() { sleep(ctx, wait) })
 	}
@@ -417,7 +422,7 @@ func (dr *drainer) deliver(ctx context.Context, q Queued) bool {
 					reason += ": " + v.Reason
 				}
 			}
-			return dr.deadLetter(ctx, q, v, ReasonGone, reason, attempts, last, first)
+			return dr.deadLetter(ctx, q, v, deadletter.ReasonGone, reason, attempts, last, first)
 		case v.Paused:
 			_, changed := d.dir.Snapshot()
 			dr.waitOnPurpose(func() {
@@ -443,12 +448,12 @@ func (dr *drainer) deliver(ctx context.Context, q Queued) bool {
 		last = d.attempt(ctx, v, q, probe)
 		attempts++
 		switch last.Verdict {
-		case Delivered:
+		case sender.Delivered:
 			return dr.settle(q)
-		case Gone:
+		case sender.Gone:
 			d.disableGone(ctx, r.id)
 			fallthrough
-		case Reject, Forbidden:
+		case sender.Reject, sender.Forbidden:
 			reason, detail := deadLetterReason(last)
 			return dr.deadLetter(ctx, q, v, reason, detail, attempts, last, first)
 		}
@@ -457,11 +462,11 @@ func (dr *drainer) deliver(ctx context.Context, q Queued) bool {
 		}
 		delay, more := d.cfg.Retry.NextDelay(attempts, last.RetryAfter, rand.Float64)
 		if !more {
-			return dr.deadLetter(ctx, q, v, ReasonExhausted, last.Reason(), attempts, last, first)
+			return dr.deadLetter(ctx, q, v, deadletter.ReasonExhausted, last.Reason(), attempts, last, first)
 		}
 		d.metrics.Retries.WithLabelValues(endpointLabel(v.Endpoint)).Inc()
 		d.log.Info("delivery failed; will retry", "room", q.Room, "event", q.Event, "event_id", q.EventID,
-			"endpoint", r.id, "host", URLHost(v.URL), "attempt", attempts, "reason", last.Reason(), "retry_in", delay.Round(time.Millisecond).String())
+			"endpoint", r.id, "host", endpoint.URLHost(v.URL), "attempt", attempts, "reason", last.Reason(), "retry_in", delay.Round(time.Millisecond).String())
 		dr.waitOnPurpose(func() { sleep(ctx, delay) })
 	}
 }
@@ -480,7 +485,7 @@ func (dr *drainer) waitOnPurpose(wait func()) {
 	wait()
 }
 
-func (dr *drainer) deadLetter(ctx context.Context, q Queued, v EndpointView, reason, detail string, attempts int, last Attempt, first time.Time) bool {
+func (dr *drainer) deadLetter(ctx context.Context, q queue.Queued, v endpoint.View, reason, detail string, attempts int, last sender.Attempt, first time.Time) bool {
 	if err := dr.r.pt.d.deadLetter(ctx, dr.r.id, v, q, reason, detail, attempts, last, first); err != nil {
 		return false
 	}
@@ -490,10 +495,10 @@ func (dr *drainer) deadLetter(ctx context.Context, q Queued, v EndpointView, rea
 // settle acknowledges a spilled delivery and waits for the server's confirmation: within a
 // spill queue, as in memory, a room's next delivery goes out only once this one cannot come
 // back.
-func (dr *drainer) settle(q Queued) bool {
+func (dr *drainer) settle(q queue.Queued) bool {
 	d := dr.r.pt.d
 	dr.progress.Add(1)
-	if err := dr.held.Ack(context.Background(), q.seq); err != nil {
+	if err := dr.held.Ack(context.Background(), q.Seq); err != nil {
 		d.log.Warn("ack not confirmed; the delivery may be repeated", "room", q.Room, "event_id", q.EventID, "endpoint", dr.r.id, "error", err)
 		dr.breakOnce.Do(func() { close(dr.broken) })
 		return false

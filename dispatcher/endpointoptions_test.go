@@ -12,6 +12,7 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/webhook"
 
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema/signature"
 )
 
@@ -46,10 +47,10 @@ func TestEndpointFilterCredentialsAndStandardWebhooksRotation(t *testing.T) {
 	everything := newReceiver(t)
 
 	cfg := testConfig("r1", everything.URL())
-	cfg.Endpoints = append(cfg.Endpoints, Endpoint{
-		ID: EndpointID(srv.URL), URL: srv.URL, Global: true, Credentials: own,
+	cfg.Endpoints = append(cfg.Endpoints, endpoint.Endpoint{
+		ID: endpoint.ID(srv.URL), URL: srv.URL, Global: true, Credentials: own,
 		StandardSecrets: []string{oldSecret, newSecret},
-		Filter:          EventFilter{Include: []string{"room_started", "room_finished", "participant_joined"}, Exclude: []string{"participant_joined"}},
+		Filter:          endpoint.EventFilter{Include: []string{"room_started", "room_finished", "participant_joined"}, Exclude: []string{"participant_joined"}},
 	})
 	startReplica(t, ns, cfg)
 	_, js := connect(t, ns)

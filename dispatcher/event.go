@@ -9,6 +9,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/queue"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 	"github.com/roomhook/roomhook/subscriber"
@@ -17,7 +20,7 @@ import (
 // inbound is one event read from the partition stream, checked against its subject and
 // rendered once into the webhook body every endpoint gets.
 type inbound struct {
-	Queued
+	queue.Queued
 	urls []string // webhook_urls of a room_created
 }
 
@@ -32,7 +35,7 @@ const deliveryOverhead = 4 << 10
 
 // readEvent checks a partition-stream message and renders its body. A message that cannot be
 // delivered comes back as the dead letter to record instead, with the reason in Detail.
-func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (inbound, *DeadLetter) {
+func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (inbound, *deadletter.Letter) {
 	subject := m.Subject()
 	seq, ok := subscriber.SourceSequence(m.Headers().Get(headerStreamSource))
 	if !ok {
@@ -46,13 +49,13 @@ func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (in
 		eventsSubject = "roomhook.events." + toks[2] + "." + toks[4]
 	}
 	data := m.Data()
-	invalid := func(room, event, detail string) (inbound, *DeadLetter) {
+	invalid := func(room, event, detail string) (inbound, *deadletter.Letter) {
 		// The copy keeps no token: webhook_urls are redacted (the event as published stays
 		// in the events stream, and an invalid event is never replayed).
-		dl := &DeadLetter{Reason: ReasonInvalid, Detail: detail, EndpointID: ReasonInvalid,
+		dl := &deadletter.Letter{Reason: deadletter.ReasonInvalid, Detail: detail, EndpointID: deadletter.ReasonInvalid,
 			Room: room, Event: event, EventSeq: seq, Subject: eventsSubject, Stored: stored, Body: RedactEventURLs(data)}
-		if len(dl.Body) > MaxInvalidKept {
-			dl.Body, dl.Truncated = dl.Body[:MaxInvalidKept], true
+		if len(dl.Body) > deadletter.MaxInvalidKept {
+			dl.Body, dl.Truncated = dl.Body[:deadletter.MaxInvalidKept], true
 		}
 		return inbound{}, dl
 	}
@@ -107,7 +110,7 @@ func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (in
 		id = fb.ID
 	}
 	return inbound{
-		Queued: Queued{Room: room, Event: name, EventID: id, EventSeq: seq, Stored: stored, Body: body},
+		Queued: queue.Queued{Room: room, Event: name, EventID: id, EventSeq: seq, Stored: stored, Body: body},
 		urls:   evt.GetWebhookUrls(),
 	}, nil
 }
@@ -148,7 +151,7 @@ func RedactEventURLs(payload []byte) []byte {
 		if num == webhookURLsField && typ == protowire.BytesType {
 			v, _ := protowire.ConsumeBytes(rest[n:])
 			out = protowire.AppendTag(out, num, typ)
-			out = protowire.AppendString(out, RedactURL(string(v)))
+			out = protowire.AppendString(out, endpoint.RedactURL(string(v)))
 		} else {
 			out = append(out, rest[:n+m]...)
 		}

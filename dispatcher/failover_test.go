@@ -32,7 +32,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
+	"github.com/roomhook/roomhook/sender"
 )
 
 const (
@@ -67,7 +69,7 @@ func startClusterReplica(t testing.TB, c *natstest.Cluster, cfg Config, opts ...
 	_, js := natstest.Connect(t, c.ClientURLs())
 	m := NewMetrics(nil)
 	opts = append([]Option{WithLogger(testLogger().With("replica", cfg.ReplicaID)), WithMetrics(m),
-		WithSender(NewSender(WithTimeout(2 * time.Second)))}, opts...)
+		WithSender(sender.New(sender.WithTimeout(2 * time.Second)))}, opts...)
 	d, err := New(js, cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +169,7 @@ func newFailoverRig(t *testing.T) *failoverRig {
 // watchHeld samples every replica's held-deliveries gauge, and which replicas run each
 // partition, until the test ends.
 func (f *failoverRig) watchHeld() {
-	ep := EndpointID(f.rc.URL())
+	ep := endpoint.ID(f.rc.URL())
 	for {
 		running := map[int][]string{}
 		for _, r := range f.reps {
@@ -295,7 +297,7 @@ func (f *failoverRig) diagnose() {
 		}
 		t.Logf("not delivered (%d distinct of %d): %s", len(seen), failoverRooms*failoverPerRoom, strings.Join(missing, " "))
 	}
-	ep := EndpointID(f.rc.URL())
+	ep := endpoint.ID(f.rc.URL())
 	for _, r := range f.reps {
 		t.Logf("replica %s: ready=%v owns=%v held=%v", r.d.cfg.ReplicaID, r.d.Ready(), r.d.Owned(),
 			testutil.ToFloat64(r.metrics.Held.WithLabelValues(ep)))

@@ -8,6 +8,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/subscriber"
 )
 
@@ -22,8 +23,8 @@ func TestHeldGaugeFollowsCountsAndNeverGoesNegative(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.dir = NewDirectory(nil, cfg.Credentials, cfg.Endpoints, testLogger())
-	id := EndpointID(url)
+	d.dir = endpoint.NewDirectory(nil, cfg.Credentials, cfg.Endpoints, testLogger())
+	id := endpoint.ID(url)
 
 	pt := &partition{d: d, p: 0, routes: map[string]*route{}}
 	r := pt.route(id)

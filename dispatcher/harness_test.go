@@ -25,10 +25,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // The harness runs real parts: an embedded JetStream server, dispatcher replicas each on its
@@ -54,15 +57,15 @@ func connect(t testing.TB, ns *server.Server) (*nats.Conn, jetstream.JetStream) 
 }
 
 func testConfig(id string, urls ...string) Config {
-	eps := make([]Endpoint, 0, len(urls))
+	eps := make([]endpoint.Endpoint, 0, len(urls))
 	for _, u := range urls {
-		eps = append(eps, Endpoint{ID: EndpointID(u), URL: u, Credentials: testCreds, Global: true})
+		eps = append(eps, endpoint.Endpoint{ID: endpoint.ID(u), URL: u, Credentials: testCreds, Global: true})
 	}
 	return Config{
 		Region: "default", Partitions: 4, MaxInFlight: 64, Takeover: 2 * time.Second,
 		MaxEventBytes: 1 << 20, PerRoomWebhooks: true, RoomGrace: time.Minute, RoomTTL: time.Hour,
 		StreamMaxAge: time.Hour, DLQMaxAge: time.Hour, StreamReplicas: 1,
-		Retry:       RetrySchedule{Steps: []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}, Jitter: 0.2},
+		Retry:       sender.RetrySchedule{Steps: []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond, 200 * time.Millisecond, 400 * time.Millisecond}, Jitter: 0.2},
 		Credentials: testCreds, Endpoints: eps, ReplicaID: id, MaxProbeWait: 500 * time.Millisecond,
 	}
 }
@@ -85,7 +88,7 @@ func testLogger() *slog.Logger {
 func startReplica(t testing.TB, ns *server.Server, cfg Config, opts ...Option) *replica {
 	t.Helper()
 	nc, js := connect(t, ns)
-	opts = append([]Option{WithLogger(testLogger().With("replica", cfg.ReplicaID)), WithSender(NewSender(WithTimeout(2 * time.Second)))}, opts...)
+	opts = append([]Option{WithLogger(testLogger().With("replica", cfg.ReplicaID)), WithSender(sender.New(sender.WithTimeout(2 * time.Second)))}, opts...)
 	d, err := New(js, cfg, opts...)
 	if err != nil {
 		t.Fatal(err)
@@ -404,14 +407,14 @@ const (
 func dlqSubject(endpointID string) string { return "roomhook.dlq.default." + endpointID }
 
 // deadLetters reads every dead letter stored under subject, oldest first.
-func deadLetters(t testing.TB, js jetstream.JetStream, subject string) []DeadLetter {
+func deadLetters(t testing.TB, js jetstream.JetStream, subject string) []deadletter.Letter {
 	t.Helper()
 	ctx := context.Background()
 	st, err := js.Stream(ctx, testDLQStream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []DeadLetter
+	var out []deadletter.Letter
 	for seq := uint64(1); ; {
 		m, err := st.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -420,15 +423,15 @@ func deadLetters(t testing.TB, js jetstream.JetStream, subject string) []DeadLet
 		if err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, ParseDeadLetter(m))
+		out = append(out, deadletter.Parse(m))
 		seq = m.Sequence + 1
 	}
 }
 
 // waitDeadLetters waits until at least n dead letters are stored under subject and returns them.
-func waitDeadLetters(t testing.TB, js jetstream.JetStream, subject string, n int, timeout time.Duration) []DeadLetter {
+func waitDeadLetters(t testing.TB, js jetstream.JetStream, subject string, n int, timeout time.Duration) []deadletter.Letter {
 	t.Helper()
-	var got []DeadLetter
+	var got []deadletter.Letter
 	waitFor(t, timeout, fmt.Sprintf("%d dead letters on %s", n, subject), func() bool {
 		got = deadLetters(t, js, subject)
 		return len(got) >= n
@@ -437,7 +440,7 @@ func waitDeadLetters(t testing.TB, js jetstream.JetStream, subject string, n int
 }
 
 // endpointRecord reads an endpoint's shared state from the endpoints bucket.
-func endpointRecord(t testing.TB, js jetstream.JetStream, id string) EndpointRecord {
+func endpointRecord(t testing.TB, js jetstream.JetStream, id string) endpoint.Record {
 	t.Helper()
 	ctx := context.Background()
 	kv, err := js.KeyValue(ctx, testEndpointsBucket)
@@ -448,7 +451,7 @@ func endpointRecord(t testing.TB, js jetstream.JetStream, id string) EndpointRec
 	if err != nil {
 		t.Fatalf("endpoint %s: %v", id, err)
 	}
-	var rec EndpointRecord
+	var rec endpoint.Record
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		t.Fatalf("endpoint %s: %v", id, err)
 	}

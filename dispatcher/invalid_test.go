@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/roomhook/roomhook/deadletter"
 	"github.com/roomhook/roomhook/schema"
 )
 
@@ -83,8 +84,8 @@ func TestInvalidEventsDeadLettered(t *testing.T) {
 	for i, bad := range invalid {
 		t.Run(bad.name, func(t *testing.T) {
 			dl := dls[i]
-			if dl.Reason != ReasonInvalid || dl.EndpointID != ReasonInvalid {
-				t.Errorf("reason %q, endpoint %q; want %q for both", dl.Reason, dl.EndpointID, ReasonInvalid)
+			if dl.Reason != deadletter.ReasonInvalid || dl.EndpointID != deadletter.ReasonInvalid {
+				t.Errorf("reason %q, endpoint %q; want %q for both", dl.Reason, dl.EndpointID, deadletter.ReasonInvalid)
 			}
 			if dl.Subject != subject {
 				t.Errorf("subject = %q, want the original %q", dl.Subject, subject)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // reservePort returns a loopback address nothing listens on (connections are refused).
@@ -58,7 +60,7 @@ func isolationConfig(id string, urls ...string) Config {
 	for i := 0; i < 200; i++ {
 		steps = append(steps, 200*time.Millisecond)
 	}
-	c.Retry = RetrySchedule{Steps: steps, Jitter: 0.2}
+	c.Retry = sender.RetrySchedule{Steps: steps, Jitter: 0.2}
 	return c
 }
 
@@ -84,7 +86,7 @@ func TestIsolationFromDeadAndHangingEndpoints(t *testing.T) {
 		}
 		metrics := NewMetrics(nil)
 		rep := startReplica(t, ns, isolationConfig("r1", urls...), WithMetrics(metrics),
-			WithSender(NewSender(WithTimeout(time.Second))))
+			WithSender(sender.New(sender.WithTimeout(time.Second))))
 		_, js := connect(t, ns)
 		start := time.Now()
 		publishRooms(t, publisher{t, js}, rooms, perRoom)
@@ -97,7 +99,7 @@ func TestIsolationFromDeadAndHangingEndpoints(t *testing.T) {
 		return took, func() {
 			// The dead endpoint's backlog is in JetStream, not in the replica: the replica
 			// holds at most a window of events per partition while it spills them.
-			held := testutil.ToFloat64(metrics.Held.WithLabelValues(EndpointID(deadURL)))
+			held := testutil.ToFloat64(metrics.Held.WithLabelValues(endpoint.ID(deadURL)))
 			cfg := isolationConfig("")
 			if limit := float64(cfg.Partitions * rep.d.window()); held > limit {
 				t.Errorf("replica holds %v deliveries of the dead endpoint; want at most %v", held, limit)
@@ -106,7 +108,7 @@ func TestIsolationFromDeadAndHangingEndpoints(t *testing.T) {
 			// spill stream once the writers have caught up.
 			pending := 0
 			waitFor(t, 30*time.Second, "the dead endpoint's backlog in the spill stream", func() bool {
-				n, err := rep.d.spillCount(context.Background(), rep.d.names.SpillEndpointFilter(EndpointID(deadURL)))
+				n, err := rep.d.spillCount(context.Background(), rep.d.names.SpillEndpointFilter(endpoint.ID(deadURL)))
 				pending = int(n)
 				return err == nil && pending >= rooms*perRoom-cfg.Partitions*cfg.MaxInFlight
 			})

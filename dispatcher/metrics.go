@@ -2,6 +2,9 @@ package dispatcher
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // Metrics are roomhook's Prometheus series. Label values are bounded: events are labelled by
@@ -111,7 +114,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func endpointLabel(ep Endpoint) string {
+func endpointLabel(ep endpoint.Endpoint) string {
 	if ep.Global {
 		return ep.ID
 	}
@@ -142,11 +145,11 @@ func (m *Metrics) Preset(globals []string, events []string) {
 		m.EventsConsumed.WithLabelValues(e)
 	}
 	m.EventsConsumed.WithLabelValues("other")
-	for _, r := range []string{ReasonInvalid, ReasonRejected, ReasonGone, ReasonExhausted, ReasonForbidden} {
+	for _, r := range []string{deadletter.ReasonInvalid, deadletter.ReasonRejected, deadletter.ReasonGone, deadletter.ReasonExhausted, deadletter.ReasonForbidden} {
 		m.DeadLetters.WithLabelValues(r)
 	}
 	for _, ep := range endpoints {
-		for _, o := range []Verdict{Delivered, Retry, Reject, Gone} {
+		for _, o := range []sender.Verdict{sender.Delivered, sender.Retry, sender.Reject, sender.Gone} {
 			for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "error"} {
 				m.Deliveries.WithLabelValues(ep, o.String(), c)
 			}

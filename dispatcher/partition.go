@@ -15,6 +15,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/rooms"
 	"github.com/roomhook/roomhook/subscriber"
 )
 
@@ -28,7 +31,7 @@ type partition struct {
 	p     int
 	log   *slog.Logger
 	held  *subscriber.HeldSet
-	rooms *Rooms
+	rooms *rooms.Registry
 	ctx   context.Context // ends when the partition stops; lanes, writers and drainers follow it
 	wg    sync.WaitGroup  // every lane, writer and drainer of the partition
 
@@ -104,7 +107,7 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 	defer cancel()
 	pt := &partition{
 		d: d, p: p, log: d.log.With("partition", p), held: subscriber.NewHeldSet(),
-		rooms: NewRooms(d.rooms, d.cfg.RoomGrace, p), ctx: pctx, routes: map[string]*route{},
+		rooms: rooms.New(d.rooms, d.cfg.RoomGrace, p), ctx: pctx, routes: map[string]*route{},
 		fanned: newSeqWindow(4 * subscriber.AckWait(d.cfg.Takeover)),
 	}
 	d.addPartition(pt)
@@ -270,13 +273,13 @@ func (pt *partition) handle(ctx context.Context, m jetstream.Msg) {
 	ev, invalid := d.readEvent(m, meta)
 	if invalid != nil {
 		d.metrics.InvalidEvents.Inc()
-		d.metrics.DeadLetters.WithLabelValues(ReasonInvalid).Inc()
+		d.metrics.DeadLetters.WithLabelValues(deadletter.ReasonInvalid).Inc()
 		pt.log.Warn("invalid event dead-lettered", "room", invalid.Room, "event", invalid.Event,
 			"seq", invalid.EventSeq, "reason", invalid.Detail)
 		retry(ctx, d, "record an invalid event", func() error {
 			rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 			defer cancel()
-			return publishDeadLetter(rctx, d.js, d.names.DLQSubject(ReasonInvalid), *invalid)
+			return deadletter.Publish(rctx, d.js, d.names.DLQSubject(deadletter.ReasonInvalid), *invalid)
 		})
 		if ctx.Err() == nil {
 			pt.release(seq)
@@ -325,15 +328,15 @@ func (pt *partition) targets(ctx context.Context, ev inbound) []string {
 			var err error
 			retry(ctx, d, "register endpoint", func() error {
 				_, err = d.dir.EnsurePerRoom(ctx, u, d.cfg.MaxRoomEndpoints)
-				if errors.Is(err, ErrTooManyEndpoints) {
+				if errors.Is(err, endpoint.ErrTooMany) {
 					return nil
 				}
 				return err
 			})
-			if errors.Is(err, ErrTooManyEndpoints) {
+			if errors.Is(err, endpoint.ErrTooMany) {
 				d.metrics.RoomEndpointsRefused.Inc()
 				pt.log.Warn("per-room endpoint refused: ROOMHOOK_MAX_ROOM_ENDPOINTS live per-room endpoints exist",
-					"room", ev.Room, "url", RedactURL(u), "max", d.cfg.MaxRoomEndpoints)
+					"room", ev.Room, "url", endpoint.RedactURL(u), "max", d.cfg.MaxRoomEndpoints)
 				continue
 			}
 			registered = append(registered, u)

@@ -8,6 +8,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/rooms"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 )
 
@@ -44,14 +46,14 @@ func TestRedactEventURLs(t *testing.T) {
 func TestRoomRecordEndpointIDs(t *testing.T) {
 	t.Parallel()
 	url := "https://lms.example/hook?token=t0k"
-	var legacy RoomRecord
+	var legacy rooms.Record
 	if err := json.Unmarshal([]byte(`{"room":"r1","urls":["`+url+`"],"created_seq":3}`), &legacy); err != nil {
 		t.Fatal(err)
 	}
-	if got := legacy.EndpointIDs(); !slices.Equal(got, []string{EndpointID(url)}) {
+	if got := legacy.EndpointIDs(); !slices.Equal(got, []string{endpoint.ID(url)}) {
 		t.Errorf("legacy record: endpoints %q", got)
 	}
-	b, _ := json.Marshal(RoomRecord{Room: "r1", Endpoints: legacy.EndpointIDs()})
+	b, _ := json.Marshal(rooms.Record{Room: "r1", Endpoints: legacy.EndpointIDs()})
 	if bytes.Contains(b, []byte("t0k")) || bytes.Contains(b, []byte(`"urls"`)) {
 		t.Errorf("record written as %s", b)
 	}

@@ -6,11 +6,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // deliveredBy counts the 2xx deliveries a replica made to ep.
 func deliveredBy(m *Metrics, url string) float64 {
-	return testutil.ToFloat64(m.Deliveries.WithLabelValues(EndpointID(url), Delivered.String(), "2xx"))
+	return testutil.ToFloat64(m.Deliveries.WithLabelValues(endpoint.ID(url), sender.Delivered.String(), "2xx"))
 }
 
 func TestReplicasShareWorkAndSurviveAKill(t *testing.T) {

@@ -2,8 +2,10 @@ package dispatcher
 
 import (
 	"context"
-	"strings"
 	"time"
+
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/rooms"
 )
 
 // retireEvery retires idle per-room endpoints every interval until ctx ends.
@@ -32,7 +34,7 @@ func (d *Dispatcher) retireEvery(ctx context.Context, every time.Duration) {
 func (d *Dispatcher) retireIdle(ctx context.Context) (int, error) {
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	liveIDs, err := LiveRoomEndpoints(rctx, d.rooms)
+	liveIDs, err := rooms.LiveEndpoints(rctx, d.rooms)
 	if err != nil {
 		return 0, err
 	}
@@ -46,7 +48,7 @@ func (d *Dispatcher) retireIdle(ctx context.Context) (int, error) {
 	views, _ := d.dir.Snapshot()
 	retired := 0
 	for _, v := range views {
-		if v.Global || liveIDs[v.ID] || time.Since(v.Registered) < 2*registeredRefresh || d.routed(v.ID) {
+		if v.Global || liveIDs[v.ID] || time.Since(v.Registered) < 2*endpoint.RegisteredRefresh || d.routed(v.ID) {
 			continue
 		}
 		ok, err := d.dir.Retire(rctx, v.ID)
@@ -59,7 +61,7 @@ func (d *Dispatcher) retireIdle(ctx context.Context) (int, error) {
 		retired++
 		d.metrics.EndpointsRetired.Inc()
 		d.forgetHealth(rctx, v.ID)
-		d.log.Debug("retired per-room endpoint", "endpoint", v.ID, "host", URLHost(v.URL))
+		d.log.Debug("retired per-room endpoint", "endpoint", v.ID, "host", endpoint.URLHost(v.URL))
 	}
 	return retired, nil
 }
@@ -79,15 +81,6 @@ func (d *Dispatcher) routed(id string) bool {
 
 // forgetHealth deletes a retired endpoint's breaker and activity records.
 func (d *Dispatcher) forgetHealth(ctx context.Context, id string) {
-	health := d.breakers.kv
-	_ = health.Delete(ctx, BreakerKey(id))
-	if keys, err := health.ListKeysFiltered(ctx, "activity."+id+".*"); err == nil {
-		for k := range keys.Keys() {
-			if strings.HasPrefix(k, "activity."+id+".") {
-				_ = health.Delete(ctx, k)
-			}
-		}
-	}
-	d.breakers.forget(id)
+	d.breakers.Forget(ctx, id)
 	d.activity.forget(id)
 }

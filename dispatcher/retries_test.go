@@ -8,7 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // deliveredIDs counts the 2xx deliveries a receiver got per event id.
@@ -58,8 +61,8 @@ func TestOrderUnderRetries(t *testing.T) {
 
 	ns := startServer(t, t.TempDir())
 	cfg := testConfig("r1", a.URL(), b.URL())
-	cfg.Retry = RetrySchedule{Steps: []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond}, Jitter: 0.2}
-	startReplica(t, ns, cfg, WithSender(NewSender(WithTimeout(timeout))))
+	cfg.Retry = sender.RetrySchedule{Steps: []time.Duration{0, 20 * time.Millisecond, 40 * time.Millisecond, 80 * time.Millisecond, 160 * time.Millisecond}, Jitter: 0.2}
+	startReplica(t, ns, cfg, WithSender(sender.New(sender.WithTimeout(timeout))))
 	_, js := connect(t, ns)
 	p := publisher{t, js}
 	for i := 0; i < perRoom; i++ {
@@ -118,13 +121,13 @@ func TestRetryScheduleThenExhausted(t *testing.T) {
 
 	ns := startServer(t, t.TempDir())
 	cfg := testConfig("r1", a.URL())
-	cfg.Retry = RetrySchedule{Steps: steps, Jitter: jitter}
+	cfg.Retry = sender.RetrySchedule{Steps: steps, Jitter: jitter}
 	startReplica(t, ns, cfg)
 	_, js := connect(t, ns)
 	evt := newEvent("retry room", "participant_joined", "ev-retry-1", 1761815000)
 	publisher{t, js}.publish(evt)
 
-	id := EndpointID(a.URL())
+	id := endpoint.ID(a.URL())
 	dls := waitDeadLetters(t, js, dlqSubject(id), 1, 10*time.Second)
 	time.Sleep(2 * schedulingSlack) // an attempt after the dead letter would show up by now
 
@@ -152,7 +155,7 @@ func TestRetryScheduleThenExhausted(t *testing.T) {
 		field     string
 		got, want any
 	}{
-		{"Reason", dl.Reason, ReasonExhausted},
+		{"Reason", dl.Reason, deadletter.ReasonExhausted},
 		{"Detail", dl.Detail, "status 503"},
 		{"EndpointID", dl.EndpointID, id},
 		{"EndpointURL", dl.EndpointURL, a.URL()},
@@ -209,7 +212,7 @@ func TestRetryAfterHonoured(t *testing.T) {
 
 	ns := startServer(t, t.TempDir())
 	cfg := testConfig("r1", a.URL())
-	cfg.Retry = RetrySchedule{Steps: steps, Jitter: jitter}
+	cfg.Retry = sender.RetrySchedule{Steps: steps, Jitter: jitter}
 	startReplica(t, ns, cfg)
 	_, js := connect(t, ns)
 	p := publisher{t, js}
@@ -255,8 +258,8 @@ func TestRejectedStatusesDeadLetterAtOnce(t *testing.T) {
 		p.publish(newEvent(room(code), "participant_left", eventID(code, 2), 1761815001))
 	}
 	waitFor(t, 10*time.Second, "every room's second event delivered", func() bool { return len(deliveredIDs(a.receiver)) >= len(codes) })
-	dls := waitDeadLetters(t, js, dlqSubject(EndpointID(a.URL())), len(codes), 5*time.Second)
-	byRoom := map[string][]DeadLetter{}
+	dls := waitDeadLetters(t, js, dlqSubject(endpoint.ID(a.URL())), len(codes), 5*time.Second)
+	byRoom := map[string][]deadletter.Letter{}
 	for _, dl := range dls {
 		byRoom[dl.Room] = append(byRoom[dl.Room], dl)
 	}
@@ -272,9 +275,9 @@ func TestRejectedStatusesDeadLetterAtOnce(t *testing.T) {
 				t.Fatalf("dead letters for the room = %d, want 1", len(got))
 			}
 			dl := got[0]
-			if dl.Reason != ReasonRejected || dl.Attempts != 1 || dl.LastStatus != code || dl.EventID != eventID(code, 1) {
+			if dl.Reason != deadletter.ReasonRejected || dl.Attempts != 1 || dl.LastStatus != code || dl.EventID != eventID(code, 1) {
 				t.Errorf("dead letter: reason %q, attempts %d, last status %d, event %q; want %q, 1, %d, %q",
-					dl.Reason, dl.Attempts, dl.LastStatus, dl.EventID, ReasonRejected, code, eventID(code, 1))
+					dl.Reason, dl.Attempts, dl.LastStatus, dl.EventID, deadletter.ReasonRejected, code, eventID(code, 1))
 			}
 			if want := "status " + strconv.Itoa(code); !strings.HasPrefix(dl.Detail, want) {
 				t.Errorf("detail = %q, want it to start with %q", dl.Detail, want)
@@ -313,15 +316,15 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	for i := 1; i <= queued; i++ {
 		p.publish(newEvent("gone room", "participant_joined", id(i), 1761815000))
 	}
-	aID := EndpointID(a.URL())
+	aID := endpoint.ID(a.URL())
 	dls := waitDeadLetters(t, js, dlqSubject(aID), queued, 10*time.Second)
 	if len(dls) != queued {
 		t.Fatalf("dead letters = %d, want %d", len(dls), queued)
 	}
 	for i, dl := range dls {
-		if dl.Reason != ReasonGone || dl.EventID != id(i+1) || dl.EndpointID != aID || dl.Room != "gone room" {
+		if dl.Reason != deadletter.ReasonGone || dl.EventID != id(i+1) || dl.EndpointID != aID || dl.Room != "gone room" {
 			t.Errorf("dead letter %d: reason %q, event %q, endpoint %q, room %q; want %q, %q, %q, %q",
-				i, dl.Reason, dl.EventID, dl.EndpointID, dl.Room, ReasonGone, id(i+1), aID, "gone room")
+				i, dl.Reason, dl.EventID, dl.EndpointID, dl.Room, deadletter.ReasonGone, id(i+1), aID, "gone room")
 		}
 		wantAttempts, wantStatus := 0, 0 // disabled before they were tried
 		if i == 0 {
@@ -364,7 +367,7 @@ func TestGoneEndpointLaterEventsDeadLettered(t *testing.T) {
 	startReplica(t, ns, testConfig("r1", a.URL(), b.URL()))
 	_, js := connect(t, ns)
 	p := publisher{t, js}
-	aID := EndpointID(a.URL())
+	aID := endpoint.ID(a.URL())
 	p.publish(newEvent("gone room", "participant_joined", "gl-1", 1761815000))
 	waitDeadLetters(t, js, dlqSubject(aID), 1, 10*time.Second)
 	waitFor(t, 5*time.Second, "endpoint disabled", func() bool { return endpointRecord(t, js, aID).Disabled })
@@ -375,7 +378,7 @@ func TestGoneEndpointLaterEventsDeadLettered(t *testing.T) {
 		p.publish(newEvent("gone room", "participant_left", "gl-"+strconv.Itoa(i), 1761815001))
 	}
 	waitFor(t, 10*time.Second, "healthy endpoint got every event", func() bool { return len(deliveredIDs(b)) == 4 })
-	var dls []DeadLetter
+	var dls []deadletter.Letter
 	deadline := time.Now().Add(3 * time.Second)
 	for len(dls) < 4 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
@@ -385,8 +388,8 @@ func TestGoneEndpointLaterEventsDeadLettered(t *testing.T) {
 		t.Fatalf("dead letters for the disabled endpoint = %d, want 4 (the 410 and the 3 later events)", len(dls))
 	}
 	for i, dl := range dls[1:] {
-		if dl.Reason != ReasonGone || dl.EventID != "gl-"+strconv.Itoa(i+2) || dl.Attempts != 0 {
-			t.Errorf("dead letter %d: reason %q, event %q, attempts %d; want %q, gl-%d, 0", i+1, dl.Reason, dl.EventID, dl.Attempts, ReasonGone, i+2)
+		if dl.Reason != deadletter.ReasonGone || dl.EventID != "gl-"+strconv.Itoa(i+2) || dl.Attempts != 0 {
+			t.Errorf("dead letter %d: reason %q, event %q, attempts %d; want %q, gl-%d, 0", i+1, dl.Reason, dl.EventID, dl.Attempts, deadletter.ReasonGone, i+2)
 		}
 	}
 	if n := a.attemptCount(); n != 1 {

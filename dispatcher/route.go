@@ -9,6 +9,11 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/roomhook/roomhook/breaker"
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/queue"
+	"github.com/roomhook/roomhook/sender"
 
 	"sync"
 )
@@ -41,7 +46,7 @@ type route struct {
 // delivery is one event for one endpoint, with the partition message it belongs to (nil for
 // deliveries read back from a spill queue).
 type delivery struct {
-	Queued
+	queue.Queued
 	ev *heldEvent
 }
 
@@ -79,7 +84,7 @@ func (r *route) oldest() (time.Time, int) {
 	defer r.mu.Unlock()
 	var t time.Time
 	n := len(r.pending)
-	older := func(q Queued) {
+	older := func(q queue.Queued) {
 		if !q.Stored.IsZero() && (t.IsZero() || q.Stored.Before(t)) {
 			t = q.Stored
 		}
@@ -220,7 +225,7 @@ func (r *route) runLane(room string, l *lane) {
 // directResult is what a direct attempt that was in flight when its route spilled did.
 type directResult struct {
 	settled bool
-	tried   Queued // Attempts, FirstAttempt and NextAttempt when it failed
+	tried   queue.Queued // Attempts, FirstAttempt and NextAttempt when it failed
 }
 
 // directOutcome is what became of one direct attempt.
@@ -236,7 +241,7 @@ const (
 // endpoint that is paused or whose breaker is open, goes to the spill queue instead, so that
 // nothing waits in memory for an endpoint that does not answer. After a failed attempt,
 // tried holds the retry schedule so far, which the spilled delivery carries on.
-func (r *route) attemptDirect(ctx context.Context, q delivery) (out directOutcome, tried Queued) {
+func (r *route) attemptDirect(ctx context.Context, q delivery) (out directOutcome, tried queue.Queued) {
 	d := r.pt.d
 	v, ok := d.dir.Get(r.id)
 	switch {
@@ -248,13 +253,13 @@ func (r *route) attemptDirect(ctx context.Context, q delivery) (out directOutcom
 		if !ok {
 			reason = "endpoint removed"
 		}
-		return r.settleDead(ctx, q.Queued, v, ReasonGone, reason, 0, Attempt{}, time.Time{}), tried
+		return r.settleDead(ctx, q.Queued, v, deadletter.ReasonGone, reason, 0, sender.Attempt{}, time.Time{}), tried
 	case v.Paused:
 		return needsSpill, tried
 	case !v.Filter.Allows(q.Event):
 		return settled, tried // the filter changed after the event was read
 	}
-	if rec := d.breakers.State(r.id); rec.State == BreakerOpen || rec.State == BreakerHalfOpen {
+	if rec := d.breakers.State(r.id); rec.State == breaker.Open || rec.State == breaker.HalfOpen {
 		return needsSpill, tried
 	}
 	if ctx.Err() != nil {
@@ -267,21 +272,21 @@ func (r *route) attemptDirect(ctx context.Context, q delivery) (out directOutcom
 	at := d.attempt(ctx, v, q.Queued, false)
 	slow.Stop()
 	switch at.Verdict {
-	case Delivered:
+	case sender.Delivered:
 		return settled, tried
-	case Retry:
+	case sender.Retry:
 		delay, more := d.cfg.Retry.NextDelay(1, at.RetryAfter, rand.Float64)
 		if !more {
-			return r.settleDead(ctx, q.Queued, v, ReasonExhausted, at.Reason(), 1, at, first), tried
+			return r.settleDead(ctx, q.Queued, v, deadletter.ReasonExhausted, at.Reason(), 1, at, first), tried
 		}
 		d.metrics.Retries.WithLabelValues(endpointLabel(v.Endpoint)).Inc()
 		d.log.Info("delivery failed; will retry", "room", q.Room, "event", q.Event, "event_id", q.EventID,
-			"endpoint", r.id, "host", URLHost(v.URL), "attempt", 1, "reason", at.Reason(), "retry_in", delay.Round(time.Millisecond).String())
+			"endpoint", r.id, "host", endpoint.URLHost(v.URL), "attempt", 1, "reason", at.Reason(), "retry_in", delay.Round(time.Millisecond).String())
 		tried.Attempts, tried.FirstAttempt, tried.NextAttempt = 1, first, time.Now().Add(delay)
 		return needsSpill, tried
 	}
 	reason, detail := deadLetterReason(at)
-	if at.Verdict == Gone {
+	if at.Verdict == sender.Gone {
 		d.disableGone(ctx, r.id)
 	}
 	return r.settleDead(ctx, q.Queued, v, reason, detail, 1, at, first), tried
@@ -289,7 +294,7 @@ func (r *route) attemptDirect(ctx context.Context, q delivery) (out directOutcom
 
 // settleDead records a dead letter for a direct delivery; if that fails the delivery goes to
 // the spill queue, which retries durably.
-func (r *route) settleDead(ctx context.Context, q Queued, v EndpointView, reason, detail string, attempts int, last Attempt, first time.Time) directOutcome {
+func (r *route) settleDead(ctx context.Context, q queue.Queued, v endpoint.View, reason, detail string, attempts int, last sender.Attempt, first time.Time) directOutcome {
 	if err := r.pt.d.deadLetter(ctx, r.id, v, q, reason, detail, attempts, last, first); err != nil {
 		return needsSpill
 	}
@@ -354,7 +359,7 @@ func (r *route) write(ctx context.Context, subject string, q delivery) bool {
 		if permanentPublishError(err) {
 			v, _ := d.dir.Get(r.id)
 			detail := "spilling the delivery failed for good: " + err.Error()
-			if d.deadLetter(ctx, r.id, v, q.Queued, ReasonInvalid, detail, 0, Attempt{}, time.Time{}) == nil {
+			if d.deadLetter(ctx, r.id, v, q.Queued, deadletter.ReasonInvalid, detail, 0, sender.Attempt{}, time.Time{}) == nil {
 				return true
 			}
 		}

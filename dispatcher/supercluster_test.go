@@ -35,6 +35,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/internal/natstest"
+	"github.com/roomhook/roomhook/sender"
 )
 
 const (
@@ -170,7 +171,7 @@ func newSuperRig(t *testing.T, layout []natstest.ClusterSpec, replicasPerRegion 
 		for i := 0; i < 120; i++ {
 			steps = append(steps, time.Second)
 		}
-		g.cfg.Retry = RetrySchedule{Steps: steps, Jitter: 0.2}
+		g.cfg.Retry = sender.RetrySchedule{Steps: steps, Jitter: 0.2}
 		s.regions[name] = g
 	}
 	// One replica per region first, then the others: replicas started together on a cluster
@@ -204,7 +205,7 @@ func (s *superRig) startReplica(cfg Config) *superReplica {
 	t.Helper()
 	_, js := natstest.Connect(t, s.sc.URLs(cfg.Region))
 	d, err := New(js, cfg, WithLogger(slog.New(s.logs).With("replica", cfg.ReplicaID)),
-		WithSender(NewSender(WithTimeout(2*time.Second))))
+		WithSender(sender.New(sender.WithTimeout(2*time.Second))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/roomhook/roomhook/queue"
+	"github.com/roomhook/roomhook/rooms"
 )
 
 // upgrade moves what a region running the first version left behind into this version's
@@ -49,9 +51,9 @@ func (d *Dispatcher) upgrade(ctx context.Context) error {
 		// roomhook.deliver.<region>.<endpoint>.<partition>
 		toks := strings.Split(m.Subject, ".")
 		if len(toks) == 5 {
-			q := parseQueued(m.Header, m.Data)
+			q := queue.Parse(m.Header, m.Data)
 			id := toks[3]
-			msg := q.Msg(d.names.SpillSubject(id, Partition(q.Room, d.cfg.Partitions)), spillMsgID(q.EventSeq, id, q.ReplayOf))
+			msg := q.Msg(d.names.SpillSubject(id, queue.Partition(q.Room, d.cfg.Partitions)), spillMsgID(q.EventSeq, id, q.ReplayOf))
 			pctx, cancel := context.WithTimeout(ctx, requestTimeout)
 			_, err := d.js.PublishMsg(pctx, msg)
 			cancel()
@@ -104,9 +106,9 @@ func (d *Dispatcher) upgradeRooms(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("upgrade rooms: %w", err)
 		}
-		var rec RoomRecord
+		var rec rooms.Record
 		if err := json.Unmarshal(e.Value(), &rec); err == nil && rec.Room != "" {
-			if _, err := d.rooms.Put(rctx, RoomKey(Partition(rec.Room, d.cfg.Partitions), rec.Room), e.Value()); err != nil {
+			if _, err := d.rooms.Put(rctx, rooms.Key(queue.Partition(rec.Room, d.cfg.Partitions), rec.Room), e.Value()); err != nil {
 				return fmt.Errorf("upgrade rooms: %w", err)
 			}
 		}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/queue"
 	"github.com/roomhook/roomhook/schema"
 )
 
@@ -23,7 +25,7 @@ func TestUpgradeFromFirstVersion(t *testing.T) {
 	ns := startServer(t, t.TempDir())
 	rc := newReceiver(t)
 	cfg := testConfig("v2", rc.URL())
-	id := EndpointID(rc.URL())
+	id := endpoint.ID(rc.URL())
 	_, js := connect(t, ns)
 	p := publisher{t, js}
 
@@ -76,9 +78,9 @@ func TestUpgradeFromFirstVersion(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		q := Queued{Room: evt.GetRoom().GetRoomId(), Event: evt.GetEvent(), EventID: evt.GetId(),
+		q := queue.Queued{Room: evt.GetRoom().GetRoomId(), Event: evt.GetEvent(), EventID: evt.GetId(),
 			EventSeq: meta.Sequence.Stream, Stored: meta.Timestamp, Body: body}
-		subject := fmt.Sprintf("roomhook.deliver.default.%s.%d", id, Partition(q.Room, cfg.Partitions))
+		subject := fmt.Sprintf("roomhook.deliver.default.%s.%d", id, queue.Partition(q.Room, cfg.Partitions))
 		if _, err := js.PublishMsg(ctx, q.Msg(subject, fmt.Sprintf("%d:%s", q.EventSeq, id))); err != nil {
 			t.Fatal(err)
 		}

@@ -14,9 +14,11 @@ import (
 	"github.com/livekit/protocol/webhook"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // TestIngestEndToEnd: plugNmeet's request goes in at the ingest, a receiver
@@ -48,9 +50,9 @@ func TestIngestEndToEnd(t *testing.T) {
 		Region: testRegion, Partitions: 2, MaxInFlight: 16, Takeover: 2 * time.Second,
 		MaxEventBytes: DefaultMaxEventBytes, PerRoomWebhooks: true, RoomGrace: time.Minute, RoomTTL: time.Hour,
 		StreamMaxAge: time.Hour, DLQMaxAge: time.Hour, StreamReplicas: 1,
-		Retry:       dispatcher.RetrySchedule{Steps: []time.Duration{0, 50 * time.Millisecond}},
+		Retry:       sender.RetrySchedule{Steps: []time.Duration{0, 50 * time.Millisecond}},
 		Credentials: signing,
-		Endpoints:   []dispatcher.Endpoint{{ID: dispatcher.EndpointID(receiver.URL), URL: receiver.URL, Credentials: signing, Global: true}},
+		Endpoints:   []endpoint.Endpoint{{ID: endpoint.ID(receiver.URL), URL: receiver.URL, Credentials: signing, Global: true}},
 		ReplicaID:   "e2e",
 	}, dispatcher.WithLogger(quietLogger()))
 	if err != nil {

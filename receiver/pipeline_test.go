@@ -14,10 +14,12 @@ import (
 	"github.com/livekit/protocol/webhook"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/receiver"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/sender"
 	"github.com/roomhook/roomhook/traffic"
 )
 
@@ -69,9 +71,9 @@ func TestPublishThroughPipelineToReceiver(t *testing.T) {
 		Region: "default", Partitions: 4, MaxInFlight: 64, Takeover: 2 * time.Second,
 		MaxEventBytes: 1 << 20, PerRoomWebhooks: true, RoomGrace: time.Minute, RoomTTL: time.Hour,
 		StreamMaxAge: time.Hour, DLQMaxAge: time.Hour, StreamReplicas: 1,
-		Retry:       dispatcher.RetrySchedule{Steps: []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond}},
+		Retry:       sender.RetrySchedule{Steps: []time.Duration{0, 50 * time.Millisecond, 100 * time.Millisecond}},
 		Credentials: pipelineCreds, ReplicaID: "e2e",
-		Endpoints: []dispatcher.Endpoint{{ID: dispatcher.EndpointID(globalURL), URL: globalURL, Credentials: pipelineCreds,
+		Endpoints: []endpoint.Endpoint{{ID: endpoint.ID(globalURL), URL: globalURL, Credentials: pipelineCreds,
 			StandardSecrets: []string{globalSecret}, Global: true}},
 	}
 	_, dispatcherJS := natstest.Connect(t, ns.ClientURL())

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/roomhook/roomhook/admin"
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/internal/server/servertest"
 	"github.com/roomhook/roomhook/internal/webhooktest"
@@ -63,7 +63,7 @@ func TestOperatorCLI(t *testing.T) {
 	t.Setenv("ROOMHOOK_NATS_URL", ns.URL())
 	t.Setenv("ROOMHOOK_NATS_USER", "cli-user")
 	t.Setenv("ROOMHOOK_NATS_PASSWORD", "cli-password")
-	goodID, flakyID := dispatcher.EndpointID(goodURL), dispatcher.EndpointID(flaky.URL())
+	goodID, flakyID := endpoint.ID(goodURL), endpoint.ID(flaky.URL())
 
 	natstest.WaitFor(t, 10*time.Second, "the admin service", func() bool {
 		_, err := cliRun(t, endpointsCommand, "list")

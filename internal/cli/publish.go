@@ -16,7 +16,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/server"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/traffic"
@@ -65,7 +65,7 @@ func Publish(ctx context.Context, args []string) error {
 	if err := schema.ValidateRegion(*region); err != nil {
 		return fmt.Errorf("publish: --region: %w", err)
 	}
-	if _, err := dispatcher.ParseWebhookURLs(roomWebhooks); err != nil {
+	if _, err := endpoint.ParseWebhookURLs(roomWebhooks); err != nil {
 		return fmt.Errorf("publish: --room-webhook: %w", err)
 	}
 	if *seed == 0 {

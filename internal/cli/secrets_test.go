@@ -23,7 +23,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/roomhook/roomhook/admin"
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/internal/server/servertest"
 	"github.com/roomhook/roomhook/internal/webhooktest"
@@ -245,7 +245,7 @@ func TestSecretsEverywhere(t *testing.T) {
 	natstest.WaitFor(t, 20*time.Second, "room_created at every endpoint that takes it", func() bool {
 		return roomOK.Has("ev-created") && roomPaused.Has("ev-created") && envGlobal.Has("ev-created") && fileGlobal.Has("ev-created")
 	})
-	pausedID := dispatcher.EndpointID(pausedURL)
+	pausedID := endpoint.ID(pausedURL)
 	if _, err := client.PauseEndpoint(ctx, pausedID); err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +429,7 @@ func TestSecretsEverywhere(t *testing.T) {
 	if len(lines) < 10 || !strings.Contains(logs.String(), `"level":"DEBUG"`) {
 		t.Errorf("want debug logs, got %d lines", len(lines))
 	}
-	if !strings.Contains(logs.String(), dispatcher.RedactURL(userInfoURL)) && !strings.Contains(logs.String(), "refused (invalid)") {
+	if !strings.Contains(logs.String(), endpoint.RedactURL(userInfoURL)) && !strings.Contains(logs.String(), "refused (invalid)") {
 		t.Errorf("the per-room URL with user info was not logged as ignored:\n%s", logs.String())
 	}
 	for i, line := range lines {

@@ -13,8 +13,10 @@ import (
 
 	"github.com/roomhook/roomhook/dispatcher"
 	"github.com/roomhook/roomhook/egress"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // Config is every setting of roomhook, read from ROOMHOOK_* environment variables by
@@ -212,21 +214,21 @@ func (c Config) Validate() error {
 			errs = append(errs, errConfig("INGEST_ADDR", "%v (or off)", err))
 		}
 	}
-	if _, err := dispatcher.ParseRetrySchedule(c.RetrySchedule, c.RetryJitter); err != nil {
+	if _, err := sender.ParseRetrySchedule(c.RetrySchedule, c.RetryJitter); err != nil {
 		variable := "RETRY_SCHEDULE"
 		if c.RetryJitter < 0 || c.RetryJitter >= 1 {
 			variable = "RETRY_JITTER"
 		}
 		errs = append(errs, errConfig(variable, "%v", err))
 	}
-	if _, err := dispatcher.ParseWebhookURLs(c.WebhookURLs); err != nil {
+	if _, err := endpoint.ParseWebhookURLs(c.WebhookURLs); err != nil {
 		errs = append(errs, errConfig("WEBHOOK_URLS", "%v", err))
 	}
 	if c.EndpointsFile != "" {
 		// Read it now so that a mistake in the file stops the start with the entry and field
 		// named, rather than surfacing later.
 		creds, _ := c.Credentials()
-		if _, err := dispatcher.LoadEndpointsFile(c.EndpointsFile, creds); err != nil {
+		if _, err := endpoint.LoadFile(c.EndpointsFile, creds); err != nil {
 			errs = append(errs, errConfig("ENDPOINTS_FILE", "%v", err))
 		}
 	}
@@ -268,8 +270,8 @@ func (c Config) Credentials() (signature.Credentials, bool) {
 }
 
 // DispatcherConfig maps the settings onto the dispatcher's.
-func (c Config) DispatcherConfig(replicaID string, endpoints []dispatcher.Endpoint) (dispatcher.Config, error) {
-	schedule, err := dispatcher.ParseRetrySchedule(c.RetrySchedule, c.RetryJitter)
+func (c Config) DispatcherConfig(replicaID string, endpoints []endpoint.Endpoint) (dispatcher.Config, error) {
+	schedule, err := sender.ParseRetrySchedule(c.RetrySchedule, c.RetryJitter)
 	if err != nil {
 		return dispatcher.Config{}, errConfig("RETRY_SCHEDULE", "%v", err)
 	}

@@ -4,10 +4,10 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/roomhook/roomhook/dispatcher"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/internal/server"
 	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // DefaultConfig, which tests start from, is what LoadConfig reads from an empty environment.
@@ -37,8 +37,8 @@ func TestDefaultsAreTheLibrariesDefaults(t *testing.T) {
 	if c.ContentType != signature.DefaultContentType {
 		t.Errorf("ROOMHOOK_CONTENT_TYPE defaults to %q, signature.DefaultContentType is %q", c.ContentType, signature.DefaultContentType)
 	}
-	if c.RetrySchedule != dispatcher.DefaultRetrySteps || c.RetryJitter != dispatcher.DefaultRetryJitter {
+	if c.RetrySchedule != sender.DefaultRetrySteps || c.RetryJitter != sender.DefaultRetryJitter {
 		t.Errorf("ROOMHOOK_RETRY_SCHEDULE/_JITTER default to %q ±%v, dispatcher.DefaultRetrySteps/Jitter are %q ±%v",
-			c.RetrySchedule, c.RetryJitter, dispatcher.DefaultRetrySteps, dispatcher.DefaultRetryJitter)
+			c.RetrySchedule, c.RetryJitter, sender.DefaultRetrySteps, sender.DefaultRetryJitter)
 	}
 }

@@ -3,21 +3,21 @@ package server
 import (
 	"fmt"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema/signature"
 )
 
 // globalEndpoints builds the endpoints every event goes to: the enabled entries of
 // ROOMHOOK_ENDPOINTS_FILE, then the URLs of ROOMHOOK_WEBHOOK_URLS the file does not list (for a
 // URL in both, the file's entry, with its filter and credentials, wins).
-func globalEndpoints(c Config, creds signature.Credentials) ([]dispatcher.Endpoint, error) {
-	urls, err := dispatcher.ParseWebhookURLs(c.WebhookURLs)
+func globalEndpoints(c Config, creds signature.Credentials) ([]endpoint.Endpoint, error) {
+	urls, err := endpoint.ParseWebhookURLs(c.WebhookURLs)
 	if err != nil {
 		return nil, fmt.Errorf("ROOMHOOK_WEBHOOK_URLS: %w", err)
 	}
-	var out []dispatcher.Endpoint
+	var out []endpoint.Endpoint
 	if c.EndpointsFile != "" {
-		if out, err = dispatcher.LoadEndpointsFile(c.EndpointsFile, creds); err != nil {
+		if out, err = endpoint.LoadFile(c.EndpointsFile, creds); err != nil {
 			return nil, fmt.Errorf("ROOMHOOK_ENDPOINTS_FILE: %w", err)
 		}
 	}
@@ -26,8 +26,8 @@ func globalEndpoints(c Config, creds signature.Credentials) ([]dispatcher.Endpoi
 		inFile[ep.ID] = true
 	}
 	for _, u := range urls {
-		if id := dispatcher.EndpointID(u); !inFile[id] {
-			out = append(out, dispatcher.Endpoint{ID: id, URL: u, Credentials: creds, Global: true})
+		if id := endpoint.ID(u); !inFile[id] {
+			out = append(out, endpoint.Endpoint{ID: id, URL: u, Credentials: creds, Global: true})
 		}
 	}
 	return out, nil

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema/signature"
 )
 
@@ -38,7 +38,7 @@ func TestGlobalEndpointsMerge(t *testing.T) {
 	var urls []string
 	for _, ep := range eps {
 		urls = append(urls, ep.URL)
-		if !ep.Global || ep.ID != dispatcher.EndpointID(ep.URL) {
+		if !ep.Global || ep.ID != endpoint.ID(ep.URL) {
 			t.Errorf("endpoint %+v: want global with the id of its URL", ep)
 		}
 	}
@@ -61,7 +61,7 @@ func TestGlobalEndpointsMerge(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = globalEndpoints(c, creds)
-	if !errors.Is(err, dispatcher.ErrEndpointsFile) || !strings.HasPrefix(err.Error(), "ROOMHOOK_ENDPOINTS_FILE: ") || strings.Contains(err.Error(), "topsecret") {
+	if !errors.Is(err, endpoint.ErrFile) || !strings.HasPrefix(err.Error(), "ROOMHOOK_ENDPOINTS_FILE: ") || strings.Contains(err.Error(), "topsecret") {
 		t.Errorf("bad file: got %v, want a ROOMHOOK_ENDPOINTS_FILE error without the secret", err)
 	}
 	c.APIKey, c.APISecret = "k", "s"

@@ -18,7 +18,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/roomhook/roomhook/admin"
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/internal/server/servertest"
 	"github.com/roomhook/roomhook/internal/webhooktest"
@@ -180,7 +181,7 @@ func TestRolesWithNATSServer(t *testing.T) {
 	var invalid admin.DeadLetterList
 	natstest.WaitFor(t, 20*time.Second, "the invalid event's dead letter", func() bool {
 		var err error
-		invalid, err = viewer.ListDeadLetters(ctx, admin.Filter{Reason: dispatcher.ReasonInvalid})
+		invalid, err = viewer.ListDeadLetters(ctx, admin.Filter{Reason: deadletter.ReasonInvalid})
 		return err == nil && invalid.Matched == 1
 	})
 	if _, err := viewer.Status(ctx); err != nil {
@@ -221,7 +222,7 @@ func TestRolesWithNATSServer(t *testing.T) {
 
 	opsNC, _ := connectAs(t, ns, "ops")
 	ops := admin.NewClient(opsNC, roleRegion, admin.WithTimeout(10*time.Second))
-	if res, err := ops.PurgeDeadLetters(ctx, admin.PurgeRequest{Filter: admin.Filter{Reason: dispatcher.ReasonInvalid}}); err != nil || res.Purged != 1 {
+	if res, err := ops.PurgeDeadLetters(ctx, admin.PurgeRequest{Filter: admin.Filter{Reason: deadletter.ReasonInvalid}}); err != nil || res.Purged != 1 {
 		t.Errorf("operator: purge answered %+v, %v; want 1 purged", res, err)
 	}
 
@@ -271,7 +272,7 @@ func TestServeGuardsPerRoomURLs(t *testing.T) {
 	var forbidden admin.DeadLetterList
 	natstest.WaitFor(t, 20*time.Second, "forbidden dead letters for both events", func() bool {
 		var err error
-		forbidden, err = client.ListDeadLetters(ctx, admin.Filter{Reason: dispatcher.ReasonForbidden})
+		forbidden, err = client.ListDeadLetters(ctx, admin.Filter{Reason: deadletter.ReasonForbidden})
 		return err == nil && forbidden.Matched == 2
 	})
 	natstest.WaitFor(t, 20*time.Second, "the global endpoint's deliveries", func() bool { return global.Has("ev-2") })
@@ -280,7 +281,7 @@ func TestServeGuardsPerRoomURLs(t *testing.T) {
 	}
 	for _, dl := range forbidden.DeadLetters {
 		if !strings.Contains(dl.LastError, "127.0.0.1") || strings.Contains(dl.EndpointURL, "room-secret") ||
-			dl.EndpointID != dispatcher.EndpointID(perRoom.URL()+"?token=room-secret") || dl.Attempts > 1 {
+			dl.EndpointID != endpoint.ID(perRoom.URL()+"?token=room-secret") || dl.Attempts > 1 {
 			t.Errorf("dead letter %+v: want the refused address, a redacted URL and one attempt", dl)
 		}
 	}

@@ -18,7 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema"
+	"github.com/roomhook/roomhook/sender"
 )
 
 // Serve runs one dispatcher replica until ctx ends, then shuts down within
@@ -93,8 +95,8 @@ func Serve(ctx context.Context, c Config, log *slog.Logger, version string) erro
 		}
 		log.Warn("egress guard off: per-room webhook URLs may reach any address, this machine's included", "because", reason)
 	}
-	sender := dispatcher.NewSender(dispatcher.WithTimeout(c.HTTPTimeout), dispatcher.WithContentType(c.ContentType),
-		dispatcher.WithUserAgent("roomhook/"+version), dispatcher.WithGuard(guard))
+	sender := sender.New(sender.WithTimeout(c.HTTPTimeout), sender.WithContentType(c.ContentType),
+		sender.WithUserAgent("roomhook/"+version), sender.WithGuard(guard))
 	d, err := dispatcher.New(js, dcfg, dispatcher.WithLogger(log), dispatcher.WithMetrics(metrics), dispatcher.WithSender(sender))
 	if err != nil {
 		return err
@@ -131,7 +133,7 @@ func Serve(ctx context.Context, c Config, log *slog.Logger, version string) erro
 			"to see webhooks arrive, run `go run . receive --addr 127.0.0.1:9000` and restart with ROOMHOOK_WEBHOOK_URLS=http://127.0.0.1:9000/webhook")
 	}
 	for _, ep := range endpoints {
-		log.Info("webhooks go to", "endpoint", ep.ID, "url_host", dispatcher.URLHost(ep.URL))
+		log.Info("webhooks go to", "endpoint", ep.ID, "url_host", endpoint.URLHost(ep.URL))
 	}
 	log.Info("publish events as protobuf roomhook.v1.Event on roomhook.events."+c.Region+".<room>.<event>; "+
 		"for sample traffic run `go run . publish --nats "+RedactNATSURL(natsURL)+" --rooms 3`", "nats", RedactNATSURL(natsURL))

@@ -24,7 +24,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/internal/server"
 	"github.com/roomhook/roomhook/internal/server/servertest"
@@ -45,11 +45,11 @@ func newReceiver(t *testing.T, answer func(id string, attempt int) int) *webhook
 // endpointLabel is the endpoint label of a global endpoint's series: its id.
 func endpointLabel(t testing.TB, rawURL string) string {
 	t.Helper()
-	urls, err := dispatcher.ParseWebhookURLs([]string{rawURL})
+	urls, err := endpoint.ParseWebhookURLs([]string{rawURL})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return dispatcher.EndpointID(urls[0])
+	return endpoint.ID(urls[0])
 }
 
 // scrape reads /metrics with Prometheus' own text parser.

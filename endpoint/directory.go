@@ -1,4 +1,4 @@
-package dispatcher
+package endpoint
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 
 // EndpointRecord is an endpoint's shared state in the endpoints bucket. Credentials and
 // filters of global endpoints stay in each replica's configuration, never in NATS.
-type EndpointRecord struct {
+type Record struct {
 	URL      string `json:"url"`
 	Global   bool   `json:"global,omitempty"`
 	Paused   bool   `json:"paused,omitempty"`   // by an operator
@@ -32,7 +32,7 @@ type EndpointRecord struct {
 }
 
 // EndpointView is an endpoint with its shared state, as workers and the router see it.
-type EndpointView struct {
+type View struct {
 	Endpoint
 	Disabled   bool
 	Reason     string
@@ -42,14 +42,14 @@ type EndpointView struct {
 
 // ErrTooManyEndpoints is returned by EnsurePerRoom when ROOMHOOK_MAX_ROOM_ENDPOINTS live
 // per-room endpoints exist.
-var ErrTooManyEndpoints = errors.New("too many live per-room endpoints")
+var ErrTooMany = errors.New("too many live per-room endpoints")
 
 // ErrEndpointNotFound is returned for an endpoint the bucket does not hold.
-var ErrEndpointNotFound = errors.New("endpoint not found")
+var ErrNotFound = errors.New("endpoint not found")
 
 // registeredRefresh is how stale an endpoint's Registered time may get before a registering
 // room writes it again.
-const registeredRefresh = time.Minute
+const RegisteredRefresh = time.Minute
 
 // Directory is the set of endpoints every replica knows: the global ones of the configuration
 // and the per-room ones registered by the router, with the state they share through a
@@ -61,9 +61,9 @@ type Directory struct {
 	log        *slog.Logger
 
 	mu      sync.RWMutex
-	views   map[string]*EndpointView
-	perRoom int            // per-room endpoints in views
-	globals []EndpointView // the global views, sorted by id; replaced, never changed in place
+	views   map[string]*View
+	perRoom int    // per-room endpoints in views
+	globals []View // the global views, sorted by id; replaced, never changed in place
 	changed chan struct{}
 	ready   chan struct{}
 }
@@ -72,12 +72,12 @@ type Directory struct {
 func NewDirectory(kv jetstream.KeyValue, defaults signature.Credentials, global []Endpoint, log *slog.Logger) *Directory {
 	d := &Directory{
 		kv: kv, defaults: defaults, configured: map[string]Endpoint{}, log: log,
-		views: map[string]*EndpointView{}, changed: make(chan struct{}), ready: make(chan struct{}),
+		views: map[string]*View{}, changed: make(chan struct{}), ready: make(chan struct{}),
 	}
 	for _, ep := range global {
 		ep.Global = true
 		d.configured[ep.ID] = ep
-		v := &EndpointView{Endpoint: ep}
+		v := &View{Endpoint: ep}
 		d.views[ep.ID] = v
 	}
 	d.rebuildGlobalsLocked()
@@ -89,12 +89,12 @@ func NewDirectory(kv jetstream.KeyValue, defaults signature.Credentials, global 
 // paused is paused at every start.
 func (d *Directory) Register(ctx context.Context) error {
 	for id, ep := range d.configured {
-		rec := EndpointRecord{URL: ep.URL, Global: true, Paused: ep.Paused, Updated: time.Now().UTC()}
+		rec := Record{URL: ep.URL, Global: true, Paused: ep.Paused, Updated: time.Now().UTC()}
 		if err := d.create(ctx, id, rec); err != nil {
 			return err
 		}
 		if ep.Paused {
-			if err := d.Update(ctx, id, func(r *EndpointRecord) { r.Paused = true }); err != nil {
+			if err := d.Update(ctx, id, func(r *Record) { r.Paused = true }); err != nil {
 				return err
 			}
 		}
@@ -102,7 +102,7 @@ func (d *Directory) Register(ctx context.Context) error {
 	return nil
 }
 
-func (d *Directory) create(ctx context.Context, id string, rec EndpointRecord) error {
+func (d *Directory) create(ctx context.Context, id string, rec Record) error {
 	b, _ := json.Marshal(rec)
 	_, err := d.kv.Create(ctx, id, b)
 	if err != nil && !subscriber.IsConflict(err) {
@@ -117,7 +117,7 @@ func (d *Directory) create(ctx context.Context, id string, rec EndpointRecord) e
 // compare-and-set, so it cannot race with its retirement: a retirement that read the old
 // record fails, and one that already happened makes the endpoint anew.
 func (d *Directory) EnsurePerRoom(ctx context.Context, url string, limit int) (string, error) {
-	id := EndpointID(url)
+	id := ID(url)
 	d.mu.RLock()
 	v, ok := d.views[id]
 	full := limit > 0 && d.perRoom >= limit
@@ -125,12 +125,12 @@ func (d *Directory) EnsurePerRoom(ctx context.Context, url string, limit int) (s
 	if ok && v.Global {
 		return id, nil
 	}
-	if ok && !v.Disabled && time.Since(v.Registered) < registeredRefresh {
+	if ok && !v.Disabled && time.Since(v.Registered) < RegisteredRefresh {
 		return id, nil
 	}
 	now := time.Now().UTC()
 	if ok && v.rev > 0 {
-		rec := EndpointRecord{URL: v.URL, Paused: v.Paused, Registered: now, Updated: now}
+		rec := Record{URL: v.URL, Paused: v.Paused, Registered: now, Updated: now}
 		b, _ := json.Marshal(rec)
 		rev, err := d.kv.Update(ctx, id, b, v.rev)
 		if err == nil {
@@ -143,7 +143,7 @@ func (d *Directory) EnsurePerRoom(ctx context.Context, url string, limit int) (s
 		// Changed or retired meanwhile: read it again.
 		e, gerr := d.kv.Get(ctx, id)
 		if gerr == nil {
-			var cur EndpointRecord
+			var cur Record
 			if json.Unmarshal(e.Value(), &cur) == nil {
 				d.apply(id, &cur, e.Revision())
 				return d.EnsurePerRoom(ctx, url, limit)
@@ -155,9 +155,9 @@ func (d *Directory) EnsurePerRoom(ctx context.Context, url string, limit int) (s
 		d.remove(id)
 	}
 	if !ok && full {
-		return "", ErrTooManyEndpoints
+		return "", ErrTooMany
 	}
-	rec := EndpointRecord{URL: url, Registered: now, Updated: now}
+	rec := Record{URL: url, Registered: now, Updated: now}
 	b, _ := json.Marshal(rec)
 	rev, err := d.kv.Create(ctx, id, b)
 	if subscriber.IsConflict(err) {
@@ -165,7 +165,7 @@ func (d *Directory) EnsurePerRoom(ctx context.Context, url string, limit int) (s
 		if gerr != nil {
 			return "", fmt.Errorf("register endpoint %s: %w", id, gerr)
 		}
-		var cur EndpointRecord
+		var cur Record
 		if json.Unmarshal(e.Value(), &cur) == nil {
 			d.apply(id, &cur, e.Revision())
 		}
@@ -203,8 +203,8 @@ func (d *Directory) Retire(ctx context.Context, id string) (bool, error) {
 }
 
 // Update changes an endpoint's shared state with a compare-and-set loop.
-func (d *Directory) Update(ctx context.Context, id string, change func(*EndpointRecord)) error {
-	rec, rev, err := UpdateEndpoint(ctx, d.kv, id, change)
+func (d *Directory) Update(ctx context.Context, id string, change func(*Record)) error {
+	rec, rev, err := Update(ctx, d.kv, id, change)
 	if err != nil {
 		return err
 	}
@@ -216,13 +216,13 @@ func (d *Directory) Update(ctx context.Context, id string, change func(*Endpoint
 // compare-and-set loop (subscriber.UpdateJSON), stamping it Updated now, and returns the
 // record written and its revision. A missing endpoint is ErrEndpointNotFound; every error
 // names the endpoint. The replicas watching the bucket act on the change.
-func UpdateEndpoint(ctx context.Context, kv jetstream.KeyValue, id string, change func(*EndpointRecord)) (EndpointRecord, uint64, error) {
-	rec, rev, err := subscriber.UpdateJSON(ctx, kv, id, func(r *EndpointRecord) {
+func Update(ctx context.Context, kv jetstream.KeyValue, id string, change func(*Record)) (Record, uint64, error) {
+	rec, rev, err := subscriber.UpdateJSON(ctx, kv, id, func(r *Record) {
 		change(r)
 		r.Updated = time.Now().UTC()
 	})
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return rec, 0, fmt.Errorf("endpoint %s: %w", id, ErrEndpointNotFound)
+		return rec, 0, fmt.Errorf("endpoint %s: %w", id, ErrNotFound)
 	}
 	if err != nil {
 		return rec, 0, fmt.Errorf("endpoint %s: %w", id, err)
@@ -243,7 +243,7 @@ func (d *Directory) Watch(ctx context.Context) error {
 			d.remove(e.Key())
 			return
 		}
-		var rec EndpointRecord
+		var rec Record
 		if err := json.Unmarshal(e.Value(), &rec); err != nil {
 			d.log.Warn("ignoring unreadable endpoint record", "endpoint", e.Key(), "error", err)
 			return
@@ -273,7 +273,7 @@ func (d *Directory) remove(id string) {
 	d.changed = make(chan struct{})
 }
 
-func (d *Directory) apply(id string, rec *EndpointRecord, rev uint64) {
+func (d *Directory) apply(id string, rec *Record, rev uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	old := d.views[id]
@@ -291,7 +291,7 @@ func (d *Directory) apply(id string, rec *EndpointRecord, rev uint64) {
 		ep = Endpoint{ID: id, URL: rec.URL, Credentials: d.defaults}
 	}
 	ep.Paused = rec.Paused
-	v := &EndpointView{Endpoint: ep, Disabled: rec.Disabled, Reason: rec.Reason, Registered: rec.Registered, rev: rev}
+	v := &View{Endpoint: ep, Disabled: rec.Disabled, Reason: rec.Reason, Registered: rec.Registered, rev: rev}
 	if old == nil && !ep.Global {
 		d.perRoom++
 	}
@@ -311,21 +311,21 @@ func (d *Directory) apply(id string, rec *EndpointRecord, rev uint64) {
 }
 
 // Get returns the current view of an endpoint.
-func (d *Directory) Get(id string) (EndpointView, bool) {
+func (d *Directory) Get(id string) (View, bool) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	v, ok := d.views[id]
 	if !ok {
-		return EndpointView{}, false
+		return View{}, false
 	}
 	return *v, true
 }
 
 // Snapshot lists every known endpoint, sorted by id, and a channel closed at the next change.
-func (d *Directory) Snapshot() ([]EndpointView, <-chan struct{}) {
+func (d *Directory) Snapshot() ([]View, <-chan struct{}) {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	out := make([]EndpointView, 0, len(d.views))
+	out := make([]View, 0, len(d.views))
 	for _, v := range d.views {
 		out = append(out, *v)
 	}
@@ -336,14 +336,14 @@ func (d *Directory) Snapshot() ([]EndpointView, <-chan struct{}) {
 // Globals lists the configured global endpoints. The router asks for them for every event,
 // so the list is kept ready rather than built from all endpoints each time; callers must not
 // change it.
-func (d *Directory) Globals() []EndpointView {
+func (d *Directory) Globals() []View {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	return d.globals
 }
 
 func (d *Directory) rebuildGlobalsLocked() {
-	globals := make([]EndpointView, 0, len(d.configured))
+	globals := make([]View, 0, len(d.configured))
 	for id := range d.configured {
 		if v, ok := d.views[id]; ok {
 			globals = append(globals, *v)

@@ -1,4 +1,4 @@
-package dispatcher
+package queue
 
 import (
 	"hash/fnv"
@@ -52,7 +52,8 @@ type Queued struct {
 	FirstAttempt time.Time
 	NextAttempt  time.Time
 
-	seq uint64 // spill stream sequence, set when pulled
+	// Seq is the message's sequence in the spill stream, set by whoever pulled it; not stored.
+	Seq uint64
 }
 
 // Msg is the message that queues q on subject; msgID makes a repeated publish a no-op.
@@ -79,9 +80,9 @@ func (q Queued) Msg(subject, msgID string) *nats.Msg {
 }
 
 // ParseQueued reads a pulled delivery.
-func ParseQueued(m jetstream.Msg) Queued { return parseQueued(m.Headers(), m.Data()) }
+func ParseMsg(m jetstream.Msg) Queued { return Parse(m.Headers(), m.Data()) }
 
-func parseQueued(h nats.Header, body []byte) Queued {
+func Parse(h nats.Header, body []byte) Queued {
 	q := Queued{Body: body, Room: h.Get(HeaderRoom), Event: h.Get(HeaderEvent), EventID: h.Get(HeaderEventID)}
 	q.EventSeq, _ = strconv.ParseUint(h.Get(HeaderEventSeq), 10, 64)
 	q.ReplayOf, _ = strconv.ParseUint(h.Get(HeaderReplayOf), 10, 64)

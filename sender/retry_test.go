@@ -1,4 +1,4 @@
-package dispatcher_test
+package sender_test
 
 import (
 	"errors"
@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/sender"
 )
 
 func TestRetryDefaultSchedule(t *testing.T) {
-	def := dispatcher.DefaultRetrySchedule()
+	def := sender.DefaultRetrySchedule()
 	want := []time.Duration{0, time.Second, 5 * time.Second, 30 * time.Second, 2 * time.Minute,
 		10 * time.Minute, 30 * time.Minute, time.Hour, 3 * time.Hour, 6 * time.Hour}
 	if !slices.Equal(def.Steps, want) || def.Jitter != 0.2 {
@@ -22,7 +22,7 @@ func TestRetryDefaultSchedule(t *testing.T) {
 	if def.Attempts() != 10 {
 		t.Errorf("Attempts() = %d, want 10", def.Attempts())
 	}
-	again, err := dispatcher.ParseRetrySchedule(def.String(), def.Jitter)
+	again, err := sender.ParseRetrySchedule(def.String(), def.Jitter)
 	if err != nil || !slices.Equal(again.Steps, def.Steps) {
 		t.Errorf("String() %q does not parse back: %v %v", def.String(), again.Steps, err)
 	}
@@ -51,9 +51,9 @@ func TestParseRetrySchedule(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprintf("%q±%v", tt.in, tt.jitter), func(t *testing.T) {
-			got, err := dispatcher.ParseRetrySchedule(tt.in, tt.jitter)
+			got, err := sender.ParseRetrySchedule(tt.in, tt.jitter)
 			if tt.wantErr {
-				if !errors.Is(err, dispatcher.ErrInvalidRetrySchedule) {
+				if !errors.Is(err, sender.ErrInvalidRetrySchedule) {
 					t.Fatalf("ParseRetrySchedule = %v, %v; want an ErrInvalidRetrySchedule", got, err)
 				}
 				return
@@ -69,7 +69,7 @@ func TestParseRetrySchedule(t *testing.T) {
 }
 
 func TestRetryNextDelayJitterBounds(t *testing.T) {
-	sched := dispatcher.DefaultRetrySchedule()
+	sched := sender.DefaultRetrySchedule()
 	rnd := rand.New(rand.NewPCG(1, 2)).Float64
 	const draws = 5000
 	for attempt := 1; attempt < sched.Attempts(); attempt++ {
@@ -99,7 +99,7 @@ func TestRetryNextDelayJitterBounds(t *testing.T) {
 }
 
 func TestRetryNextDelayJitterEdges(t *testing.T) {
-	sched := dispatcher.RetrySchedule{Steps: []time.Duration{0, 10 * time.Second}, Jitter: 0.2}
+	sched := sender.RetrySchedule{Steps: []time.Duration{0, 10 * time.Second}, Jitter: 0.2}
 	constant := func(v float64) func() float64 { return func() float64 { return v } }
 	tests := []struct {
 		name    string
@@ -121,7 +121,7 @@ func TestRetryNextDelayJitterEdges(t *testing.T) {
 			}
 		})
 	}
-	noJitter := dispatcher.RetrySchedule{Steps: []time.Duration{0, time.Minute}}
+	noJitter := sender.RetrySchedule{Steps: []time.Duration{0, time.Minute}}
 	got, _ := noJitter.NextDelay(1, 0, func() float64 { t.Error("rnd called without jitter"); return 0 })
 	if got != time.Minute {
 		t.Errorf("without jitter NextDelay(1) = %v, want 1m", got)
@@ -134,7 +134,7 @@ func TestRetryNextDelayJitterEdges(t *testing.T) {
 }
 
 func TestRetryNextDelayRetryAfter(t *testing.T) {
-	sched := dispatcher.RetrySchedule{Steps: []time.Duration{0, time.Second, time.Minute, time.Hour}, Jitter: 0.2}
+	sched := sender.RetrySchedule{Steps: []time.Duration{0, time.Second, time.Minute, time.Hour}, Jitter: 0.2}
 	mid := func() float64 { return 0.5 } // no jitter effect, so the expectations are exact
 	tests := []struct {
 		name       string
@@ -161,7 +161,7 @@ func TestRetryNextDelayRetryAfter(t *testing.T) {
 }
 
 func TestRetryNextDelayExhausted(t *testing.T) {
-	sched := dispatcher.DefaultRetrySchedule()
+	sched := sender.DefaultRetrySchedule()
 	mid := func() float64 { return 0.5 }
 	if d, ok := sched.NextDelay(0, 0, mid); !ok || d != 0 {
 		t.Errorf("before the first attempt: %v, %v; want 0, true", d, ok)
@@ -174,7 +174,7 @@ func TestRetryNextDelayExhausted(t *testing.T) {
 			t.Errorf("after attempt %d: %v, true; want the schedule exhausted", attempt, d)
 		}
 	}
-	if _, ok := (dispatcher.RetrySchedule{}).NextDelay(0, 0, mid); ok {
+	if _, ok := (sender.RetrySchedule{}).NextDelay(0, 0, mid); ok {
 		t.Error("an empty schedule allows an attempt")
 	}
 	// Counting attempts with NextDelay gives exactly Attempts() attempts.
@@ -191,7 +191,7 @@ func TestRetryNextDelayExhausted(t *testing.T) {
 }
 
 func ExampleRetrySchedule_NextDelay() {
-	sched, err := dispatcher.ParseRetrySchedule("0s,1s,5s,30s", 0.2)
+	sched, err := sender.ParseRetrySchedule("0s,1s,5s,30s", 0.2)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,4 +1,4 @@
-package dispatcher
+package rooms
 
 import (
 	"context"
@@ -12,11 +12,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/subscriber"
 )
 
 // RoomRecord is one room's per-room webhook registration in the rooms bucket.
-type RoomRecord struct {
+type Record struct {
 	Room string `json:"room"`
 	// Endpoints are the ids (EndpointID) of the room's URLs. The URLs themselves, which may
 	// carry tokens in their query, live only in the endpoints bucket.
@@ -31,11 +32,11 @@ type RoomRecord struct {
 // the room's partition: only the partition's owner writes its rooms, and one replica at a
 // time owns a partition, so the owner's cache is authoritative while it owns it; the bucket
 // lets the next owner, the retirement of endpoints and the CLI see the same registrations.
-type Rooms struct {
+type Registry struct {
 	kv        jetstream.KeyValue
 	grace     time.Duration
 	partition int
-	cache     map[string]*RoomRecord // nil value: the room has no registration
+	cache     map[string]*Record // nil value: the room has no registration
 }
 
 // maxCachedRooms bounds the router's cache; past it the cache starts over from the bucket.
@@ -43,13 +44,13 @@ const maxCachedRooms = 100_000
 
 // NewRooms returns partition's registry over kv; grace is how long after room_finished a
 // room's URLs still receive its events.
-func NewRooms(kv jetstream.KeyValue, grace time.Duration, partition int) *Rooms {
-	return &Rooms{kv: kv, grace: grace, partition: partition, cache: map[string]*RoomRecord{}}
+func New(kv jetstream.KeyValue, grace time.Duration, partition int) *Registry {
+	return &Registry{kv: kv, grace: grace, partition: partition, cache: map[string]*Record{}}
 }
 
 // RoomKey is a room's key in the bucket: its partition, then the room in base64url, since
 // room ids may hold any byte.
-func RoomKey(partition int, room string) string {
+func Key(partition int, room string) string {
 	return "p" + strconv.Itoa(partition) + "." + legacyRoomKey(room)
 }
 
@@ -59,16 +60,16 @@ func legacyRoomKey(room string) string {
 }
 
 // Reset drops the cache; the router calls it when it (re)starts.
-func (r *Rooms) Reset() { r.cache = map[string]*RoomRecord{} }
+func (r *Registry) Reset() { r.cache = map[string]*Record{} }
 
-func (r *Rooms) load(ctx context.Context, room string) (*RoomRecord, error) {
+func (r *Registry) load(ctx context.Context, room string) (*Record, error) {
 	if rec, ok := r.cache[room]; ok {
 		return rec, nil
 	}
 	if len(r.cache) >= maxCachedRooms {
 		r.Reset()
 	}
-	e, err := r.kv.Get(ctx, RoomKey(r.partition, room))
+	e, err := r.kv.Get(ctx, Key(r.partition, room))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		r.cache[room] = nil
 		return nil, nil
@@ -76,7 +77,7 @@ func (r *Rooms) load(ctx context.Context, room string) (*RoomRecord, error) {
 	if err != nil {
 		return nil, fmt.Errorf("room registry: %w", err)
 	}
-	var rec RoomRecord
+	var rec Record
 	if err := json.Unmarshal(e.Value(), &rec); err != nil {
 		return nil, fmt.Errorf("room registry: %w", err)
 	}
@@ -84,9 +85,9 @@ func (r *Rooms) load(ctx context.Context, room string) (*RoomRecord, error) {
 	return &rec, nil
 }
 
-func (r *Rooms) store(ctx context.Context, rec *RoomRecord) error {
+func (r *Registry) store(ctx context.Context, rec *Record) error {
 	b, _ := json.Marshal(rec)
-	if _, err := r.kv.Put(ctx, RoomKey(r.partition, rec.Room), b); err != nil {
+	if _, err := r.kv.Put(ctx, Key(r.partition, rec.Room), b); err != nil {
 		return fmt.Errorf("room registry: %w", err)
 	}
 	r.cache[rec.Room] = rec
@@ -95,10 +96,10 @@ func (r *Rooms) store(ctx context.Context, rec *RoomRecord) error {
 
 // EndpointIDs are the ids of the room's endpoints, those of a record an earlier version wrote
 // with URLs included.
-func (rec *RoomRecord) EndpointIDs() []string {
+func (rec *Record) EndpointIDs() []string {
 	ids := slices.Clone(rec.Endpoints)
 	for _, u := range rec.URLs {
-		if id := EndpointID(u); !slices.Contains(ids, id) {
+		if id := endpoint.ID(u); !slices.Contains(ids, id) {
 			ids = append(ids, id)
 		}
 	}
@@ -108,16 +109,16 @@ func (rec *RoomRecord) EndpointIDs() []string {
 // Register records the endpoints of urls for room (their ids: no URL, so no token, is kept in
 // the rooms bucket), from its room_created at events sequence seq. A redelivered room_created
 // (same seq) rewrites the same record.
-func (r *Rooms) Register(ctx context.Context, room string, urls []string, seq uint64) error {
+func (r *Registry) Register(ctx context.Context, room string, urls []string, seq uint64) error {
 	ids := make([]string, 0, len(urls))
 	for _, u := range urls {
-		ids = append(ids, EndpointID(u))
+		ids = append(ids, endpoint.ID(u))
 	}
-	return r.store(ctx, &RoomRecord{Room: room, Endpoints: ids, CreatedSeq: seq})
+	return r.store(ctx, &Record{Room: room, Endpoints: ids, CreatedSeq: seq})
 }
 
 // Finish records when the room finished; its URLs keep receiving events stored up to grace later.
-func (r *Rooms) Finish(ctx context.Context, room string, at time.Time) error {
+func (r *Registry) Finish(ctx context.Context, room string, at time.Time) error {
 	rec, err := r.load(ctx, room)
 	if err != nil || rec == nil || !rec.FinishedAt.IsZero() {
 		return err
@@ -131,7 +132,7 @@ func (r *Rooms) Finish(ctx context.Context, room string, at time.Time) error {
 // Endpoints returns the ids of the room's registered endpoints for an event stored at the given
 // time. The decision uses the stored time, not the clock, so a redelivered or replayed event
 // routes the same way.
-func (r *Rooms) Endpoints(ctx context.Context, room string, stored time.Time) ([]string, error) {
+func (r *Registry) Endpoints(ctx context.Context, room string, stored time.Time) ([]string, error) {
 	rec, err := r.load(ctx, room)
 	if err != nil || rec == nil {
 		return nil, err
@@ -144,10 +145,10 @@ func (r *Rooms) Endpoints(ctx context.Context, room string, stored time.Time) ([
 
 // Sweep deletes the partition's registrations whose grace has passed; the bucket's TTL
 // covers rooms that never finish.
-func (r *Rooms) Sweep(ctx context.Context, now time.Time) (int, error) {
-	var expired []RoomRecord
+func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
+	var expired []Record
 	err := subscriber.ReadKV(ctx, r.kv, "p"+strconv.Itoa(r.partition)+".*", func(e jetstream.KeyValueEntry) {
-		var rec RoomRecord
+		var rec Record
 		if json.Unmarshal(e.Value(), &rec) == nil && !rec.FinishedAt.IsZero() && now.After(rec.FinishedAt.Add(r.grace)) {
 			expired = append(expired, rec)
 		}
@@ -156,7 +157,7 @@ func (r *Rooms) Sweep(ctx context.Context, now time.Time) (int, error) {
 		return 0, fmt.Errorf("room registry sweep: %w", err)
 	}
 	for _, rec := range expired {
-		if err := r.kv.Delete(ctx, RoomKey(r.partition, rec.Room)); err != nil {
+		if err := r.kv.Delete(ctx, Key(r.partition, rec.Room)); err != nil {
 			return 0, fmt.Errorf("room registry sweep: %w", err)
 		}
 		delete(r.cache, rec.Room)
@@ -166,10 +167,10 @@ func (r *Rooms) Sweep(ctx context.Context, now time.Time) (int, error) {
 
 // LiveRoomEndpoints lists the id of every endpoint some room of any partition still has
 // registered: the endpoints that must not be retired.
-func LiveRoomEndpoints(ctx context.Context, kv jetstream.KeyValue) (map[string]bool, error) {
+func LiveEndpoints(ctx context.Context, kv jetstream.KeyValue) (map[string]bool, error) {
 	live := map[string]bool{}
 	err := subscriber.ReadKV(ctx, kv, jetstream.AllKeys, func(e jetstream.KeyValueEntry) {
-		var rec RoomRecord
+		var rec Record
 		if json.Unmarshal(e.Value(), &rec) == nil {
 			for _, id := range rec.EndpointIDs() {
 				live[id] = true

@@ -1,4 +1,4 @@
-package dispatcher
+package deadletter
 
 import (
 	"context"
@@ -8,6 +8,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/queue"
 )
 
 // Reasons a delivery or an event becomes a dead letter.
@@ -40,7 +42,7 @@ const (
 const MaxInvalidKept = 64 << 10
 
 // DeadLetter is what roomhook records about a delivery it gave up on.
-type DeadLetter struct {
+type Letter struct {
 	Reason       string
 	Detail       string
 	EndpointID   string // "invalid" for invalid events
@@ -65,7 +67,7 @@ type DeadLetter struct {
 	Time     time.Time
 }
 
-func (dl DeadLetter) msg(subject string) *nats.Msg {
+func (dl Letter) msg(subject string) *nats.Msg {
 	m := nats.NewMsg(subject)
 	m.Data = dl.Body
 	set := func(k, v string) {
@@ -78,14 +80,14 @@ func (dl DeadLetter) msg(subject string) *nats.Msg {
 	set(HeaderEndpointID, dl.EndpointID)
 	// Per-room URLs often carry a token in their query; a dead letter is read by operators
 	// and kept for days, so it holds only the id and what RedactURL leaves.
-	set(HeaderEndpointURL, RedactURL(dl.EndpointURL))
-	set(HeaderRoom, dl.Room)
-	set(HeaderEvent, dl.Event)
-	set(HeaderEventID, dl.EventID)
+	set(HeaderEndpointURL, endpoint.RedactURL(dl.EndpointURL))
+	set(queue.HeaderRoom, dl.Room)
+	set(queue.HeaderEvent, dl.Event)
+	set(queue.HeaderEventID, dl.EventID)
 	set(HeaderSubject, dl.Subject)
 	set(HeaderLastError, dl.LastError)
 	if dl.EventSeq > 0 {
-		set(HeaderEventSeq, strconv.FormatUint(dl.EventSeq, 10))
+		set(queue.HeaderEventSeq, strconv.FormatUint(dl.EventSeq, 10))
 	}
 	if dl.Attempts > 0 {
 		set(HeaderAttempts, strconv.Itoa(dl.Attempts))
@@ -100,7 +102,7 @@ func (dl DeadLetter) msg(subject string) *nats.Msg {
 		set(HeaderLastAttempt, dl.LastAttempt.UTC().Format(time.RFC3339Nano))
 	}
 	if !dl.Stored.IsZero() {
-		set(HeaderStored, strconv.FormatInt(dl.Stored.UnixNano(), 10))
+		set(queue.HeaderStored, strconv.FormatInt(dl.Stored.UnixNano(), 10))
 	}
 	if dl.Truncated {
 		set(HeaderTruncated, "true")
@@ -117,22 +119,22 @@ func (dl DeadLetter) msg(subject string) *nats.Msg {
 }
 
 // ParseDeadLetter reads a dead letter back from the dead-letter stream.
-func ParseDeadLetter(m *jetstream.RawStreamMsg) DeadLetter {
+func Parse(m *jetstream.RawStreamMsg) Letter {
 	h := m.Header
-	dl := DeadLetter{
+	dl := Letter{
 		Reason: h.Get(HeaderReason), Detail: h.Get(HeaderDetail),
 		EndpointID: h.Get(HeaderEndpointID), EndpointURL: h.Get(HeaderEndpointURL),
-		Room: h.Get(HeaderRoom), Event: h.Get(HeaderEvent), EventID: h.Get(HeaderEventID),
+		Room: h.Get(queue.HeaderRoom), Event: h.Get(queue.HeaderEvent), EventID: h.Get(queue.HeaderEventID),
 		Subject: h.Get(HeaderSubject), LastError: h.Get(HeaderLastError),
 		Truncated: h.Get(HeaderTruncated) == "true",
 		Body:      m.Data, Sequence: m.Sequence, Time: m.Time,
 	}
-	dl.EventSeq, _ = strconv.ParseUint(h.Get(HeaderEventSeq), 10, 64)
+	dl.EventSeq, _ = strconv.ParseUint(h.Get(queue.HeaderEventSeq), 10, 64)
 	dl.Attempts, _ = strconv.Atoi(h.Get(HeaderAttempts))
 	dl.LastStatus, _ = strconv.Atoi(h.Get(HeaderLastStatus))
 	dl.FirstAttempt, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderFirstAttempt))
 	dl.LastAttempt, _ = time.Parse(time.RFC3339Nano, h.Get(HeaderLastAttempt))
-	if ns, err := strconv.ParseInt(h.Get(HeaderStored), 10, 64); err == nil {
+	if ns, err := strconv.ParseInt(h.Get(queue.HeaderStored), 10, 64); err == nil {
 		dl.Stored = time.Unix(0, ns)
 	}
 	return dl
@@ -140,7 +142,7 @@ func ParseDeadLetter(m *jetstream.RawStreamMsg) DeadLetter {
 
 // publishDeadLetter stores dl, retrying until it is stored or ctx ends: a dead letter is the
 // record that an event was not delivered, so it must not be dropped on a transient error.
-func publishDeadLetter(ctx context.Context, js jetstream.JetStream, subject string, dl DeadLetter) error {
+func Publish(ctx context.Context, js jetstream.JetStream, subject string, dl Letter) error {
 	msg := dl.msg(subject)
 	backoff := 100 * time.Millisecond
 	for {

@@ -1,4 +1,4 @@
-package dispatcher
+package endpoint
 
 import (
 	"crypto/sha256"
@@ -32,7 +32,7 @@ type Endpoint struct {
 // EndpointID returns the stable identifier of a webhook URL: the first 16 hex characters of
 // the SHA-256 of the URL. Hex keeps it usable as a NATS subject token and KV key, and a hash
 // keeps URLs (which may carry tokens in their query) out of subjects and metric labels.
-func EndpointID(url string) string {
+func ID(url string) string {
 	sum := sha256.Sum256([]byte(url))
 	return hex.EncodeToString(sum[:8])
 }
@@ -212,4 +212,13 @@ func redactUserInfo(raw string) string {
 		redacted += "/" + path
 	}
 	return redacted
+}
+
+// URLHost is what logs show of a webhook URL: its host, since the query may carry a token.
+func URLHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }

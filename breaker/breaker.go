@@ -1,4 +1,4 @@
-package dispatcher
+package breaker
 
 import (
 	"context"
@@ -17,9 +17,9 @@ import (
 // Breaker defaults: how many consecutive failed attempts on one replica open an endpoint's
 // breaker, and how the wait between probes grows while it stays open.
 const (
-	DefaultBreakerFailures = 5
-	firstProbeAfter        = time.Second
-	DefaultMaxProbeWait    = time.Minute
+	DefaultFailures     = 5
+	firstProbeAfter     = time.Second
+	DefaultMaxProbeWait = time.Minute
 )
 
 // Breakers is the circuit breaker of every endpoint, shared by all replicas. When an endpoint
@@ -34,23 +34,23 @@ type Breakers struct {
 	failures int
 	maxWait  time.Duration
 	log      *slog.Logger
-	onChange func(id string, prev, next BreakerState)
+	onChange func(id string, prev, next State)
 
 	mu    sync.Mutex
 	state map[string]*breaker
 }
 
 type breaker struct {
-	rec      BreakerRecord
+	rec      Record
 	rev      uint64
 	failures int // consecutive failed attempts on this replica
 	changed  chan struct{}
 }
 
 // NewBreakers prepares the breakers; failures and maxWait of 0 take the defaults.
-func NewBreakers(kv jetstream.KeyValue, replica string, failures int, maxWait time.Duration, log *slog.Logger, onChange func(id string, prev, next BreakerState)) *Breakers {
+func New(kv jetstream.KeyValue, replica string, failures int, maxWait time.Duration, log *slog.Logger, onChange func(id string, prev, next State)) *Breakers {
 	if failures <= 0 {
-		failures = DefaultBreakerFailures
+		failures = DefaultFailures
 	}
 	if maxWait <= 0 {
 		maxWait = DefaultMaxProbeWait
@@ -62,7 +62,7 @@ func NewBreakers(kv jetstream.KeyValue, replica string, failures int, maxWait ti
 func (b *Breakers) get(id string) *breaker {
 	br := b.state[id]
 	if br == nil {
-		br = &breaker{rec: BreakerRecord{State: BreakerClosed}, changed: make(chan struct{})}
+		br = &breaker{rec: Record{State: Closed}, changed: make(chan struct{})}
 		b.state[id] = br
 	}
 	return br
@@ -74,19 +74,19 @@ func (b *Breakers) Watch(ctx context.Context) error {
 		id := strings.TrimPrefix(e.Key(), "breaker.")
 		if e.Operation() != jetstream.KeyValuePut && e.Revision() >= b.revision(id) {
 			// Deleted, as when its endpoint was retired: a closed breaker needs no state.
-			b.apply(id, BreakerRecord{State: BreakerClosed}, e.Revision())
+			b.apply(id, Record{State: Closed}, e.Revision())
 			b.forget(id)
 			return
 		}
-		var rec BreakerRecord
+		var rec Record
 		if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &rec) != nil {
-			rec = BreakerRecord{State: BreakerClosed}
+			rec = Record{State: Closed}
 		}
 		b.apply(id, rec, e.Revision())
 	})
 }
 
-func (b *Breakers) apply(id string, rec BreakerRecord, rev uint64) {
+func (b *Breakers) apply(id string, rec Record, rev uint64) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	br := b.get(id)
@@ -95,7 +95,7 @@ func (b *Breakers) apply(id string, rec BreakerRecord, rev uint64) {
 	}
 	prev := br.rec.State
 	br.rec, br.rev = rec, rev
-	if rec.State == BreakerClosed {
+	if rec.State == Closed {
 		br.failures = 0
 	}
 	close(br.changed)
@@ -109,9 +109,24 @@ func (b *Breakers) apply(id string, rec BreakerRecord, rev uint64) {
 func (b *Breakers) forget(id string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if br, ok := b.state[id]; ok && (br.rec.State == BreakerClosed || br.rec.State == "") {
+	if br, ok := b.state[id]; ok && (br.rec.State == Closed || br.rec.State == "") {
 		delete(b.state, id)
 	}
+}
+
+// Forget deletes a retired endpoint's records from the health bucket, its breaker and every
+// replica's activity, and drops this replica's state of its breaker if it is closed. Errors
+// are ignored: a record left behind is deleted by the next retirement or stays harmless.
+func (b *Breakers) Forget(ctx context.Context, id string) {
+	_ = b.kv.Delete(ctx, Key(id))
+	if keys, err := b.kv.ListKeysFiltered(ctx, ActivityKey(id, "*")); err == nil {
+		for k := range keys.Keys() {
+			if strings.HasPrefix(k, ActivityKey(id, "")) {
+				_ = b.kv.Delete(ctx, k)
+			}
+		}
+	}
+	b.forget(id)
 }
 
 func (b *Breakers) revision(id string) uint64 {
@@ -125,12 +140,16 @@ func (b *Breakers) revision(id string) uint64 {
 
 // Current returns an endpoint's breaker as this replica last saw it, and a channel closed at
 // its next change.
-func (b *Breakers) Current(id string) (BreakerRecord, <-chan struct{}) {
+func (b *Breakers) Current(id string) (Record, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	br := b.get(id)
 	return br.rec, br.changed
 }
+
+// requestTimeout bounds each request to the health bucket: a server that does not answer is
+// retried, never waited on forever.
+const requestTimeout = 5 * time.Second
 
 // parkAfter is how far away the next probe of an open breaker must be for workers to hand
 // their deliveries back and stop pulling until then, rather than keep them alive.
@@ -138,23 +157,23 @@ const parkAfter = 2 * time.Second
 
 // ShouldPark reports whether workers should let go of the endpoint's deliveries for now: its
 // breaker is open and the next probe is not due soon.
-func (rec BreakerRecord) ShouldPark(now time.Time) bool {
-	return rec.State == BreakerOpen && rec.ProbeAt.Sub(now) >= parkAfter
+func (rec Record) ShouldPark(now time.Time) bool {
+	return rec.State == Open && rec.ProbeAt.Sub(now) >= parkAfter
 }
 
 // State returns an endpoint's breaker as this replica last saw it.
-func (b *Breakers) State(id string) BreakerRecord {
+func (b *Breakers) State(id string) Record {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	// Asked for every direct delivery: no state is made for endpoints that never failed.
 	if br, ok := b.state[id]; ok {
 		return br.rec
 	}
-	return BreakerRecord{State: BreakerClosed}
+	return Record{State: Closed}
 }
 
 // cas writes rec if the shared record is still at the revision this replica last saw.
-func (b *Breakers) cas(ctx context.Context, id string, rec BreakerRecord) bool {
+func (b *Breakers) cas(ctx context.Context, id string, rec Record) bool {
 	b.mu.Lock()
 	rev := b.get(id).rev
 	b.mu.Unlock()
@@ -165,9 +184,9 @@ func (b *Breakers) cas(ctx context.Context, id string, rec BreakerRecord) bool {
 	var err error
 	var newRev uint64
 	if rev == 0 {
-		newRev, err = b.kv.Create(ctx, BreakerKey(id), data)
+		newRev, err = b.kv.Create(ctx, Key(id), data)
 	} else {
-		newRev, err = b.kv.Update(ctx, BreakerKey(id), data, rev)
+		newRev, err = b.kv.Update(ctx, Key(id), data, rev)
 	}
 	if err != nil {
 		if !subscriber.IsConflict(err) {
@@ -184,11 +203,11 @@ func (b *Breakers) cas(ctx context.Context, id string, rec BreakerRecord) bool {
 func (b *Breakers) refresh(ctx context.Context, id string) {
 	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
-	e, err := b.kv.Get(ctx, BreakerKey(id))
+	e, err := b.kv.Get(ctx, Key(id))
 	if err != nil {
 		return // gone (a closed breaker) or unreachable: the watch brings what comes next
 	}
-	var rec BreakerRecord
+	var rec Record
 	if json.Unmarshal(e.Value(), &rec) != nil {
 		return
 	}
@@ -206,12 +225,12 @@ func (b *Breakers) Wait(ctx context.Context, id string, probeTimeout time.Durati
 		b.mu.Unlock()
 		now := time.Now()
 		switch {
-		case rec.State == BreakerClosed || rec.State == "":
+		case rec.State == Closed || rec.State == "":
 			return false, true
 		case now.After(rec.ProbeAt):
 			// Due for a probe, or the replica that was probing died: try to be the prober.
 			next := rec
-			next.State, next.ProbeAt = BreakerHalfOpen, now.Add(probeTimeout)
+			next.State, next.ProbeAt = HalfOpen, now.Add(probeTimeout)
 			if b.cas(ctx, id, next) {
 				return true, true
 			}
@@ -262,17 +281,17 @@ func (b *Breakers) Report(ctx context.Context, id string, answered, probe bool, 
 	b.mu.Unlock()
 	now := time.Now()
 	switch {
-	case answered && rec.State != BreakerClosed && rec.State != "":
-		if b.cas(ctx, id, BreakerRecord{State: BreakerClosed}) {
+	case answered && rec.State != Closed && rec.State != "":
+		if b.cas(ctx, id, Record{State: Closed}) {
 			b.log.Info("endpoint answers again: breaker closed", "endpoint", id, "down_for", now.Sub(rec.OpenedAt).Round(time.Second))
 		}
 	case !answered && probe:
 		next := rec
-		next.State, next.Probes, next.Reason = BreakerOpen, rec.Probes+1, reason
+		next.State, next.Probes, next.Reason = Open, rec.Probes+1, reason
 		next.ProbeAt = now.Add(b.probeWait(next.Probes))
 		b.cas(ctx, id, next)
-	case !answered && (rec.State == BreakerClosed || rec.State == "") && failures >= b.failures:
-		next := BreakerRecord{State: BreakerOpen, OpenedAt: now, ProbeAt: now.Add(firstProbeAfter), Reason: reason}
+	case !answered && (rec.State == Closed || rec.State == "") && failures >= b.failures:
+		next := Record{State: Open, OpenedAt: now, ProbeAt: now.Add(firstProbeAfter), Reason: reason}
 		if b.cas(ctx, id, next) {
 			b.log.Warn("endpoint failing: breaker opened; probing before sending more", "endpoint", id,
 				"consecutive_failures", failures, "reason", reason)

@@ -1,4 +1,4 @@
-package dispatcher
+package endpoint
 
 import (
 	"bytes"
@@ -17,7 +17,7 @@ import (
 
 // ErrEndpointsFile marks an endpoints file that cannot be used. Errors name the entry (from 1,
 // with its line) and the field, and never repeat a secret or a value that might be one.
-var ErrEndpointsFile = errors.New("invalid endpoints file")
+var ErrFile = errors.New("invalid endpoints file")
 
 // endpointEntry is one decoded entry of the endpoints file.
 type endpointEntry struct {
@@ -76,10 +76,10 @@ func (e *endpointEntry) decodeField(key string, n *yaml.Node) (bool, error) {
 // enabled: false included) makes the whole file invalid. paused: true pauses the endpoint
 // whenever a replica starts with the file; `roomhook endpoints resume` resumes it until then.
 // Entries without api_key and api_secret sign with defaults.
-func LoadEndpointsFile(path string, defaults signature.Credentials) ([]Endpoint, error) {
+func LoadFile(path string, defaults signature.Credentials) ([]Endpoint, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrEndpointsFile, err)
+		return nil, fmt.Errorf("%w: %w", ErrFile, err)
 	}
 	eps, err := parseEndpointsFile(data, defaults)
 	if err != nil {
@@ -95,11 +95,11 @@ func parseEndpointsFile(data []byte, defaults signature.Credentials) ([]Endpoint
 		if errors.Is(err, io.EOF) {
 			return nil, nil // an empty file lists no endpoints
 		}
-		return nil, fmt.Errorf("%w: %w", ErrEndpointsFile, err)
+		return nil, fmt.Errorf("%w: %w", ErrFile, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%w: more than one YAML document", ErrEndpointsFile)
+		return nil, fmt.Errorf("%w: more than one YAML document", ErrFile)
 	}
 	doc := resolve(&root)
 	if doc.Kind == yaml.DocumentNode && len(doc.Content) == 1 {
@@ -109,16 +109,16 @@ func parseEndpointsFile(data []byte, defaults signature.Credentials) ([]Endpoint
 		return nil, nil
 	}
 	if doc.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("%w: line %d: want a mapping with the key endpoints", ErrEndpointsFile, doc.Line)
+		return nil, fmt.Errorf("%w: line %d: want a mapping with the key endpoints", ErrFile, doc.Line)
 	}
 	var list *yaml.Node
 	for i := 0; i+1 < len(doc.Content); i += 2 {
 		key, value := doc.Content[i], resolve(doc.Content[i+1])
 		if key.Value != "endpoints" {
-			return nil, fmt.Errorf("%w: line %d: unknown key %q (the only top-level key is endpoints)", ErrEndpointsFile, key.Line, key.Value)
+			return nil, fmt.Errorf("%w: line %d: unknown key %q (the only top-level key is endpoints)", ErrFile, key.Line, key.Value)
 		}
 		if list != nil {
-			return nil, fmt.Errorf("%w: line %d: endpoints given twice", ErrEndpointsFile, key.Line)
+			return nil, fmt.Errorf("%w: line %d: endpoints given twice", ErrFile, key.Line)
 		}
 		list = value
 	}
@@ -126,7 +126,7 @@ func parseEndpointsFile(data []byte, defaults signature.Credentials) ([]Endpoint
 		return nil, nil
 	}
 	if list.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("%w: line %d: endpoints must be a list", ErrEndpointsFile, list.Line)
+		return nil, fmt.Errorf("%w: line %d: endpoints must be a list", ErrFile, list.Line)
 	}
 
 	out := make([]Endpoint, 0, len(list.Content))
@@ -142,7 +142,7 @@ func parseEndpointsFile(data []byte, defaults signature.Credentials) ([]Endpoint
 			if l, ok := e.lines[key]; ok {
 				at = l
 			}
-			return fmt.Errorf("%w: entry %d (line %d): %w", ErrEndpointsFile, n, at, err)
+			return fmt.Errorf("%w: entry %d (line %d): %w", ErrFile, n, at, err)
 		}
 		if err != nil {
 			return nil, fail("", err)
@@ -190,7 +190,7 @@ func parseEndpointsFile(data []byte, defaults signature.Credentials) ([]Endpoint
 			creds = signature.Credentials{APIKey: e.APIKey, APISecret: e.APISecret}
 		}
 		out = append(out, Endpoint{
-			ID: EndpointID(url), URL: url, Credentials: creds, StandardSecrets: e.StandardSecrets,
+			ID: ID(url), URL: url, Credentials: creds, StandardSecrets: e.StandardSecrets,
 			Filter: EventFilter{Include: e.Include, Exclude: e.Exclude}, Paused: e.Paused, Global: true,
 		})
 	}

@@ -1,4 +1,4 @@
-package dispatcher
+package sender
 
 import (
 	"bytes"
@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/roomhook/roomhook/egress"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema/signature"
 )
 
@@ -125,7 +126,7 @@ func errorReason(err error) string {
 		return "forbidden"
 	case errors.Is(err, ErrSigning):
 		return "signing failed"
-	case errors.Is(err, ErrInvalidURL):
+	case errors.Is(err, endpoint.ErrInvalidURL):
 		return "invalid URL"
 	case errors.Is(err, context.Canceled):
 		return "canceled"
@@ -194,10 +195,10 @@ type Sender struct {
 }
 
 // SenderOption configures a Sender.
-type SenderOption func(*Sender)
+type Option func(*Sender)
 
 // WithTimeout sets the per-attempt time limit (default 10s); non-positive values are ignored.
-func WithTimeout(d time.Duration) SenderOption {
+func WithTimeout(d time.Duration) Option {
 	return func(s *Sender) {
 		if d > 0 {
 			s.timeout = d
@@ -206,7 +207,7 @@ func WithTimeout(d time.Duration) SenderOption {
 }
 
 // WithContentType sets the Content-Type header (default application/webhook+json).
-func WithContentType(ct string) SenderOption {
+func WithContentType(ct string) Option {
 	return func(s *Sender) {
 		if ct != "" {
 			s.contentType = ct
@@ -215,7 +216,7 @@ func WithContentType(ct string) SenderOption {
 }
 
 // WithUserAgent sets the User-Agent header (default roomhook/<module version>).
-func WithUserAgent(ua string) SenderOption {
+func WithUserAgent(ua string) Option {
 	return func(s *Sender) {
 		if ua != "" {
 			s.userAgent = ua
@@ -225,7 +226,7 @@ func WithUserAgent(ua string) SenderOption {
 
 // WithTransport replaces the Sender's own connection pool, for example to add a proxy or
 // custom TLS roots. Redirects are never followed whatever the transport.
-func WithTransport(rt http.RoundTripper) SenderOption {
+func WithTransport(rt http.RoundTripper) Option {
 	return func(s *Sender) {
 		if rt != nil {
 			s.transport = rt
@@ -239,14 +240,14 @@ func WithTransport(rt http.RoundTripper) SenderOption {
 // the environment or WithTransport's transport: behind a proxy the proxy would resolve and
 // connect, and the check on the dialled address would see only the proxy. A nil or disabled
 // guard guards nothing (the default).
-func WithGuard(g *egress.Guard) SenderOption {
+func WithGuard(g *egress.Guard) Option {
 	return func(s *Sender) { s.guard = g }
 }
 
 // WithDialer sets the dialer under the Sender's own pools (its timeouts, keep-alive, resolver
 // and Control hook); the guard's check runs before d's Control. The default connects within
 // 5s with 30s keep-alive.
-func WithDialer(d *net.Dialer) SenderOption {
+func WithDialer(d *net.Dialer) Option {
 	return func(s *Sender) {
 		if d != nil {
 			s.dialer = d
@@ -256,7 +257,7 @@ func WithDialer(d *net.Dialer) SenderOption {
 
 // WithClock sets the clock for signature timestamps and Retry-After dates (default time.Now).
 // Attempt.Duration is always measured with the real monotonic clock.
-func WithClock(now func() time.Time) SenderOption {
+func WithClock(now func() time.Time) Option {
 	return func(s *Sender) {
 		if now != nil {
 			s.now = now
@@ -267,7 +268,7 @@ func WithClock(now func() time.Time) SenderOption {
 const drainBufSize = 8 << 10
 
 // NewSender returns a Sender with its own keep-alive connection pool, tuned for many receivers.
-func NewSender(opts ...SenderOption) *Sender {
+func New(opts ...Option) *Sender {
 	s := &Sender{
 		timeout:     DefaultTimeout,
 		contentType: DefaultContentType,
@@ -329,7 +330,7 @@ func (s *Sender) CloseIdleConnections() {
 // Forbidden. It never panics on
 // a receiver's behaviour and always returns a Verdict. When ctx ends (shutdown) the verdict is
 // Retry and Err wraps ctx's error, so the caller can hand the message back.
-func (s *Sender) Send(ctx context.Context, ep Endpoint, d Delivery) Attempt {
+func (s *Sender) Send(ctx context.Context, ep endpoint.Endpoint, d Delivery) Attempt {
 	start := time.Now()
 	if err := ctx.Err(); err != nil {
 		return Attempt{Err: fmt.Errorf("delivery not started: %w", err), Verdict: Retry}
@@ -340,7 +341,7 @@ func (s *Sender) Send(ctx context.Context, ep Endpoint, d Delivery) Attempt {
 	req, err := http.NewRequestWithContext(actx, http.MethodPost, ep.URL, bytes.NewReader(d.Body))
 	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
 		// A parse error repeats the URL, which may hold a token; keep it out of Err.
-		return Attempt{Err: ErrInvalidURL, Verdict: Reject, Duration: time.Since(start)}
+		return Attempt{Err: endpoint.ErrInvalidURL, Verdict: Reject, Duration: time.Since(start)}
 	}
 	// A nil Idempotency-Key is not written to the wire but lets the transport resend the
 	// request on a fresh connection when a pooled keep-alive connection turns out to have been

@@ -1,4 +1,4 @@
-package dispatcher
+package breaker
 
 import "time"
 
@@ -11,24 +11,24 @@ import "time"
 // `roomhook status` reads both; the replica that changes a breaker logs the change once.
 
 // BreakerState is an endpoint's circuit-breaker state.
-type BreakerState string
+type State string
 
 // Breaker states.
 const (
-	BreakerClosed   BreakerState = "closed"    // deliveries flow
-	BreakerOpen     BreakerState = "open"      // no attempts until ProbeAt
-	BreakerHalfOpen BreakerState = "half_open" // one replica sends one probe
+	Closed   State = "closed"    // deliveries flow
+	Open     State = "open"      // no attempts until ProbeAt
+	HalfOpen State = "half_open" // one replica sends one probe
 )
 
 // BreakerRecord is an endpoint's shared breaker.
-type BreakerRecord struct {
-	State    BreakerState `json:"state"`
-	OpenedAt time.Time    `json:"opened_at,omitzero"`
-	ProbeAt  time.Time    `json:"probe_at,omitzero"` // when the next probe may go
-	Probes   int          `json:"probes,omitempty"`  // failed probes since it opened
-	Reason   string       `json:"reason,omitempty"`  // the failure that opened it
-	Replica  string       `json:"replica,omitempty"` // who changed it last
-	Updated  time.Time    `json:"updated"`
+type Record struct {
+	State    State     `json:"state"`
+	OpenedAt time.Time `json:"opened_at,omitzero"`
+	ProbeAt  time.Time `json:"probe_at,omitzero"` // when the next probe may go
+	Probes   int       `json:"probes,omitempty"`  // failed probes since it opened
+	Reason   string    `json:"reason,omitempty"`  // the failure that opened it
+	Replica  string    `json:"replica,omitempty"` // who changed it last
+	Updated  time.Time `json:"updated"`
 }
 
 // ActivityRecord is what one replica last saw of an endpoint.
@@ -45,7 +45,7 @@ type ActivityRecord struct {
 }
 
 // BreakerKey and ActivityKey are the health bucket's keys.
-func BreakerKey(endpointID string) string { return "breaker." + endpointID }
+func Key(endpointID string) string { return "breaker." + endpointID }
 
 // ActivityKey is the key of one replica's activity record for an endpoint.
 func ActivityKey(endpointID, replica string) string {

@@ -1,4 +1,4 @@
-package dispatcher_test
+package sender_test
 
 import (
 	"context"
@@ -22,9 +22,10 @@ import (
 	"github.com/livekit/protocol/auth"
 	"github.com/livekit/protocol/webhook"
 
-	"github.com/roomhook/roomhook/dispatcher"
 	"github.com/roomhook/roomhook/egress"
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/schema/signature"
+	"github.com/roomhook/roomhook/sender"
 )
 
 const (
@@ -52,16 +53,16 @@ func waitFor(r *http.Request, release <-chan struct{}) {
 	}
 }
 
-func endpointFor(url string) dispatcher.Endpoint {
-	return dispatcher.Endpoint{
-		ID:          dispatcher.EndpointID(url),
+func endpointFor(url string) endpoint.Endpoint {
+	return endpoint.Endpoint{
+		ID:          endpoint.ID(url),
 		URL:         url,
 		Credentials: signature.Credentials{APIKey: testAPIKey, APISecret: testAPISecret},
 	}
 }
 
-func delivery() dispatcher.Delivery {
-	return dispatcher.Delivery{Body: testBody, EventID: "9f1c"}
+func delivery() sender.Delivery {
+	return sender.Delivery{Body: testBody, EventID: "9f1c"}
 }
 
 func statusHandler(status int) http.HandlerFunc {
@@ -75,35 +76,35 @@ func statusHandler(status int) http.HandlerFunc {
 func TestSenderVerdictByStatus(t *testing.T) {
 	tests := []struct {
 		status int
-		want   dispatcher.Verdict
+		want   sender.Verdict
 	}{
-		{200, dispatcher.Delivered},
-		{201, dispatcher.Delivered},
-		{202, dispatcher.Delivered},
-		{204, dispatcher.Delivered},
-		{299, dispatcher.Delivered},
-		{304, dispatcher.Reject},
-		{400, dispatcher.Reject},
-		{401, dispatcher.Reject},
-		{403, dispatcher.Reject},
-		{404, dispatcher.Reject},
-		{405, dispatcher.Reject},
-		{408, dispatcher.Retry},
-		{409, dispatcher.Reject},
-		{410, dispatcher.Gone},
-		{413, dispatcher.Reject},
-		{422, dispatcher.Reject},
-		{425, dispatcher.Retry},
-		{429, dispatcher.Retry},
-		{499, dispatcher.Reject},
-		{500, dispatcher.Retry},
-		{501, dispatcher.Retry},
-		{502, dispatcher.Retry},
-		{503, dispatcher.Retry},
-		{504, dispatcher.Retry},
-		{599, dispatcher.Retry},
+		{200, sender.Delivered},
+		{201, sender.Delivered},
+		{202, sender.Delivered},
+		{204, sender.Delivered},
+		{299, sender.Delivered},
+		{304, sender.Reject},
+		{400, sender.Reject},
+		{401, sender.Reject},
+		{403, sender.Reject},
+		{404, sender.Reject},
+		{405, sender.Reject},
+		{408, sender.Retry},
+		{409, sender.Reject},
+		{410, sender.Gone},
+		{413, sender.Reject},
+		{422, sender.Reject},
+		{425, sender.Retry},
+		{429, sender.Retry},
+		{499, sender.Reject},
+		{500, sender.Retry},
+		{501, sender.Retry},
+		{502, sender.Retry},
+		{503, sender.Retry},
+		{504, sender.Retry},
+		{599, sender.Retry},
 	}
-	s := dispatcher.NewSender()
+	s := sender.New()
 	defer s.CloseIdleConnections()
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
@@ -123,9 +124,9 @@ func TestSenderVerdictByStatus(t *testing.T) {
 }
 
 func TestSenderVerdictString(t *testing.T) {
-	for v, want := range map[dispatcher.Verdict]string{
-		dispatcher.Delivered: "delivered", dispatcher.Retry: "retry", dispatcher.Reject: "reject", dispatcher.Gone: "gone",
-		dispatcher.Forbidden: "forbidden",
+	for v, want := range map[sender.Verdict]string{
+		sender.Delivered: "delivered", sender.Retry: "retry", sender.Reject: "reject", sender.Gone: "gone",
+		sender.Forbidden: "forbidden",
 	} {
 		if v.String() != want {
 			t.Errorf("Verdict(%d).String() = %q, want %q", int(v), v.String(), want)
@@ -144,8 +145,8 @@ func TestSenderRedirectNotFollowed(t *testing.T) {
 			origin := newServer(t, func(w http.ResponseWriter, r *http.Request) {
 				http.Redirect(w, r, target.URL+"/moved", status)
 			})
-			a := dispatcher.NewSender().Send(context.Background(), endpointFor(origin.URL), delivery())
-			if a.Verdict != dispatcher.Reject || a.Status != status {
+			a := sender.New().Send(context.Background(), endpointFor(origin.URL), delivery())
+			if a.Verdict != sender.Reject || a.Status != status {
 				t.Errorf("got %v status %d, want reject status %d", a.Verdict, a.Status, status)
 			}
 			if !strings.Contains(a.Reason(), "redirect not followed") {
@@ -172,16 +173,16 @@ func TestSenderTimeout(t *testing.T) {
 			t.Cleanup(func() { close(release) })
 			const timeout = 300 * time.Millisecond
 			start := time.Now()
-			a := dispatcher.NewSender(dispatcher.WithTimeout(timeout)).Send(context.Background(), endpointFor(srv.URL), delivery())
+			a := sender.New(sender.WithTimeout(timeout)).Send(context.Background(), endpointFor(srv.URL), delivery())
 			elapsed := time.Since(start)
 			if elapsed < timeout || elapsed > timeout+2*time.Second {
 				t.Errorf("Send took %v with a %v timeout", elapsed, timeout)
 			}
-			if a.Verdict != dispatcher.Retry {
+			if a.Verdict != sender.Retry {
 				t.Fatalf("verdict %v (status %d, err %v), want retry", a.Verdict, a.Status, a.Err)
 			}
 			if stage == "before headers" {
-				if !errors.Is(a.Err, dispatcher.ErrTimeout) || !errors.Is(a.Err, context.DeadlineExceeded) {
+				if !errors.Is(a.Err, sender.ErrTimeout) || !errors.Is(a.Err, context.DeadlineExceeded) {
 					t.Errorf("Err = %v, want ErrTimeout and context.DeadlineExceeded", a.Err)
 				}
 				if a.Reason() != "timeout" {
@@ -199,8 +200,8 @@ func TestSenderConnectionRefused(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	a := dispatcher.NewSender().Send(context.Background(), endpointFor("http://"+addr+"/hook"), delivery())
-	if a.Verdict != dispatcher.Retry || a.Status != 0 || a.Err == nil {
+	a := sender.New().Send(context.Background(), endpointFor("http://"+addr+"/hook"), delivery())
+	if a.Verdict != sender.Retry || a.Status != 0 || a.Err == nil {
 		t.Fatalf("got %v status %d err %v, want retry with an error", a.Verdict, a.Status, a.Err)
 	}
 	if a.Reason() != "connection refused" {
@@ -217,8 +218,8 @@ func TestSenderConnectionReset(t *testing.T) {
 		conn.(*net.TCPConn).SetLinger(0) // close with RST instead of FIN
 		conn.Close()
 	})
-	a := dispatcher.NewSender().Send(context.Background(), endpointFor(srv.URL), delivery())
-	if a.Verdict != dispatcher.Retry || a.Err == nil {
+	a := sender.New().Send(context.Background(), endpointFor(srv.URL), delivery())
+	if a.Verdict != sender.Retry || a.Err == nil {
 		t.Fatalf("got %v status %d err %v, want retry with an error", a.Verdict, a.Status, a.Err)
 	}
 	if a.Reason() != "connection reset" {
@@ -240,8 +241,8 @@ func TestSenderTLSFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := dispatcher.NewSender().Send(context.Background(), endpointFor(tt.url), delivery())
-			if a.Verdict != dispatcher.Retry || a.Reason() != tt.reason {
+			a := sender.New().Send(context.Background(), endpointFor(tt.url), delivery())
+			if a.Verdict != sender.Retry || a.Reason() != tt.reason {
 				t.Errorf("got %v reason %q (err %v), want retry with reason %q", a.Verdict, a.Reason(), a.Err, tt.reason)
 			}
 		})
@@ -256,7 +257,7 @@ func TestSenderShutdown(t *testing.T) {
 		waitFor(r, release)
 	})
 	t.Cleanup(func() { close(release) })
-	s := dispatcher.NewSender(dispatcher.WithTimeout(time.Minute))
+	s := sender.New(sender.WithTimeout(time.Minute))
 
 	t.Run("in flight", func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
@@ -266,7 +267,7 @@ func TestSenderShutdown(t *testing.T) {
 		if elapsed := time.Since(start); elapsed > 5*time.Second {
 			t.Errorf("Send took %v after cancel", elapsed)
 		}
-		if a.Verdict != dispatcher.Retry || !errors.Is(a.Err, context.Canceled) {
+		if a.Verdict != sender.Retry || !errors.Is(a.Err, context.Canceled) {
 			t.Errorf("got %v err %v, want retry wrapping context.Canceled", a.Verdict, a.Err)
 		}
 		if a.Reason() != "canceled" {
@@ -278,7 +279,7 @@ func TestSenderShutdown(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		a := s.Send(ctx, endpointFor(srv.URL), delivery())
-		if a.Verdict != dispatcher.Retry || !errors.Is(a.Err, context.Canceled) {
+		if a.Verdict != sender.Retry || !errors.Is(a.Err, context.Canceled) {
 			t.Errorf("got %v err %v, want retry wrapping context.Canceled", a.Verdict, a.Err)
 		}
 		if hits.Load() != before {
@@ -332,7 +333,7 @@ func TestSenderResponseBodyLimit(t *testing.T) {
 			})
 			t.Cleanup(func() { close(release) })
 			counter := &countingTransport{base: http.DefaultTransport.(*http.Transport).Clone()}
-			s := dispatcher.NewSender(dispatcher.WithTransport(counter), dispatcher.WithTimeout(10*time.Second))
+			s := sender.New(sender.WithTransport(counter), sender.WithTimeout(10*time.Second))
 			start := time.Now()
 			a := s.Send(context.Background(), endpointFor(srv.URL), delivery())
 			if elapsed := time.Since(start); elapsed > 3*time.Second {
@@ -341,8 +342,8 @@ func TestSenderResponseBodyLimit(t *testing.T) {
 			if a.Status != status || a.Err != nil {
 				t.Errorf("status %d err %v, want status %d", a.Status, a.Err, status)
 			}
-			if n := counter.read.Load(); n > dispatcher.MaxResponseBodyBytes || n == 0 {
-				t.Errorf("read %d response bytes, want 1..%d", n, dispatcher.MaxResponseBodyBytes)
+			if n := counter.read.Load(); n > sender.MaxResponseBodyBytes || n == 0 {
+				t.Errorf("read %d response bytes, want 1..%d", n, sender.MaxResponseBodyBytes)
 			}
 		})
 	}
@@ -357,7 +358,7 @@ func TestSenderKeepAlive(t *testing.T) {
 		{"empty 204", 204, 0},
 		{"small 200", 200, 100},
 		{"60 KiB body is drained", 200, 60 << 10},
-		{"body of exactly the limit", 200, dispatcher.MaxResponseBodyBytes},
+		{"body of exactly the limit", 200, sender.MaxResponseBodyBytes},
 		{"503 with body", 503, 2 << 10},
 		{"404", 404, 300},
 	}
@@ -377,7 +378,7 @@ func TestSenderKeepAlive(t *testing.T) {
 			}
 			srv.Start()
 			defer srv.Close()
-			s := dispatcher.NewSender()
+			s := sender.New()
 			defer s.CloseIdleConnections()
 			ep := endpointFor(srv.URL + "/hook")
 			for i := range 100 {
@@ -412,10 +413,10 @@ func TestSenderReplaysOnClosedKeepAlive(t *testing.T) {
 	}
 	srv.Start()
 	defer srv.Close()
-	s := dispatcher.NewSender()
+	s := sender.New()
 	ep := endpointFor(srv.URL)
 	for i := range 2 {
-		if a := s.Send(context.Background(), ep, delivery()); a.Verdict != dispatcher.Delivered {
+		if a := s.Send(context.Background(), ep, delivery()); a.Verdict != sender.Delivered {
 			t.Fatalf("send %d: %v status %d err %v", i, a.Verdict, a.Status, a.Err)
 		}
 	}
@@ -445,7 +446,7 @@ func TestSenderRetryAfter(t *testing.T) {
 		{"ignored on 200", 200, "60", 0},
 		{"ignored on 404", 404, "60", 0},
 	}
-	s := dispatcher.NewSender(dispatcher.WithClock(func() time.Time { return now }))
+	s := sender.New(sender.WithClock(func() time.Time { return now }))
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newServer(t, func(w http.ResponseWriter, r *http.Request) {
@@ -486,20 +487,20 @@ func recordingServer(t *testing.T) (*httptest.Server, <-chan received) {
 func TestSenderRequest(t *testing.T) {
 	tests := []struct {
 		name            string
-		opts            []dispatcher.SenderOption
+		opts            []sender.Option
 		wantContentType string
 		wantUserAgent   string
 	}{
 		{"defaults", nil, "application/webhook+json", "roomhook/"},
-		{"configured", []dispatcher.SenderOption{
-			dispatcher.WithContentType("application/json"), dispatcher.WithUserAgent("roomhook/1.2.3"),
+		{"configured", []sender.Option{
+			sender.WithContentType("application/json"), sender.WithUserAgent("roomhook/1.2.3"),
 		}, "application/json", "roomhook/1.2.3"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, got := recordingServer(t)
-			a := dispatcher.NewSender(tt.opts...).Send(context.Background(), endpointFor(srv.URL+"/hooks/lms"), delivery())
-			if a.Verdict != dispatcher.Delivered {
+			a := sender.New(tt.opts...).Send(context.Background(), endpointFor(srv.URL+"/hooks/lms"), delivery())
+			if a.Verdict != sender.Delivered {
 				t.Fatalf("verdict %v status %d err %v", a.Verdict, a.Status, a.Err)
 			}
 			rec := <-got
@@ -556,7 +557,7 @@ func TestSenderStandardWebhooks(t *testing.T) {
 			ep.StandardSecrets = tt.secrets
 			d := delivery()
 			before := time.Now().Unix()
-			if a := dispatcher.NewSender().Send(context.Background(), ep, d); a.Verdict != dispatcher.Delivered {
+			if a := sender.New().Send(context.Background(), ep, d); a.Verdict != sender.Delivered {
 				t.Fatalf("verdict %v status %d err %v", a.Verdict, a.Status, a.Err)
 			}
 			rec := <-got
@@ -600,20 +601,20 @@ func TestSenderUnsendable(t *testing.T) {
 	noCredentials.Credentials = signature.Credentials{}
 	tests := []struct {
 		name    string
-		ep      dispatcher.Endpoint
+		ep      endpoint.Endpoint
 		wantErr error
 		reason  string
 	}{
-		{"no credentials", noCredentials, dispatcher.ErrSigning, "signing failed"},
-		{"not a URL", endpointFor("http://bad host/"), dispatcher.ErrInvalidURL, "invalid URL"},
-		{"other scheme", endpointFor("ftp://files.example/hook"), dispatcher.ErrInvalidURL, "invalid URL"},
-		{"no host", endpointFor("http:///hook"), dispatcher.ErrInvalidURL, "invalid URL"},
+		{"no credentials", noCredentials, sender.ErrSigning, "signing failed"},
+		{"not a URL", endpointFor("http://bad host/"), endpoint.ErrInvalidURL, "invalid URL"},
+		{"other scheme", endpointFor("ftp://files.example/hook"), endpoint.ErrInvalidURL, "invalid URL"},
+		{"no host", endpointFor("http:///hook"), endpoint.ErrInvalidURL, "invalid URL"},
 	}
-	s := dispatcher.NewSender()
+	s := sender.New()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			a := s.Send(context.Background(), tt.ep, delivery())
-			if a.Verdict != dispatcher.Reject || !errors.Is(a.Err, tt.wantErr) || a.Reason() != tt.reason {
+			if a.Verdict != sender.Reject || !errors.Is(a.Err, tt.wantErr) || a.Reason() != tt.reason {
 				t.Errorf("got %v err %v reason %q, want reject wrapping %v, reason %q", a.Verdict, a.Err, a.Reason(), tt.wantErr, tt.reason)
 			}
 		})
@@ -642,14 +643,14 @@ func TestSenderReasonHoldsNoSecret(t *testing.T) {
 	})
 	noCredentials := endpointFor("http://" + closedAddr + "/?token=" + urlToken)
 	noCredentials.Credentials.APIKey = ""
-	for _, ep := range []dispatcher.Endpoint{
+	for _, ep := range []endpoint.Endpoint{
 		endpointFor("http://" + closedAddr + "/hook?token=" + urlToken),
 		endpointFor(hanging.URL + "/hook?token=" + urlToken),
 		endpointFor(reset.URL + "/hook?token=" + urlToken),
 		endpointFor("http://bad host/?token=" + urlToken),
 		noCredentials,
 	} {
-		a := dispatcher.NewSender(dispatcher.WithTimeout(200*time.Millisecond)).Send(context.Background(), ep, delivery())
+		a := sender.New(sender.WithTimeout(200*time.Millisecond)).Send(context.Background(), ep, delivery())
 		if a.Err == nil {
 			t.Fatalf("%s: expected an error", ep.ID)
 		}
@@ -671,14 +672,14 @@ func TestSenderConcurrent(t *testing.T) {
 		requests.Add(1)
 		w.WriteHeader(http.StatusNoContent)
 	})
-	s := dispatcher.NewSender()
+	s := sender.New()
 	var wg sync.WaitGroup
 	for g := range 16 {
 		wg.Go(func() {
 			for i := range 20 {
 				ep := endpointFor(fmt.Sprintf("%s/room/%d", srv.URL, g))
-				d := dispatcher.Delivery{Body: fmt.Appendf(nil, `{"event":"room_started","id":"%d-%d"}`, g, i), EventID: fmt.Sprint(g, "-", i)}
-				if a := s.Send(context.Background(), ep, d); a.Verdict != dispatcher.Delivered {
+				d := sender.Delivery{Body: fmt.Appendf(nil, `{"event":"room_started","id":"%d-%d"}`, g, i), EventID: fmt.Sprint(g, "-", i)}
+				if a := s.Send(context.Background(), ep, d); a.Verdict != sender.Delivered {
 					t.Errorf("goroutine %d send %d: %v status %d err %v", g, i, a.Verdict, a.Status, a.Err)
 				}
 			}
@@ -699,19 +700,19 @@ func BenchmarkSend(b *testing.B) {
 	withStandard.StandardSecrets = []string{"whsec_" + base64.StdEncoding.EncodeToString([]byte("standard-webhooks-key-32-bytes!!"))}
 	for _, bc := range []struct {
 		name string
-		ep   dispatcher.Endpoint
+		ep   endpoint.Endpoint
 	}{
 		{"jwt", endpointFor(srv.URL)},
 		{"jwt+standard", withStandard},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			s := dispatcher.NewSender()
+			s := sender.New()
 			defer s.CloseIdleConnections()
 			d := delivery()
 			b.ReportAllocs()
 			b.SetBytes(int64(len(d.Body)))
 			for b.Loop() {
-				if a := s.Send(context.Background(), bc.ep, d); a.Verdict != dispatcher.Delivered {
+				if a := s.Send(context.Background(), bc.ep, d); a.Verdict != sender.Delivered {
 					b.Fatalf("%v status %d err %v", a.Verdict, a.Status, a.Err)
 				}
 			}
@@ -729,13 +730,13 @@ func ExampleSender_Send() {
 	}))
 	defer receiver.Close()
 
-	sender := dispatcher.NewSender(dispatcher.WithTimeout(5 * time.Second))
-	ep := dispatcher.Endpoint{
-		ID:          dispatcher.EndpointID(receiver.URL),
+	s := sender.New(sender.WithTimeout(5 * time.Second))
+	ep := endpoint.Endpoint{
+		ID:          endpoint.ID(receiver.URL),
 		URL:         receiver.URL,
 		Credentials: signature.Credentials{APIKey: "APIkey", APISecret: "secret"},
 	}
-	a := sender.Send(context.Background(), ep, dispatcher.Delivery{
+	a := s.Send(context.Background(), ep, sender.Delivery{
 		Body:    []byte(`{"event":"room_started","room":{"room_id":"demo"},"id":"e1","created_at":"1767225600"}`),
 		EventID: "e1",
 	})
@@ -782,8 +783,8 @@ func TestSenderGuardRefusesLoopbackForReal(t *testing.T) {
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	const token = "room-token-1234567890"
 
-	perRoom := func(url string) dispatcher.Endpoint { return endpointFor(url) }
-	global := func(url string) dispatcher.Endpoint {
+	perRoom := func(url string) endpoint.Endpoint { return endpointFor(url) }
+	global := func(url string) endpoint.Endpoint {
 		ep := endpointFor(url)
 		ep.Global = true
 		return ep
@@ -791,7 +792,7 @@ func TestSenderGuardRefusesLoopbackForReal(t *testing.T) {
 	tests := []struct {
 		name      string
 		cfg       egress.Config
-		ep        dispatcher.Endpoint
+		ep        endpoint.Endpoint
 		forbidden bool
 	}{
 		{"per-room 127.0.0.1", egress.Config{}, perRoom(srv.URL + "/metrics?token=" + token), true},
@@ -805,22 +806,22 @@ func TestSenderGuardRefusesLoopbackForReal(t *testing.T) {
 		{"allowed host name", egress.Config{AllowedTargets: []string{"localhost"}}, perRoom("http://localhost:" + port + "/"), false},
 		{"guard off", egress.Config{AllowPrivate: true, GuardGlobal: true}, perRoom(srv.URL), false},
 	}
-	unguarded := dispatcher.NewSender()
+	unguarded := sender.New()
 	defer unguarded.CloseIdleConnections()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := dispatcher.NewSender(dispatcher.WithGuard(newGuard(t, tt.cfg)))
+			s := sender.New(sender.WithGuard(newGuard(t, tt.cfg)))
 			defer s.CloseIdleConnections()
 			beforeConns, beforeRequests := counter.accepted.Load(), requests.Load()
 			a := s.Send(context.Background(), tt.ep, delivery())
 			if !tt.forbidden {
-				if a.Verdict != dispatcher.Delivered {
+				if a.Verdict != sender.Delivered {
 					t.Fatalf("verdict %v (%s), want delivered", a.Verdict, a.Reason())
 				}
 				return
 			}
 			var fe *egress.ForbiddenError
-			if a.Verdict != dispatcher.Forbidden || !errors.Is(a.Err, egress.ErrForbidden) || !errors.As(a.Err, &fe) {
+			if a.Verdict != sender.Forbidden || !errors.Is(a.Err, egress.ErrForbidden) || !errors.As(a.Err, &fe) {
 				t.Fatalf("verdict %v err %v, want forbidden", a.Verdict, a.Err)
 			}
 			if fe.Kind != egress.KindLoopback && fe.Kind != egress.KindUnspecified {
@@ -833,8 +834,8 @@ func TestSenderGuardRefusesLoopbackForReal(t *testing.T) {
 				t.Errorf("reason %q / error %q leaks the URL's token", a.Reason(), a.Err)
 			}
 			// Barrier: a fresh connection the guard allows.
-			barrier := dispatcher.NewSender()
-			if b := barrier.Send(context.Background(), global(srv.URL), delivery()); b.Verdict != dispatcher.Delivered {
+			barrier := sender.New()
+			if b := barrier.Send(context.Background(), global(srv.URL), delivery()); b.Verdict != sender.Delivered {
 				t.Fatalf("barrier: %v %s", b.Verdict, b.Reason())
 			}
 			barrier.CloseIdleConnections()
@@ -895,15 +896,15 @@ func TestSenderGuardRefusesNonGlobalWithoutConnecting(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.url, func(t *testing.T) {
 			rec := &connectRecorder{}
-			s := dispatcher.NewSender(dispatcher.WithGuard(newGuard(t, egress.Config{})), dispatcher.WithDialer(rec.dialer()))
+			s := sender.New(sender.WithGuard(newGuard(t, egress.Config{})), sender.WithDialer(rec.dialer()))
 			a := s.Send(context.Background(), endpointFor(tt.url), delivery())
 			if !tt.forbidden {
-				if a.Verdict != dispatcher.Retry || !errors.Is(a.Err, errNotConnected) || len(rec.attempted()) != 1 {
+				if a.Verdict != sender.Retry || !errors.Is(a.Err, errNotConnected) || len(rec.attempted()) != 1 {
 					t.Fatalf("verdict %v err %v attempts %v, want one attempt stopped by the recorder", a.Verdict, a.Err, rec.attempted())
 				}
 				return
 			}
-			if a.Verdict != dispatcher.Forbidden || !errors.Is(a.Err, egress.ErrForbidden) {
+			if a.Verdict != sender.Forbidden || !errors.Is(a.Err, egress.ErrForbidden) {
 				t.Fatalf("verdict %v err %v, want forbidden", a.Verdict, a.Err)
 			}
 			if got := rec.attempted(); len(got) != 0 {
@@ -917,7 +918,7 @@ func TestSenderGuardRefusesNonGlobalWithoutConnecting(t *testing.T) {
 // one in from configuration.
 func TestSenderWithoutGuardReachesLoopback(t *testing.T) {
 	srv := newServer(t, statusHandler(http.StatusNoContent))
-	if a := dispatcher.NewSender().Send(context.Background(), endpointFor(srv.URL), delivery()); a.Verdict != dispatcher.Delivered {
+	if a := sender.New().Send(context.Background(), endpointFor(srv.URL), delivery()); a.Verdict != sender.Delivered {
 		t.Fatalf("verdict %v (%s), want delivered", a.Verdict, a.Reason())
 	}
 }

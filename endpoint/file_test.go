@@ -1,4 +1,4 @@
-package dispatcher
+package endpoint
 
 import (
 	"errors"
@@ -53,26 +53,26 @@ endpoints:
     enabled: false
   - url: http://127.0.0.1:9000/webhook
 `)
-	got, err := LoadEndpointsFile(path, fileDefaults)
+	got, err := LoadFile(path, fileDefaults)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []Endpoint{
 		{
-			ID: EndpointID("https://lms.example.com/roomhook"), URL: "https://lms.example.com/roomhook",
+			ID: ID("https://lms.example.com/roomhook"), URL: "https://lms.example.com/roomhook",
 			Credentials:     signature.Credentials{APIKey: "lms-key", APISecret: ownSecret},
 			StandardSecrets: []string{goodWhsec, goodWhsec2},
 			Filter:          EventFilter{Include: []string{"room_started", "room_finished"}, Exclude: []string{}},
 			Global:          true,
 		},
 		{
-			ID: EndpointID("https://analytics.example.com/hook?token=abc"), URL: "https://analytics.example.com/hook?token=abc",
+			ID: ID("https://analytics.example.com/hook?token=abc"), URL: "https://analytics.example.com/hook?token=abc",
 			Credentials: fileDefaults,
 			Filter:      EventFilter{Exclude: []string{"track_published", "track_unpublished"}},
 			Paused:      true, Global: true,
 		},
 		{
-			ID: EndpointID("http://127.0.0.1:9000/webhook"), URL: "http://127.0.0.1:9000/webhook",
+			ID: ID("http://127.0.0.1:9000/webhook"), URL: "http://127.0.0.1:9000/webhook",
 			Credentials: fileDefaults, Global: true,
 		},
 	}
@@ -96,7 +96,7 @@ func TestLoadEndpointsFileEmpty(t *testing.T) {
 		"all disabled":   "endpoints:\n  - url: https://a.example.com/x\n    enabled: false\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			got, err := LoadEndpointsFile(writeEndpointsFile(t, content), fileDefaults)
+			got, err := LoadFile(writeEndpointsFile(t, content), fileDefaults)
 			if err != nil || len(got) != 0 {
 				t.Fatalf("got %v, %v; want no endpoints and no error", got, err)
 			}
@@ -147,11 +147,11 @@ func TestLoadEndpointsFileErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			path := writeEndpointsFile(t, tt.content)
-			eps, err := LoadEndpointsFile(path, fileDefaults)
+			eps, err := LoadFile(path, fileDefaults)
 			if err == nil {
 				t.Fatalf("accepted, got %+v", eps)
 			}
-			if !errors.Is(err, ErrEndpointsFile) {
+			if !errors.Is(err, ErrFile) {
 				t.Errorf("error %q does not wrap ErrEndpointsFile", err)
 			}
 			if tt.is != nil && !errors.Is(err, tt.is) {
@@ -176,13 +176,13 @@ func TestLoadEndpointsFileErrors(t *testing.T) {
 }
 
 func TestLoadEndpointsFileMissing(t *testing.T) {
-	_, err := LoadEndpointsFile(filepath.Join(t.TempDir(), "nope.yaml"), fileDefaults)
-	if !errors.Is(err, ErrEndpointsFile) || !errors.Is(err, os.ErrNotExist) {
+	_, err := LoadFile(filepath.Join(t.TempDir(), "nope.yaml"), fileDefaults)
+	if !errors.Is(err, ErrFile) || !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("got %v, want ErrEndpointsFile wrapping os.ErrNotExist", err)
 	}
 }
 
-func ExampleLoadEndpointsFile() {
+func ExampleLoadFile() {
 	dir, _ := os.MkdirTemp("", "roomhook")
 	defer os.RemoveAll(dir)
 	path := filepath.Join(dir, "endpoints.yaml")
@@ -201,7 +201,7 @@ endpoints:
     enabled: false
 `), 0o600)
 
-	eps, err := LoadEndpointsFile(path, signature.Credentials{APIKey: "plugnmeet", APISecret: "main-secret"})
+	eps, err := LoadFile(path, signature.Credentials{APIKey: "plugnmeet", APISecret: "main-secret"})
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,4 +1,4 @@
-package dispatcher_test
+package endpoint_test
 
 import (
 	"errors"
@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/roomhook/roomhook/dispatcher"
+	"github.com/roomhook/roomhook/endpoint"
 )
 
 func TestEndpointID(t *testing.T) {
@@ -22,14 +22,14 @@ func TestEndpointID(t *testing.T) {
 	token := regexp.MustCompile(`^[0-9a-f]{16}$`)
 	seen := map[string]string{}
 	for url, want := range golden {
-		got := dispatcher.EndpointID(url)
+		got := endpoint.ID(url)
 		if !token.MatchString(got) {
 			t.Errorf("EndpointID(%q) = %q, want 16 lower-case hex characters", url, got)
 		}
 		if want != "" && got != want {
 			t.Errorf("EndpointID(%q) = %q, want %q", url, got, want)
 		}
-		if again := dispatcher.EndpointID(url); again != got {
+		if again := endpoint.ID(url); again != got {
 			t.Errorf("EndpointID(%q) not stable: %q then %q", url, got, again)
 		}
 		if other, dup := seen[got]; dup {
@@ -42,18 +42,18 @@ func TestEndpointID(t *testing.T) {
 func TestEndpointFilterAllows(t *testing.T) {
 	tests := []struct {
 		name   string
-		filter dispatcher.EventFilter
+		filter endpoint.EventFilter
 		event  string
 		want   bool
 	}{
-		{"empty filter allows all", dispatcher.EventFilter{}, "room_started", true},
-		{"included", dispatcher.EventFilter{Include: []string{"room_started", "room_finished"}}, "room_finished", true},
-		{"not included", dispatcher.EventFilter{Include: []string{"room_started"}}, "participant_joined", false},
-		{"excluded", dispatcher.EventFilter{Exclude: []string{"track_published"}}, "track_published", false},
-		{"not excluded", dispatcher.EventFilter{Exclude: []string{"track_published"}}, "track_unpublished", true},
-		{"exclude wins over include", dispatcher.EventFilter{
+		{"empty filter allows all", endpoint.EventFilter{}, "room_started", true},
+		{"included", endpoint.EventFilter{Include: []string{"room_started", "room_finished"}}, "room_finished", true},
+		{"not included", endpoint.EventFilter{Include: []string{"room_started"}}, "participant_joined", false},
+		{"excluded", endpoint.EventFilter{Exclude: []string{"track_published"}}, "track_published", false},
+		{"not excluded", endpoint.EventFilter{Exclude: []string{"track_published"}}, "track_unpublished", true},
+		{"exclude wins over include", endpoint.EventFilter{
 			Include: []string{"track_published"}, Exclude: []string{"track_published"}}, "track_published", false},
-		{"names are exact", dispatcher.EventFilter{Include: []string{"room"}}, "room_started", false},
+		{"names are exact", endpoint.EventFilter{Include: []string{"room"}}, "room_started", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -101,12 +101,12 @@ func TestEndpointParseWebhookURLs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := dispatcher.ParseWebhookURLs(tt.in)
+			got, err := endpoint.ParseWebhookURLs(tt.in)
 			if tt.errNames != "" {
 				if err == nil {
 					t.Fatalf("ParseWebhookURLs(%q) = %q, want an error", tt.in, got)
 				}
-				if !errors.Is(err, dispatcher.ErrInvalidURL) {
+				if !errors.Is(err, endpoint.ErrInvalidURL) {
 					t.Errorf("error %v does not wrap ErrInvalidURL", err)
 				}
 				if !strings.Contains(err.Error(), tt.errNames) {
@@ -128,13 +128,13 @@ func TestEndpointParseWebhookURLs(t *testing.T) {
 }
 
 func ExampleParseWebhookURLs() {
-	urls, err := dispatcher.ParseWebhookURLs([]string{" https://Hooks.Example.com/lms ", "", "https://hooks.example.com/lms"})
+	urls, err := endpoint.ParseWebhookURLs([]string{" https://Hooks.Example.com/lms ", "", "https://hooks.example.com/lms"})
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
 	fmt.Println(urls)
-	_, err = dispatcher.ParseWebhookURLs([]string{"hooks.example.com/lms"})
+	_, err = endpoint.ParseWebhookURLs([]string{"hooks.example.com/lms"})
 	fmt.Println(err)
 	// Output:
 	// [https://hooks.example.com/lms]
@@ -142,13 +142,13 @@ func ExampleParseWebhookURLs() {
 }
 
 func ExampleEventFilter_Allows() {
-	f := dispatcher.EventFilter{Exclude: []string{"track_published", "track_unpublished"}}
+	f := endpoint.EventFilter{Exclude: []string{"track_published", "track_unpublished"}}
 	fmt.Println(f.Allows("room_started"), f.Allows("track_published"))
 	// Output: true false
 }
 
 func TestEndpointValidateRoomURL(t *testing.T) {
-	long := "https://hooks.example/" + strings.Repeat("a", dispatcher.MaxRoomURLBytes)
+	long := "https://hooks.example/" + strings.Repeat("a", endpoint.MaxRoomURLBytes)
 	tests := []struct {
 		name   string
 		in     string
@@ -159,30 +159,30 @@ func TestEndpointValidateRoomURL(t *testing.T) {
 		{name: "http with port", in: " http://hooks.example:8080/x ", want: "http://hooks.example:8080/x"},
 		{name: "highest port", in: "http://hooks.example:65535/", want: "http://hooks.example:65535/"},
 		{name: "ipv6", in: "http://[2001:db8::1]:9000/h", want: "http://[2001:db8::1]:9000/h"},
-		{name: "exactly the limit", in: long[:dispatcher.MaxRoomURLBytes], want: long[:dispatcher.MaxRoomURLBytes]},
-		{name: "over the limit", in: long, reason: dispatcher.URLReasonTooLong},
-		{name: "port too big", in: "http://127.0.0.1:99999", reason: dispatcher.URLReasonInvalid},
-		{name: "port zero", in: "http://hooks.example:0/", reason: dispatcher.URLReasonInvalid},
-		{name: "no host", in: "https:///hook", reason: dispatcher.URLReasonInvalid},
-		{name: "port only", in: "http://:80/", reason: dispatcher.URLReasonInvalid},
-		{name: "user info", in: "https://u:hunter2@hooks.example/", reason: dispatcher.URLReasonInvalid},
-		{name: "not a URL", in: "http://bad host/?token=t2", reason: dispatcher.URLReasonInvalid},
-		{name: "relative", in: "/hook", reason: dispatcher.URLReasonInvalid},
-		{name: "file scheme", in: "file:///etc/passwd", reason: dispatcher.URLReasonForbiddenScheme},
-		{name: "gopher", in: "gopher://hooks.example:70/", reason: dispatcher.URLReasonForbiddenScheme},
-		{name: "empty", in: "  ", reason: dispatcher.URLReasonInvalid},
+		{name: "exactly the limit", in: long[:endpoint.MaxRoomURLBytes], want: long[:endpoint.MaxRoomURLBytes]},
+		{name: "over the limit", in: long, reason: endpoint.URLReasonTooLong},
+		{name: "port too big", in: "http://127.0.0.1:99999", reason: endpoint.URLReasonInvalid},
+		{name: "port zero", in: "http://hooks.example:0/", reason: endpoint.URLReasonInvalid},
+		{name: "no host", in: "https:///hook", reason: endpoint.URLReasonInvalid},
+		{name: "port only", in: "http://:80/", reason: endpoint.URLReasonInvalid},
+		{name: "user info", in: "https://u:hunter2@hooks.example/", reason: endpoint.URLReasonInvalid},
+		{name: "not a URL", in: "http://bad host/?token=t2", reason: endpoint.URLReasonInvalid},
+		{name: "relative", in: "/hook", reason: endpoint.URLReasonInvalid},
+		{name: "file scheme", in: "file:///etc/passwd", reason: endpoint.URLReasonForbiddenScheme},
+		{name: "gopher", in: "gopher://hooks.example:70/", reason: endpoint.URLReasonForbiddenScheme},
+		{name: "empty", in: "  ", reason: endpoint.URLReasonInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := dispatcher.ValidateRoomURL(tt.in)
+			got, err := endpoint.ValidateRoomURL(tt.in)
 			if tt.reason == "" {
 				if err != nil || got != tt.want {
 					t.Fatalf("ValidateRoomURL(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
 				}
 				return
 			}
-			var ue *dispatcher.RoomURLError
-			if !errors.As(err, &ue) || !errors.Is(err, dispatcher.ErrInvalidURL) {
+			var ue *endpoint.RoomURLError
+			if !errors.As(err, &ue) || !errors.Is(err, endpoint.ErrInvalidURL) {
 				t.Fatalf("ValidateRoomURL(%q) = %q, %v; want a RoomURLError", tt.in, got, err)
 			}
 			if ue.Reason != tt.reason {
@@ -209,7 +209,7 @@ func TestEndpointRedactURL(t *testing.T) {
 		{"", ""},
 	}
 	for _, tt := range tests {
-		if got := dispatcher.RedactURL(tt.in); got != tt.want {
+		if got := endpoint.RedactURL(tt.in); got != tt.want {
 			t.Errorf("RedactURL(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
