@@ -18,7 +18,7 @@ import (
 	"github.com/roomhook/roomhook/subscriber"
 )
 
-// endpointIDPattern is the form of dispatcher.EndpointID.
+// endpointIDPattern is the form of endpoint.ID.
 var endpointIDPattern = regexp.MustCompile(`^[0-9a-f]{16}$`)
 
 // endpointRecords reads every endpoint's shared state, by id.
@@ -159,7 +159,7 @@ func (s *Service) endpointsResume(ctx context.Context, req micro.Request) (any, 
 	})
 }
 
-// changeEndpoint updates one endpoint's record with compare-and-set (dispatcher.UpdateEndpoint,
+// changeEndpoint updates one endpoint's record with compare-and-set (endpoint.Update,
 // applied again to the new state when a 410 Gone or another operator changed it meanwhile); the
 // replicas watching the bucket act on the change.
 func (s *Service) changeEndpoint(ctx context.Context, req micro.Request, verb string, change func(*endpoint.Record)) (any, error) {

@@ -11,7 +11,7 @@ import (
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 )
 
-// RedactURL is what every answer shows of a webhook URL: dispatcher.RedactURL, without user
+// RedactURL is what every answer shows of a webhook URL: endpoint.RedactURL, without user
 // info, query or fragment, where receivers take tokens. The full URL stays in the endpoints
 // bucket.
 func RedactURL(raw string) string { return endpoint.RedactURL(raw) }

@@ -25,7 +25,7 @@ import (
 )
 
 // Resend from the log: the events still in the events stream are queued again for one
-// endpoint, exactly as a dead-letter replay queues a dead letter: a dispatcher.Queued with the
+// endpoint, exactly as a dead-letter replay queues a dead letter: a queue.Queued with the
 // event's room, name, id, events-stream sequence and webhook body, published to the endpoint's
 // spill queue on the room's partition, and the partition's owner told to drain it. The events
 // are read in stream order, so each room's events are queued, and delivered, in the order they

@@ -193,7 +193,7 @@ type DeadLetter struct {
 	FirstAttempt time.Time `json:"first_attempt,omitzero"` // zero when never attempted
 	LastAttempt  time.Time `json:"last_attempt,omitzero"`
 	BodyBytes    int       `json:"body_bytes"`
-	Truncated    bool      `json:"truncated,omitempty"` // an invalid event's payload was cut to dispatcher.MaxInvalidKept
+	Truncated    bool      `json:"truncated,omitempty"` // an invalid event's payload was cut to deadletter.MaxInvalidKept
 }
 
 // DeadLetterList answers OpDLQList.

@@ -47,7 +47,7 @@ type breaker struct {
 	changed  chan struct{}
 }
 
-// NewBreakers prepares the breakers; failures and maxWait of 0 take the defaults.
+// New prepares the breakers; failures and maxWait of 0 take the defaults.
 func New(kv jetstream.KeyValue, replica string, failures int, maxWait time.Duration, log *slog.Logger, onChange func(id string, prev, next State)) *Breakers {
 	if failures <= 0 {
 		failures = DefaultFailures

@@ -5,12 +5,12 @@ import "time"
 // Endpoint health is shared by all replicas through the health bucket
 // (subscriber.Names.HealthBucket). Two kinds of keys:
 //
-//	breaker.<endpoint id>            BreakerRecord, changed only with compare-and-set
+//	breaker.<endpoint id>            Record, changed only with compare-and-set
 //	activity.<endpoint id>.<replica> ActivityRecord, written by one replica, throttled
 //
 // `roomhook status` reads both; the replica that changes a breaker logs the change once.
 
-// BreakerState is an endpoint's circuit-breaker state.
+// State is an endpoint's circuit-breaker state.
 type State string
 
 // Breaker states.
@@ -20,7 +20,7 @@ const (
 	HalfOpen State = "half_open" // one replica sends one probe
 )
 
-// BreakerRecord is an endpoint's shared breaker.
+// Record is an endpoint's shared breaker.
 type Record struct {
 	State    State     `json:"state"`
 	OpenedAt time.Time `json:"opened_at,omitzero"`
@@ -44,7 +44,7 @@ type ActivityRecord struct {
 	Updated      time.Time `json:"updated"`
 }
 
-// BreakerKey and ActivityKey are the health bucket's keys.
+// Key and ActivityKey are the health bucket's keys.
 func Key(endpointID string) string { return "breaker." + endpointID }
 
 // ActivityKey is the key of one replica's activity record for an endpoint.

@@ -41,12 +41,12 @@ const (
 // MaxInvalidKept bounds how much of an invalid payload is copied into its dead letter.
 const MaxInvalidKept = 64 << 10
 
-// DeadLetter is what roomhook records about a delivery it gave up on.
+// Letter is what roomhook records about a delivery it gave up on.
 type Letter struct {
 	Reason       string
 	Detail       string
 	EndpointID   string // "invalid" for invalid events
-	EndpointURL  string // stored redacted (RedactURL): the full URL lives only in the endpoints bucket
+	EndpointURL  string // stored redacted (endpoint.RedactURL): the full URL lives only in the endpoints bucket
 	Room         string
 	Event        string
 	EventID      string
@@ -79,7 +79,7 @@ func (dl Letter) msg(subject string) *nats.Msg {
 	set(HeaderDetail, dl.Detail)
 	set(HeaderEndpointID, dl.EndpointID)
 	// Per-room URLs often carry a token in their query; a dead letter is read by operators
-	// and kept for days, so it holds only the id and what RedactURL leaves.
+	// and kept for days, so it holds only the id and what endpoint.RedactURL leaves.
 	set(HeaderEndpointURL, endpoint.RedactURL(dl.EndpointURL))
 	set(queue.HeaderRoom, dl.Room)
 	set(queue.HeaderEvent, dl.Event)
@@ -118,7 +118,7 @@ func (dl Letter) msg(subject string) *nats.Msg {
 	return m
 }
 
-// ParseDeadLetter reads a dead letter back from the dead-letter stream.
+// Parse reads a dead letter back from the dead-letter stream.
 func Parse(m *jetstream.RawStreamMsg) Letter {
 	h := m.Header
 	dl := Letter{
@@ -140,7 +140,7 @@ func Parse(m *jetstream.RawStreamMsg) Letter {
 	return dl
 }
 
-// publishDeadLetter stores dl, retrying until it is stored or ctx ends: a dead letter is the
+// Publish stores dl, retrying until it is stored or ctx ends: a dead letter is the
 // record that an event was not delivered, so it must not be dropped on a transient error.
 func Publish(ctx context.Context, js jetstream.JetStream, subject string, dl Letter) error {
 	msg := dl.msg(subject)

@@ -548,7 +548,7 @@ func TestCoreRetiresIdlePerRoomEndpoints(t *testing.T) {
 		t.Fatalf("swept %d rooms, want %d", swept, roomCount)
 	}
 
-	// registeredRefresh (1 minute) keeps an endpoint registered within 2 minutes from being
+	// endpoint.RegisteredRefresh (1 minute) keeps an endpoint registered within 2 minutes from being
 	// retired; age the records as if the rooms had registered them long ago.
 	epKV, err := js.KeyValue(ctx, testEndpointsBucket)
 	if err != nil {

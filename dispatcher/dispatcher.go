@@ -403,7 +403,7 @@ func (d *Dispatcher) ownedPartitions() []*partition {
 
 func (d *Dispatcher) nc() *nats.Conn { return d.js.Conn() }
 
-// endpointIDPattern is the form of EndpointID.
+// endpointIDPattern is the form of endpoint.ID.
 var endpointIDPattern = regexp.MustCompile(`^[a-z0-9]{1,64}$`)
 
 // roomURLs keeps the per-room URLs of a room_created that may be registered: at most

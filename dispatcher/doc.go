@@ -1,9 +1,17 @@
-// Package dispatcher turns stored room events into signed webhook deliveries.
+// Package dispatcher is roomhook's delivery pipeline: it turns stored room events into signed
+// webhook deliveries.
 //
-// The Router reads the events stream in order, validates and renders each event once, resolves
-// the endpoints it goes to (global ones and the room's own), and queues one delivery per
-// endpoint in the deliver stream, on the endpoint's partition for the room. A Worker per
-// (endpoint, partition) pulls that queue and runs one Lane per room, so a room's deliveries to
-// an endpoint go out one after the other while rooms and endpoints proceed independently.
-// Deliveries that cannot succeed become dead letters.
+// Each replica owns some of the region's partitions. For each one, a durable consumer reads the
+// partition stream (the server's copy of the events stream, partitioned by room) in order;
+// every event is validated and rendered once and fans out in memory to a route per endpoint,
+// one lane per room, so a room's deliveries to an endpoint go out one after the other while
+// rooms and endpoints proceed independently. A route whose endpoint fails, is slow or falls
+// behind spills to its own durable queue, which a drainer delivers with the retry schedule and
+// the breaker until it is empty. Deliveries that cannot succeed become dead letters.
+//
+// The concepts the pipeline works with, and the formats they are stored in, are packages of
+// their own, which the admin service uses without the pipeline: endpoint (the endpoint model
+// and directory), sender (the HTTP attempt and the retry schedule), breaker (the shared
+// breakers and the health bucket), deadletter, queue (a queued delivery and a room's
+// partition) and rooms (the per-room webhook registry).
 package dispatcher

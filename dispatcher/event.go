@@ -135,7 +135,7 @@ func (d *Dispatcher) eventStoredAt(seq uint64) (time.Time, bool) {
 var webhookURLsField = (&roomhookv1.Event{}).ProtoReflect().Descriptor().Fields().ByName("webhook_urls").Number()
 
 // RedactEventURLs returns a roomhook.v1.Event payload with every top-level webhook_urls entry
-// as RedactURL shows it (no user info, query or fragment) and every other field as it was; a
+// as endpoint.RedactURL shows it (no user info, query or fragment) and every other field as it was; a
 // payload that is not a well-formed protobuf message comes back unchanged.
 func RedactEventURLs(payload []byte) []byte {
 	out := make([]byte, 0, len(payload))

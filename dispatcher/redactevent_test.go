@@ -2,14 +2,11 @@ package dispatcher
 
 import (
 	"bytes"
-	"encoding/json"
 	"slices"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/roomhook/roomhook/endpoint"
-	"github.com/roomhook/roomhook/rooms"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 )
 
@@ -38,23 +35,5 @@ func TestRedactEventURLs(t *testing.T) {
 	garbage := []byte{0xff, 0xff, 0xff}
 	if got := RedactEventURLs(garbage); !bytes.Equal(got, garbage) {
 		t.Errorf("garbage became %x", got)
-	}
-}
-
-// The rooms bucket keeps endpoint ids, not URLs; a record an earlier version wrote with full
-// URLs still routes to the same endpoints.
-func TestRoomRecordEndpointIDs(t *testing.T) {
-	t.Parallel()
-	url := "https://lms.example/hook?token=t0k"
-	var legacy rooms.Record
-	if err := json.Unmarshal([]byte(`{"room":"r1","urls":["`+url+`"],"created_seq":3}`), &legacy); err != nil {
-		t.Fatal(err)
-	}
-	if got := legacy.EndpointIDs(); !slices.Equal(got, []string{endpoint.ID(url)}) {
-		t.Errorf("legacy record: endpoints %q", got)
-	}
-	b, _ := json.Marshal(rooms.Record{Room: "r1", Endpoints: legacy.EndpointIDs()})
-	if bytes.Contains(b, []byte("t0k")) || bytes.Contains(b, []byte(`"urls"`)) {
-		t.Errorf("record written as %s", b)
 	}
 }

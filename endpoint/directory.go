@@ -17,7 +17,7 @@ import (
 	"github.com/roomhook/roomhook/schema/signature"
 )
 
-// EndpointRecord is an endpoint's shared state in the endpoints bucket. Credentials and
+// Record is an endpoint's shared state in the endpoints bucket. Credentials and
 // filters of global endpoints stay in each replica's configuration, never in NATS.
 type Record struct {
 	URL      string `json:"url"`
@@ -31,7 +31,7 @@ type Record struct {
 	Updated    time.Time `json:"updated"`
 }
 
-// EndpointView is an endpoint with its shared state, as workers and the router see it.
+// View is an endpoint with its shared state, as workers and the router see it.
 type View struct {
 	Endpoint
 	Disabled   bool
@@ -40,14 +40,14 @@ type View struct {
 	rev        uint64 // revision of the record in the bucket (0: not seen yet)
 }
 
-// ErrTooManyEndpoints is returned by EnsurePerRoom when ROOMHOOK_MAX_ROOM_ENDPOINTS live
+// ErrTooMany is returned by EnsurePerRoom when ROOMHOOK_MAX_ROOM_ENDPOINTS live
 // per-room endpoints exist.
 var ErrTooMany = errors.New("too many live per-room endpoints")
 
-// ErrEndpointNotFound is returned for an endpoint the bucket does not hold.
+// ErrNotFound is returned for an endpoint the bucket does not hold.
 var ErrNotFound = errors.New("endpoint not found")
 
-// registeredRefresh is how stale an endpoint's Registered time may get before a registering
+// RegisteredRefresh is how stale an endpoint's Registered time may get before a registering
 // room writes it again.
 const RegisteredRefresh = time.Minute
 
@@ -212,9 +212,9 @@ func (d *Directory) Update(ctx context.Context, id string, change func(*Record))
 	return nil
 }
 
-// UpdateEndpoint changes the record of endpoint id in the endpoints bucket kv with a
+// Update changes the record of endpoint id in the endpoints bucket kv with a
 // compare-and-set loop (subscriber.UpdateJSON), stamping it Updated now, and returns the
-// record written and its revision. A missing endpoint is ErrEndpointNotFound; every error
+// record written and its revision. A missing endpoint is ErrNotFound; every error
 // names the endpoint. The replicas watching the bucket act on the change.
 func Update(ctx context.Context, kv jetstream.KeyValue, id string, change func(*Record)) (Record, uint64, error) {
 	rec, rev, err := subscriber.UpdateJSON(ctx, kv, id, func(r *Record) {

@@ -20,7 +20,7 @@ var ErrInvalidURL = errors.New("invalid webhook URL")
 // Endpoint is one webhook receiver URL; the same URL is the same Endpoint wherever it was
 // registered.
 type Endpoint struct {
-	ID              string                // EndpointID(URL)
+	ID              string                // ID(URL)
 	URL             string                // canonical form, as ParseWebhookURLs returns it
 	Credentials     signature.Credentials // API key/secret used to sign for this endpoint
 	StandardSecrets []string              // whsec_ secrets, several during rotation
@@ -29,7 +29,7 @@ type Endpoint struct {
 	Global          bool                  // from configuration, as opposed to registered per room
 }
 
-// EndpointID returns the stable identifier of a webhook URL: the first 16 hex characters of
+// ID returns the stable identifier of a webhook URL: the first 16 hex characters of
 // the SHA-256 of the URL. Hex keeps it usable as a NATS subject token and KV key, and a hash
 // keeps URLs (which may carry tokens in their query) out of subjects and metric labels.
 func ID(url string) string {

@@ -24,16 +24,16 @@ func TestEndpointID(t *testing.T) {
 	for url, want := range golden {
 		got := endpoint.ID(url)
 		if !token.MatchString(got) {
-			t.Errorf("EndpointID(%q) = %q, want 16 lower-case hex characters", url, got)
+			t.Errorf("ID(%q) = %q, want 16 lower-case hex characters", url, got)
 		}
 		if want != "" && got != want {
-			t.Errorf("EndpointID(%q) = %q, want %q", url, got, want)
+			t.Errorf("ID(%q) = %q, want %q", url, got, want)
 		}
 		if again := endpoint.ID(url); again != got {
-			t.Errorf("EndpointID(%q) not stable: %q then %q", url, got, again)
+			t.Errorf("ID(%q) not stable: %q then %q", url, got, again)
 		}
 		if other, dup := seen[got]; dup {
-			t.Errorf("EndpointID(%q) = EndpointID(%q) = %q", url, other, got)
+			t.Errorf("ID(%q) = ID(%q) = %q", url, other, got)
 		}
 		seen[got] = url
 	}

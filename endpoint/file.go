@@ -15,7 +15,7 @@ import (
 	"github.com/roomhook/roomhook/schema/signature"
 )
 
-// ErrEndpointsFile marks an endpoints file that cannot be used. Errors name the entry (from 1,
+// ErrFile marks an endpoints file that cannot be used. Errors name the entry (from 1,
 // with its line) and the field, and never repeat a secret or a value that might be one.
 var ErrFile = errors.New("invalid endpoints file")
 
@@ -55,7 +55,7 @@ func (e *endpointEntry) decodeField(key string, n *yaml.Node) (bool, error) {
 	return false, nil
 }
 
-// LoadEndpointsFile reads the endpoints file at path (ROOMHOOK_ENDPOINTS_FILE) and returns its
+// LoadFile reads the endpoints file at path (ROOMHOOK_ENDPOINTS_FILE) and returns its
 // enabled entries as global endpoints, in file order. The file lists global endpoints with
 // settings that a comma-separated ROOMHOOK_WEBHOOK_URLS cannot carry:
 //

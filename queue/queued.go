@@ -79,9 +79,10 @@ func (q Queued) Msg(subject, msgID string) *nats.Msg {
 	return m
 }
 
-// ParseQueued reads a pulled delivery.
+// ParseMsg reads a pulled delivery.
 func ParseMsg(m jetstream.Msg) Queued { return Parse(m.Headers(), m.Data()) }
 
+// Parse reads a delivery from the headers and body of its message.
 func Parse(h nats.Header, body []byte) Queued {
 	q := Queued{Body: body, Room: h.Get(HeaderRoom), Event: h.Get(HeaderEvent), EventID: h.Get(HeaderEventID)}
 	q.EventSeq, _ = strconv.ParseUint(h.Get(HeaderEventSeq), 10, 64)

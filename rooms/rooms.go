@@ -16,10 +16,10 @@ import (
 	"github.com/roomhook/roomhook/subscriber"
 )
 
-// RoomRecord is one room's per-room webhook registration in the rooms bucket.
+// Record is one room's per-room webhook registration in the rooms bucket.
 type Record struct {
 	Room string `json:"room"`
-	// Endpoints are the ids (EndpointID) of the room's URLs. The URLs themselves, which may
+	// Endpoints are the ids (endpoint.ID) of the room's URLs. The URLs themselves, which may
 	// carry tokens in their query, live only in the endpoints bucket.
 	Endpoints []string `json:"endpoints,omitempty"`
 	// URLs is what earlier versions stored (full URLs); read as their ids, never written.
@@ -28,7 +28,7 @@ type Record struct {
 	FinishedAt time.Time `json:"finished_at,omitzero"` // stored time of its room_finished
 }
 
-// Rooms is one partition's share of the per-room webhook registry. The registry lives with
+// Registry is one partition's share of the per-room webhook registry. The registry lives with
 // the room's partition: only the partition's owner writes its rooms, and one replica at a
 // time owns a partition, so the owner's cache is authoritative while it owns it; the bucket
 // lets the next owner, the retirement of endpoints and the CLI see the same registrations.
@@ -42,20 +42,20 @@ type Registry struct {
 // maxCachedRooms bounds the router's cache; past it the cache starts over from the bucket.
 const maxCachedRooms = 100_000
 
-// NewRooms returns partition's registry over kv; grace is how long after room_finished a
+// New returns partition's registry over kv; grace is how long after room_finished a
 // room's URLs still receive its events.
 func New(kv jetstream.KeyValue, grace time.Duration, partition int) *Registry {
 	return &Registry{kv: kv, grace: grace, partition: partition, cache: map[string]*Record{}}
 }
 
-// RoomKey is a room's key in the bucket: its partition, then the room in base64url, since
+// Key is a room's key in the bucket: its partition, then the room in base64url, since
 // room ids may hold any byte.
 func Key(partition int, room string) string {
-	return "p" + strconv.Itoa(partition) + "." + legacyRoomKey(room)
+	return "p" + strconv.Itoa(partition) + "." + legacyKey(room)
 }
 
-// legacyRoomKey is the first version's key, without the partition; an upgrade re-keys them.
-func legacyRoomKey(room string) string {
+// legacyKey is the first version's key, without the partition; an upgrade re-keys them.
+func legacyKey(room string) string {
 	return "r" + base64.RawURLEncoding.EncodeToString([]byte(room))
 }
 
@@ -165,7 +165,7 @@ func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
 	return len(expired), nil
 }
 
-// LiveRoomEndpoints lists the id of every endpoint some room of any partition still has
+// LiveEndpoints lists the id of every endpoint some room of any partition still has
 // registered: the endpoints that must not be retired.
 func LiveEndpoints(ctx context.Context, kv jetstream.KeyValue) (map[string]bool, error) {
 	live := map[string]bool{}

@@ -34,7 +34,7 @@ const (
 func DefaultRetrySchedule() RetrySchedule {
 	s, err := ParseRetrySchedule(DefaultRetrySteps, DefaultRetryJitter)
 	if err != nil {
-		panic("dispatcher: DefaultRetrySteps: " + err.Error()) // a broken constant; TestRetryDefaultSchedule fails
+		panic("sender: DefaultRetrySteps: " + err.Error()) // a broken constant; TestRetryDefaultSchedule fails
 	}
 	return s
 }

@@ -194,7 +194,7 @@ type Sender struct {
 	drainBufs   sync.Pool // *[]byte of drainBufSize, reused across attempts
 }
 
-// SenderOption configures a Sender.
+// Option configures a Sender.
 type Option func(*Sender)
 
 // WithTimeout sets the per-attempt time limit (default 10s); non-positive values are ignored.
@@ -267,7 +267,7 @@ func WithClock(now func() time.Time) Option {
 
 const drainBufSize = 8 << 10
 
-// NewSender returns a Sender with its own keep-alive connection pool, tuned for many receivers.
+// New returns a Sender with its own keep-alive connection pool, tuned for many receivers.
 func New(opts ...Option) *Sender {
 	s := &Sender{
 		timeout:     DefaultTimeout,
