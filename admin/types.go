@@ -142,7 +142,7 @@ type Totals struct {
 	InFlight  uint64 `json:"in_flight"`
 }
 
-// DeadLetterCounts is the size of the dead-letter stream by reason (dispatcher.Reason*).
+// DeadLetterCounts is the size of the dead-letter stream by reason (deadletter.Reason*).
 type DeadLetterCounts struct {
 	Total    uint64            `json:"total"`
 	ByReason map[string]uint64 `json:"by_reason"`
