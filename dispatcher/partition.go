@@ -74,6 +74,12 @@ func (h *heldEvent) done() {
 	}
 }
 
+// pullExpiry is how long a partition's pull requests live at the server: short, since a
+// handover waits for the last one to end.
+func (d *Dispatcher) pullExpiry() time.Duration {
+	return max(time.Second, min(5*time.Second, d.cfg.Takeover/4))
+}
+
 // window is how many partition messages may be held at once: it bounds a partition's memory.
 func (d *Dispatcher) window() int { return max(1024, 8*d.cfg.MaxInFlight) }
 
@@ -117,6 +123,7 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 		select {
 		case in <- m:
 		case <-pctx.Done():
+			_ = m.Nak() // stopping: back to the next owner at once
 		}
 	})
 	if err != nil {
@@ -141,7 +148,8 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 	}
 	defer func() { _ = notify.Unsubscribe() }()
 	watch, lost := subscriber.WatchLoss(cons)
-	cc, err := cons.Consume(handle.Handle, jetstream.PullMaxMessages(min(d.window(), 1024)), watch)
+	cc, err := cons.Consume(handle.Handle, jetstream.PullMaxMessages(min(d.window(), 1024)), watch,
+		jetstream.PullExpiry(d.pullExpiry()))
 	if err != nil {
 		return fmt.Errorf("partition %d: consume: %w", p, err)
 	}
@@ -208,20 +216,28 @@ loop:
 	// the attempts in progress (bounded by the HTTP timeout), writers stop, drainers hand
 	// back; then hand back every partition message not settled, so the next owner gets them
 	// first, in order.
+	drained := time.Now()
 	cc.Drain()
 	<-cc.Closed()
 	if errors.Is(context.Cause(ctx), subscriber.ErrHandingOver) {
 		// Given up on purpose, lease still ours: settle first. A unit whose lease may be
 		// lost stops at once instead.
 		pt.settle(min(2*d.cfg.SpillAfter, d.cfg.Takeover/2))
+		// The server keeps this run's last pull request until it expires, and may hand it
+		// an event after the subscription is gone (across routes and gateways the end of
+		// interest travels slowly): that event would reach the next owner only after its
+		// ack wait, behind newer ones. Waiting the request out keeps the order.
+		sleep(context.Background(), time.Until(drained.Add(d.pullExpiry())))
 	}
 	cancel()
 	pt.wg.Wait()
-	for len(in) > 0 {
-		<-in // still held: handed back below
-	}
 	if n := pt.held.HandBack(); n > 0 {
 		pt.log.Debug("handed back events", "count", n)
+	}
+	// Taken in but not handled: handed back too, after the older ones held, so that they
+	// come back at once rather than after their ack wait.
+	for len(in) > 0 {
+		_ = (<-in).Nak()
 	}
 	return stopped
 }
