@@ -39,6 +39,7 @@ type Sizes struct {
 	LatencyFor       time.Duration // latency: how long to publish at LatencyRate
 	FanOutEndpoints  int           // fanout: endpoints every event goes to, compared with 1
 	FanOutEvents     int           // fanout: events, the same in both phases
+	FanOutRooms      int           // fanout: meetings at once (0: Rooms); each endpoint holds up to one connection per room
 	PerRoomRooms     int           // perroom: meetings at once, each room_created with its own URL
 	PerRoomEvents    int           // perroom: events in each phase (without and with per-room URLs)
 	IdleFor          time.Duration // perroom: how long idle CPU is measured once all is delivered
@@ -57,7 +58,7 @@ func FullSizes() Sizes {
 		Rooms: 100, Participants: 5,
 		RawRequests: 50_000, ThroughputEvents: 50_000,
 		LatencyRate: 1000, LatencyFor: 30 * time.Second,
-		FanOutEndpoints: 200, FanOutEvents: 2_000,
+		FanOutEndpoints: 200, FanOutEvents: 2_000, FanOutRooms: 10,
 		PerRoomRooms: 10_000, PerRoomEvents: 50_000, IdleFor: 30 * time.Second, NewRoomSamples: 200,
 		IsolationFor:   20 * time.Second,
 		BacklogEvents:  500_000,
@@ -163,6 +164,7 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	}
 	b := &bench{opts: opts}
 	rep := newReport(opts)
+	rep.OpenFiles = raiseOpenFiles()
 	for run := 1; run <= opts.Runs; run++ {
 		figs := map[string]float64{}
 		for _, name := range Scenarios() {

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"cmp"
 	"fmt"
 	"io"
 	"os"
@@ -176,10 +177,12 @@ type Report struct {
 	Rows  []Row
 	Runs  int
 	Sizes Sizes
-	NATS  string   // "embedded" or the URL's host
-	Notes []string // anomalies seen during the runs
-	specs []rowSpec
-	byKey map[string]int
+	NATS  string // "embedded" or the URL's host
+	// OpenFiles is the process's open-file limit during the run (0: unknown).
+	OpenFiles uint64
+	Notes     []string // anomalies seen during the runs
+	specs     []rowSpec
+	byKey     map[string]int
 }
 
 func newReport(o Options) *Report {
@@ -248,14 +251,14 @@ func groupThousands(digits string) string {
 // WriteTable writes the machine, the sizes and one Markdown table of every figure.
 func (r *Report) WriteTable(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "machine: %d CPUs (GOMAXPROCS %d), %s memory, %s, %s/%s; NATS: %s\n",
-		runtime.NumCPU(), runtime.GOMAXPROCS(0), totalMemory(), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.NATS)
+	fmt.Fprintf(bw, "machine: %d CPUs (GOMAXPROCS %d), %s memory, %s, %s/%s; NATS: %s; open files: %d\n",
+		runtime.NumCPU(), runtime.GOMAXPROCS(0), totalMemory(), runtime.Version(), runtime.GOOS, runtime.GOARCH, r.NATS, r.OpenFiles)
 	s := r.Sizes
 	fmt.Fprintf(bw, "runs: %d; sizes: %d rooms x %d participants, raw %d POSTs, throughput %d events, latency %g ev/s for %s, "+
-		"fan-out %d events x 1 and x %d endpoints, per-room %d events over %d rooms (idle %s, %d new rooms), "+
+		"fan-out %d events over %d rooms x 1 and x %d endpoints, per-room %d events over %d rooms (idle %s, %d new rooms), "+
 		"isolation %s per phase, backlog %d events, scale-out %d events over %d rooms\n\n",
 		r.Runs, s.Rooms, s.Participants, s.RawRequests, s.ThroughputEvents, s.LatencyRate, s.LatencyFor,
-		s.FanOutEvents, s.FanOutEndpoints, s.PerRoomEvents, s.PerRoomRooms, s.IdleFor, s.NewRoomSamples,
+		s.FanOutEvents, cmp.Or(s.FanOutRooms, s.Rooms), s.FanOutEndpoints, s.PerRoomEvents, s.PerRoomRooms, s.IdleFor, s.NewRoomSamples,
 		s.IsolationFor, s.BacklogEvents, s.ScaleOutEvents, s.ScaleOutRooms)
 	fmt.Fprintln(bw, "| scenario | figure | median | min | max | target | met |")
 	fmt.Fprintln(bw, "|---|---|---:|---:|---:|---|---|")

@@ -57,11 +57,15 @@ type Config struct {
 	RetireEvery time.Duration
 	// StartupTimeout bounds how long start-up waits for JetStream (0: DefaultStartupTimeout).
 	StartupTimeout time.Duration
+	// MaxDraining is how many spill queues a replica drains at once, each with a consumer of
+	// its own (0: DefaultMaxDraining); the others wait their turn, durably queued.
+	MaxDraining int
 }
 
 // Defaults of the Config fields that have one.
 const (
 	DefaultSpillAfter       = time.Second
+	DefaultMaxDraining      = 64
 	DefaultMaxRoomURLs      = 5
 	DefaultMaxRoomEndpoints = 50_000
 	DefaultRetireEvery      = 20 * time.Second
@@ -93,6 +97,9 @@ func (c *Config) validate() error {
 	if c.SpillAfter <= 0 {
 		c.SpillAfter = DefaultSpillAfter
 	}
+	if c.MaxDraining <= 0 {
+		c.MaxDraining = DefaultMaxDraining
+	}
 	if c.MaxRoomURLs <= 0 {
 		c.MaxRoomURLs = DefaultMaxRoomURLs
 	}
@@ -117,6 +124,9 @@ type Dispatcher struct {
 	metrics *Metrics
 	sender  *sender.Sender
 	known   map[string]bool
+	// drainSlots bounds the spill queues drained at once: each has a consumer, and the
+	// server allows 1,000 per stream by default whatever the number of endpoints.
+	drainSlots chan struct{}
 
 	dir      *endpoint.Directory
 	rooms    jetstream.KeyValue
@@ -149,7 +159,7 @@ func New(js jetstream.JetStream, cfg Config, opts ...Option) (*Dispatcher, error
 		return nil, err
 	}
 	d := &Dispatcher{js: js, cfg: cfg, names: subscriber.Names{Region: cfg.Region}, known: map[string]bool{},
-		partitions: map[int]*partition{}}
+		partitions: map[int]*partition{}, drainSlots: make(chan struct{}, cfg.MaxDraining)}
 	for _, n := range schema.KnownEventNames() {
 		d.known[n] = true
 	}

@@ -83,7 +83,14 @@ func (dr *drainer) run(stop <-chan struct{}) {
 	}()
 	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
 	for ctx.Err() == nil {
+		// A consumer only while holding a slot; waiting costs nothing, the queue is durable.
+		select {
+		case r.pt.d.drainSlots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
 		err := dr.runOnce(ctx)
+		<-r.pt.d.drainSlots
 		switch {
 		case errors.Is(err, errDrained), ctx.Err() != nil:
 			return

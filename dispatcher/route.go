@@ -5,17 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/roomhook/roomhook/breaker"
 	"github.com/roomhook/roomhook/deadletter"
 	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/queue"
 	"github.com/roomhook/roomhook/sender"
-
-	"sync"
 )
 
 // route is one endpoint on one partition. While the endpoint keeps up, its deliveries go
@@ -41,6 +42,40 @@ type route struct {
 	// spilled, settled after all: the drainer skips their spilled copies.
 	doneDirect map[uint64]directResult
 	drainer    *drainer
+
+	// answered is when a direct attempt of the route last came back (unix nanoseconds): an
+	// endpoint whose lanes keep answering is working, however slowly a busy machine makes
+	// each answer, and spills only when it lags the others.
+	answered atomic.Int64
+}
+
+// slowWatch spills the route when none of its direct attempts has come back for SpillAfter.
+type slowWatch struct {
+	t        *time.Timer
+	finished atomic.Bool
+}
+
+func (r *route) watchSlow(after time.Duration) *slowWatch {
+	w := &slowWatch{}
+	w.t = time.AfterFunc(after, func() { r.checkSlow(w, after) })
+	return w
+}
+
+func (r *route) checkSlow(w *slowWatch, after time.Duration) {
+	if w.finished.Load() {
+		return
+	}
+	if since := time.Since(time.Unix(0, r.answered.Load())); since < after {
+		w.t.Reset(after - since) // another lane of the route answered meanwhile
+		return
+	}
+	r.spill(fmt.Sprintf("no answer within %s", after))
+}
+
+// done ends the watch: the attempt came back.
+func (w *slowWatch) done() {
+	w.finished.Store(true)
+	w.t.Stop()
 }
 
 // delivery is one event for one endpoint, with the partition message it belongs to (nil for
@@ -265,12 +300,11 @@ func (r *route) attemptDirect(ctx context.Context, q delivery) (out directOutcom
 	if ctx.Err() != nil {
 		return stopping, tried
 	}
-	slow := time.AfterFunc(d.cfg.SpillAfter, func() {
-		r.spill(fmt.Sprintf("no answer within %s", d.cfg.SpillAfter))
-	})
+	slow := r.watchSlow(d.cfg.SpillAfter)
 	first := time.Now()
 	at := d.attempt(ctx, v, q.Queued, false)
-	slow.Stop()
+	slow.done()
+	r.answered.Store(time.Now().UnixNano())
 	switch at.Verdict {
 	case sender.Delivered:
 		return settled, tried

@@ -300,6 +300,9 @@ func newTransport(dial func(ctx context.Context, network, address string) (net.C
 		ForceAttemptHTTP2:   true,
 		MaxIdleConns:        0, // no global cap: the per-host cap bounds each receiver
 		MaxIdleConnsPerHost: 256,
+		// One connection per room lane in flight, but never more than this per receiver:
+		// a fan-out to many endpoints over many rooms must not run out of sockets.
+		MaxConnsPerHost:     256,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 5 * time.Second,
 		// The body is discarded; negotiating gzip would only cost CPU.

@@ -87,7 +87,7 @@ type heldUnit struct {
 	cancel    context.CancelCauseFunc
 	done      chan struct{}
 	releasing bool
-	// fence stops the work when no renewal has been confirmed for half the lease's life,
+	// fence stops the work when no renewal has been confirmed for two thirds of the lease's life,
 	// whatever the renewal loop is waiting on, so the work has stopped before another
 	// replica can take the lease; fenced tells the loop to start it again only after a
 	// renewal succeeds.
@@ -104,8 +104,10 @@ var ErrHandingOver = errors.New("handing the unit over")
 // be lost: it must stop at once.
 var ErrLeaseUnconfirmed = errors.New("the unit's lease is not confirmed")
 
-// fenceAfter is how long a unit's work goes on without a confirmed renewal.
-func fenceAfter(takeover time.Duration) time.Duration { return leaseTTL(takeover) / 2 }
+// fenceAfter is how long a unit's work goes on without a confirmed renewal: two thirds of
+// the lease's life, so that a renewal slowed by load does not stop healthy work, and the
+// work (which stops at once on this cause) is gone before the lease can expire.
+func fenceAfter(takeover time.Duration) time.Duration { return leaseTTL(takeover) * 2 / 3 }
 
 // OwnershipOption configures an Ownership.
 type OwnershipOption func(*Ownership)

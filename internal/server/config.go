@@ -78,8 +78,10 @@ type Config struct {
 	BreakerFailures     int           `envconfig:"BREAKER_FAILURES" default:"5"`
 	BreakerMaxProbeWait time.Duration `envconfig:"BREAKER_MAX_PROBE_WAIT" default:"1m"`
 
-	Partitions  int           `envconfig:"PARTITIONS" default:"8"`
-	MaxInFlight int           `envconfig:"MAX_IN_FLIGHT" default:"256"`
+	Partitions  int `envconfig:"PARTITIONS" default:"8"`
+	MaxInFlight int `envconfig:"MAX_IN_FLIGHT" default:"256"`
+	// Spill queues a replica drains at once (each with a consumer of its own).
+	MaxDraining int           `envconfig:"MAX_DRAINING" default:"64"`
 	Takeover    time.Duration `envconfig:"TAKEOVER" default:"10s"`
 	// The delivery core: how long a direct attempt may go unanswered before the endpoint's
 	// later deliveries on that partition move to its spill queue; how often idle per-room
@@ -188,6 +190,7 @@ func (c Config) Validate() error {
 	check(c.Partitions >= dispatcher.MinPartitions && c.Partitions <= dispatcher.MaxPartitions, "PARTITIONS", "must be %d..%d, got %d",
 		dispatcher.MinPartitions, dispatcher.MaxPartitions, c.Partitions)
 	check(c.MaxInFlight >= 1, "MAX_IN_FLIGHT", "must be at least 1, got %d", c.MaxInFlight)
+	check(c.MaxDraining >= 1, "MAX_DRAINING", "must be at least 1, got %d", c.MaxDraining)
 	check(c.Takeover >= time.Second, "TAKEOVER", "must be at least 1s, got %s", c.Takeover)
 	check(c.SpillAfter >= 10*time.Millisecond, "SPILL_AFTER", "must be at least 10ms, got %s", c.SpillAfter)
 	check(c.RetireEvery >= time.Second, "RETIRE_EVERY", "must be at least 1s, got %s", c.RetireEvery)
@@ -285,6 +288,7 @@ func (c Config) DispatcherConfig(replicaID string, endpoints []endpoint.Endpoint
 		BreakerFailures: c.BreakerFailures, MaxProbeWait: c.BreakerMaxProbeWait,
 		MaxRoomURLs: c.MaxRoomURLs, MaxRoomEndpoints: c.MaxRoomEndpoints,
 		SpillAfter: c.SpillAfter, RetireEvery: c.RetireEvery, StartupTimeout: c.StartupTimeout,
+		MaxDraining: c.MaxDraining,
 	}, nil
 }
 
