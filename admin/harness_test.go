@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -116,9 +117,10 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
-// received is one webhook a receiver accepted.
+// received is one webhook a receiver accepted, with the body as it arrived.
 type received struct {
 	Room, Event, ID string
+	Body            []byte
 }
 
 // receiver is a webhook endpoint on loopback; it verifies every request with LiveKit's
@@ -167,7 +169,7 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	if status < 300 {
-		rc.got = append(rc.got, received{Room: evt.Room.RoomID, Event: evt.Event, ID: evt.ID})
+		rc.got = append(rc.got, received{Room: evt.Room.RoomID, Event: evt.Event, ID: evt.ID, Body: body})
 	}
 	w.WriteHeader(status)
 }
@@ -182,6 +184,19 @@ func (rc *receiver) deliveries() []received {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return append([]received(nil), rc.got...)
+}
+
+func (rc *receiver) count() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.got)
+}
+
+// waitCount waits until the receiver accepted n webhooks in all.
+func (rc *receiver) waitCount(t testing.TB, n int) []received {
+	t.Helper()
+	waitFor(t, 15*time.Second, fmt.Sprintf("%d webhooks at %s", n, rc.URL()), func() bool { return rc.count() >= n })
+	return rc.deliveries()
 }
 
 func (rc *receiver) requestCount() int {

@@ -3,21 +3,16 @@ package admin
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/livekit/protocol/auth"
-	"github.com/livekit/protocol/webhook"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -38,86 +33,6 @@ import (
 // that room to that endpoint can still arrive, since a room's deliveries to one endpoint go out
 // in order. (Unknown event names are delivered as they are.)
 const barrierEvent = "barrier"
-
-// hook is one webhook a bodyReceiver accepted.
-type hook struct {
-	ID, Room, Event string
-	Body            []byte
-}
-
-// bodyReceiver is a webhook endpoint on loopback that keeps every body it accepted; LiveKit's
-// verifier checks each request's JWT and the body's sha256 claim.
-type bodyReceiver struct {
-	t   testing.TB
-	srv *httptest.Server
-
-	mu     sync.Mutex
-	got    []hook
-	status int // 0: 200
-}
-
-func newBodyReceiver(t testing.TB) *bodyReceiver {
-	rc := &bodyReceiver{t: t}
-	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
-	t.Cleanup(rc.srv.Close)
-	return rc
-}
-
-func (rc *bodyReceiver) URL() string { return rc.srv.URL + "/webhook" }
-
-func (rc *bodyReceiver) serve(w http.ResponseWriter, r *http.Request) {
-	body, err := webhook.Receive(r, auth.NewSimpleKeyProvider(testCreds.APIKey, testCreds.APISecret))
-	if err != nil {
-		rc.t.Errorf("receiver: LiveKit's verifier refused a request: %v", err)
-		http.Error(w, err.Error(), http.StatusUnauthorized)
-		return
-	}
-	var evt struct {
-		Event string `json:"event"`
-		ID    string `json:"id"`
-		Room  struct {
-			RoomID string `json:"room_id"`
-		} `json:"room"`
-	}
-	if err := json.Unmarshal(body, &evt); err != nil {
-		rc.t.Errorf("receiver: body is not JSON: %v", err)
-	}
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	status := rc.status
-	if status == 0 {
-		status = http.StatusOK
-	}
-	if status < 300 {
-		rc.got = append(rc.got, hook{ID: evt.ID, Room: evt.Room.RoomID, Event: evt.Event, Body: body})
-	}
-	w.WriteHeader(status)
-}
-
-func (rc *bodyReceiver) setStatus(status int) {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	rc.status = status
-}
-
-func (rc *bodyReceiver) hooks() []hook {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return slices.Clone(rc.got)
-}
-
-func (rc *bodyReceiver) count() int {
-	rc.mu.Lock()
-	defer rc.mu.Unlock()
-	return len(rc.got)
-}
-
-// waitCount waits until the receiver accepted n webhooks in all.
-func (rc *bodyReceiver) waitCount(t testing.TB, n int) []hook {
-	t.Helper()
-	waitFor(t, 15*time.Second, fmt.Sprintf("%d webhooks at %s", n, rc.URL()), func() bool { return rc.count() >= n })
-	return rc.hooks()
-}
 
 // startResendReplica starts a replica as startReplica does, with the admin service also told
 // the endpoints' event filters (as internal/server wires it).
@@ -196,7 +111,7 @@ func streamFirst(t testing.TB, js jetstream.JetStream) time.Time {
 // barrier resends each room's barrier event alone to the endpoint and waits for them: once they
 // are in, every earlier resend of those rooms to it has arrived too. It returns the webhooks
 // the receiver accepted after its first n, barriers left out.
-func barrier(t testing.TB, c *Client, rc *bodyReceiver, since time.Time, n int, rooms ...string) []hook {
+func barrier(t testing.TB, c *Client, rc *receiver, since time.Time, n int, rooms ...string) []received {
 	t.Helper()
 	for _, room := range rooms {
 		res, err := c.Resend(context.Background(), ResendRequest{Endpoint: rc.URL(), Since: since, Room: room, Event: barrierEvent})
@@ -207,25 +122,25 @@ func barrier(t testing.TB, c *Client, rc *bodyReceiver, since time.Time, n int, 
 			t.Fatalf("barrier resend of %s answered %+v, want 1 queued", room, res)
 		}
 	}
-	var after []hook
+	var after []received
 	waitFor(t, 15*time.Second, "the barriers at "+rc.URL(), func() bool {
-		got := rc.hooks()
+		got := rc.deliveries()
 		if len(got) < n {
 			return false
 		}
 		after = got[n:]
 		for _, room := range rooms {
-			if !slices.ContainsFunc(after, func(h hook) bool { return h.Room == room && h.Event == barrierEvent }) {
+			if !slices.ContainsFunc(after, func(h received) bool { return h.Room == room && h.Event == barrierEvent }) {
 				return false
 			}
 		}
 		return true
 	})
-	return slices.DeleteFunc(slices.Clone(after), func(h hook) bool { return h.Event == barrierEvent })
+	return slices.DeleteFunc(slices.Clone(after), func(h received) bool { return h.Event == barrierEvent })
 }
 
 // firstBodies maps each event id to the body of its first delivery.
-func firstBodies(hooks []hook) map[string][]byte {
+func firstBodies(hooks []received) map[string][]byte {
 	out := map[string][]byte{}
 	for _, h := range hooks {
 		if _, ok := out[h.ID]; !ok {
@@ -237,7 +152,7 @@ func firstBodies(hooks []hook) map[string][]byte {
 
 // checkResent checks that got is exactly want, each room's events in stream order, each with
 // the id and the very bytes of its first delivery.
-func checkResent(t testing.TB, got []hook, want []sent, original map[string][]byte) {
+func checkResent(t testing.TB, got []received, want []sent, original map[string][]byte) {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Errorf("resend delivered %d webhooks %v, want %d %v", len(got), hookIDs(got), len(want), sentIDs(want))
@@ -272,7 +187,7 @@ func checkResent(t testing.TB, got []hook, want []sent, original map[string][]by
 	}
 }
 
-func hookIDs(hs []hook) []string {
+func hookIDs(hs []received) []string {
 	out := make([]string, len(hs))
 	for i, h := range hs {
 		out[i] = h.ID
@@ -294,15 +209,15 @@ type resendFixture struct {
 	ns          *server.Server
 	js          jetstream.JetStream
 	c           *Client
-	main, other *bodyReceiver
-	filtered    *bodyReceiver // global, participant_joined (and barriers) only
-	perRoom     *bodyReceiver // registered by room-a's room_created only
+	main, other *receiver
+	filtered    *receiver // global, participant_joined (and barriers) only
+	perRoom     *receiver // registered by room-a's room_created only
 	rooms       []string
 	batches     [3][]sent // published in three batches; none is a barrier
 	// mid is between batches 1 and 2, end between 2 and 3, last before the barriers.
 	mid, end, last time.Time
 	first          time.Time // the events stream's first message
-	base           map[*bodyReceiver]int
+	base           map[*receiver]int
 	original       map[string][]byte // first delivery's body by event id (the main endpoint's)
 }
 
@@ -311,7 +226,7 @@ func (f *resendFixture) all() []sent { return slices.Concat(f.batches[0], f.batc
 func newResendFixture(t *testing.T) *resendFixture {
 	t.Helper()
 	f := &resendFixture{ns: natstest.NewServer(t), rooms: []string{"room-a", "room.b", "room c"}}
-	f.main, f.other, f.filtered, f.perRoom = newBodyReceiver(t), newBodyReceiver(t), newBodyReceiver(t), newBodyReceiver(t)
+	f.main, f.other, f.filtered, f.perRoom = newReceiver(t), newReceiver(t), newReceiver(t), newReceiver(t)
 	cfg := testConfig("r1", f.main.URL(), f.other.URL(), f.filtered.URL())
 	cfg.Endpoints[2].Filter = endpoint.EventFilter{Include: []string{"participant_joined", barrierEvent}}
 	startResendReplica(t, f.ns, cfg)
@@ -354,10 +269,10 @@ func newResendFixture(t *testing.T) *resendFixture {
 	f.other.waitCount(t, len(all)+len(f.rooms))
 	f.filtered.waitCount(t, len(filterSent(all, func(s sent) bool { return s.Event == "participant_joined" }))+len(f.rooms))
 	f.perRoom.waitCount(t, len(f.perRoomSent())+1)
-	f.original = firstBodies(f.main.hooks())
+	f.original = firstBodies(f.main.deliveries())
 	f.first = streamFirst(t, f.js)
-	f.base = map[*bodyReceiver]int{}
-	for _, rc := range []*bodyReceiver{f.main, f.other, f.filtered, f.perRoom} {
+	f.base = map[*receiver]int{}
+	for _, rc := range []*receiver{f.main, f.other, f.filtered, f.perRoom} {
 		f.base[rc] = rc.count()
 	}
 	return f
@@ -399,7 +314,7 @@ func TestResendWindow(t *testing.T) {
 	checkResent(t, got, want, f.original)
 
 	// The other endpoints got nothing: their own barriers come with nothing before them.
-	for _, rc := range []*bodyReceiver{f.other, f.filtered} {
+	for _, rc := range []*receiver{f.other, f.filtered} {
 		if extra := barrier(t, f.c, rc, f.first, f.base[rc], f.rooms...); len(extra) > 0 {
 			t.Errorf("endpoint %s got %v, which was resent to another endpoint", rc.URL(), hookIDs(extra))
 		}
@@ -535,7 +450,7 @@ func TestResendNonce(t *testing.T) {
 func TestResendRefusals(t *testing.T) {
 	ctx := context.Background()
 	ns := natstest.NewServer(t)
-	good, gone := newBodyReceiver(t), newBodyReceiver(t)
+	good, gone := newReceiver(t), newReceiver(t)
 	gone.setStatus(http.StatusGone)
 	startResendReplica(t, ns, testConfig("r1", good.URL(), gone.URL()))
 	c := newClient(t, ns)
@@ -636,7 +551,7 @@ func TestResendIsWrite(t *testing.T) {
 	parsed.Users = append(parsed.Users, &server.User{Username: "roomhook", Password: "roomhook-pw"})
 	ns := natstest.NewServer(t, func(o *server.Options) { o.Users = parsed.Users })
 	quiet := nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})
-	rc := newBodyReceiver(t)
+	rc := newReceiver(t)
 	_, js := natstest.Connect(t, ns.ClientURL(), nats.UserInfo("roomhook", "roomhook-pw"), quiet)
 	nc, djs := natstest.Connect(t, ns.ClientURL(), nats.UserInfo("dispatcher", "dispatcher-pw"), quiet)
 	cfg := testConfig("r1", rc.URL())
