@@ -245,7 +245,11 @@ const clusterReadyTimeout = 40 * time.Second
 // JetStreamReady reports whether a running node leads the meta group, sees every running node
 // as a JetStream peer, and every running node is current with the meta group.
 func (c *Cluster) JetStreamReady() bool {
-	run := c.running()
+	return jetStreamReady(c.running())
+}
+
+// jetStreamReady is JetStreamReady over the running nodes of a cluster or a super-cluster.
+func jetStreamReady(run []*server.Server) bool {
 	if len(run) == 0 {
 		return false
 	}

@@ -256,25 +256,7 @@ func (sc *SuperCluster) MetaLeader() string {
 // as a JetStream peer, and every running node is current with the meta group. With a cluster
 // stopped, it holds once the nodes left have a quorum and a leader.
 func (sc *SuperCluster) JetStreamReady() bool {
-	run := sc.running()
-	if len(run) == 0 {
-		return false
-	}
-	var leader *server.Server
-	for _, s := range run {
-		if s.JetStreamIsLeader() {
-			leader = s
-		}
-	}
-	if leader == nil || len(leader.JetStreamClusterPeers()) < len(run) {
-		return false
-	}
-	for _, s := range run {
-		if !s.JetStreamEnabled() || !s.JetStreamIsCurrent() {
-			return false
-		}
-	}
-	return true
+	return jetStreamReady(sc.running())
 }
 
 // superReadyTimeout bounds the waits: a super-cluster's meta group forms over gateways, and
