@@ -55,11 +55,39 @@ func skipUnlessStress(t *testing.T) {
 
 // clusterReplica is one dispatcher connected to every node of a cluster.
 type clusterReplica struct {
-	d       *Dispatcher
+	*runningReplica
 	metrics *Metrics
-	cancel  context.CancelFunc
-	done    chan struct{}
-	exited  atomic.Pointer[error] // Run's error, when it returned one before the test stopped it
+}
+
+// runningReplica is a dispatcher running until the test ends, and how it ended.
+type runningReplica struct {
+	d      *Dispatcher
+	cancel context.CancelFunc
+	done   chan struct{}
+	exited atomic.Pointer[error] // Run's error, when it returned one before the test stopped it
+}
+
+// runReplica runs d until the test ends, failing the test if Run returns an error first or
+// does not return within 30 s of the end.
+func runReplica(t testing.TB, d *Dispatcher, id string) *runningReplica {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningReplica{d: d, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		if err := d.Run(ctx); err != nil && ctx.Err() == nil {
+			r.exited.Store(&err)
+			t.Errorf("replica %s exited: %v", id, err)
+		}
+	}()
+	t.Cleanup(func() {
+		r.cancel()
+		select {
+		case <-r.done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("replica %s did not stop within 30s", id)
+		}
+	})
+	return r
 }
 
 // startClusterReplica is startReplica for a cluster: the replica's connection lists every
@@ -74,24 +102,7 @@ func startClusterReplica(t testing.TB, c *natstest.Cluster, cfg Config, opts ...
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &clusterReplica{d: d, metrics: m, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		if err := d.Run(ctx); err != nil && ctx.Err() == nil {
-			r.exited.Store(&err)
-			t.Errorf("replica %s exited: %v", cfg.ReplicaID, err)
-		}
-	}()
-	t.Cleanup(func() {
-		r.cancel()
-		select {
-		case <-r.done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("replica %s did not stop within 30s", cfg.ReplicaID)
-		}
-	})
-	return r
+	return &clusterReplica{runningReplica: runReplica(t, d, cfg.ReplicaID), metrics: m}
 }
 
 // failoverRig is a cluster, three replicas, a flaky receiver and a publisher that retries.

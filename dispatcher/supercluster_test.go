@@ -118,11 +118,8 @@ func (h *logCapture) since(t time.Time, prefix string) []captured {
 
 // superReplica is one dispatcher connected to its region's cluster only.
 type superReplica struct {
-	id     string
-	d      *Dispatcher
-	cancel context.CancelFunc
-	done   chan struct{}
-	exited atomic.Pointer[error]
+	*runningReplica
+	id string
 }
 
 // superRegion is one region: its replicas, receiver and the events it expects.
@@ -209,23 +206,7 @@ func (s *superRig) startReplica(cfg Config) *superReplica {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &superReplica{id: cfg.ReplicaID, d: d, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(r.done)
-		if err := d.Run(ctx); err != nil && ctx.Err() == nil {
-			r.exited.Store(&err)
-			t.Errorf("replica %s exited: %v", cfg.ReplicaID, err)
-		}
-	}()
-	t.Cleanup(func() {
-		r.cancel()
-		select {
-		case <-r.done:
-		case <-time.After(30 * time.Second):
-			t.Errorf("replica %s did not stop within 30s", cfg.ReplicaID)
-		}
-	})
+	r := &superReplica{runningReplica: runReplica(t, d, cfg.ReplicaID), id: cfg.ReplicaID}
 	return r
 }
 
