@@ -36,7 +36,8 @@ const DefaultContentType = signature.DefaultContentType
 
 // Errors an Attempt's Err can wrap besides the network's own, for errors.Is.
 var (
-	// ErrTimeout: the receiver did not answer within the per-attempt timeout.
+	// ErrTimeout: the receiver did not answer within the per-attempt timeout, or no
+	// connection to it was free in that time (WithMaxConnsPerHost, WithMaxConns).
 	ErrTimeout = errors.New("no response within the timeout")
 	// ErrSigning: the request could not be signed, for example because credentials are missing.
 	ErrSigning = errors.New("signing the webhook failed")
@@ -188,6 +189,9 @@ type Sender struct {
 	guarded     http.RoundTripper // the pool whose dialer refuses what guard forbids; nil when it guards nothing
 	dialer      *net.Dialer
 	timeout     time.Duration
+	maxPerHost  int
+	maxConns    int
+	limit       *connLimiter // attempts in flight, per receiver host and replica-wide
 	contentType string
 	userAgent   string
 	now         func() time.Time
@@ -202,6 +206,31 @@ func WithTimeout(d time.Duration) Option {
 	return func(s *Sender) {
 		if d > 0 {
 			s.timeout = d
+		}
+	}
+}
+
+// WithMaxConnsPerHost bounds the attempts in flight to one receiver host (scheme, host and
+// port), and so the connections the Sender opens to it (default 64); the pools keep as many
+// idle. Attempts past the bound wait, without holding a WithMaxConns slot, for one to finish,
+// within the attempt's timeout. A value above WithMaxConns's is lowered to it; non-positive
+// values are ignored.
+func WithMaxConnsPerHost(n int) Option {
+	return func(s *Sender) {
+		if n > 0 {
+			s.maxPerHost = n
+		}
+	}
+}
+
+// WithMaxConns bounds the attempts in flight to all receivers together, and so the Sender's
+// connections in use (default 4096); each pool keeps at most as many idle. An attempt takes its
+// host's slot (WithMaxConnsPerHost) before one of these, so a hanging host holds at most its
+// own share. Non-positive values are ignored.
+func WithMaxConns(n int) Option {
+	return func(s *Sender) {
+		if n > 0 {
+			s.maxConns = n
 		}
 	}
 }
@@ -271,6 +300,8 @@ const drainBufSize = 8 << 10
 func New(opts ...Option) *Sender {
 	s := &Sender{
 		timeout:     DefaultTimeout,
+		maxPerHost:  DefaultMaxConnsPerHost,
+		maxConns:    DefaultMaxConns,
 		contentType: DefaultContentType,
 		userAgent:   defaultUserAgent(),
 		now:         time.Now,
@@ -283,26 +314,30 @@ func New(opts ...Option) *Sender {
 	for _, opt := range opts {
 		opt(s)
 	}
+	s.maxPerHost = min(s.maxPerHost, s.maxConns)
+	s.limit = newConnLimiter(s.maxPerHost, s.maxConns)
 	if s.transport == nil {
-		t := newTransport(s.dialer.DialContext)
+		t := s.newTransport(s.dialer.DialContext)
 		t.Proxy = http.ProxyFromEnvironment
 		s.transport = t
 	}
 	if s.guard.Enabled() {
-		s.guarded = newTransport(s.guard.DialContext(s.dialer))
+		s.guarded = s.newTransport(s.guard.DialContext(s.dialer))
 	}
 	return s
 }
 
-func newTransport(dial func(ctx context.Context, network, address string) (net.Conn, error)) *http.Transport {
+func (s *Sender) newTransport(dial func(ctx context.Context, network, address string) (net.Conn, error)) *http.Transport {
 	return &http.Transport{
-		DialContext:         dial,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConns:        0, // no global cap: the per-host cap bounds each receiver
-		MaxIdleConnsPerHost: 256,
-		// One connection per room lane in flight, but never more than this per receiver:
-		// a fan-out to many endpoints over many rooms must not run out of sockets.
-		MaxConnsPerHost:     256,
+		DialContext:       dial,
+		ForceAttemptHTTP2: true,
+		// Send's limiter bounds the attempts in flight per host and in all; these caps keep
+		// the pool itself in step (connections still closing after a cancelled attempt, the
+		// idle ones), so that a fan-out to many endpoints over many rooms cannot run out of
+		// file descriptors.
+		MaxConnsPerHost:     s.maxPerHost,
+		MaxIdleConnsPerHost: s.maxPerHost,
+		MaxIdleConns:        s.maxConns,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 5 * time.Second,
 		// The body is discarded; negotiating gzip would only cost CPU.
@@ -333,6 +368,11 @@ func (s *Sender) CloseIdleConnections() {
 // Forbidden. It never panics on
 // a receiver's behaviour and always returns a Verdict. When ctx ends (shutdown) the verdict is
 // Retry and Err wraps ctx's error, so the caller can hand the message back.
+//
+// The attempt first waits for a slot of ep's host (WithMaxConnsPerHost), then for a
+// replica-wide one (WithMaxConns), and holds both until its response is drained. The wait
+// counts towards the per-attempt timeout: when no slot frees in time the verdict is Retry and
+// Err wraps ErrTimeout and says no connection was free.
 func (s *Sender) Send(ctx context.Context, ep endpoint.Endpoint, d Delivery) Attempt {
 	start := time.Now()
 	if err := ctx.Err(); err != nil {
@@ -361,6 +401,14 @@ func (s *Sender) Send(ctx context.Context, ep endpoint.Endpoint, d Delivery) Att
 		return Attempt{Err: fmt.Errorf("%w: %w", ErrSigning, err), Verdict: Reject, Duration: time.Since(start)}
 	}
 
+	// Host slot first, then the replica-wide one: see connLimiter. Released after the drain.
+	key := hostKeyOf(req.URL)
+	slots, err := s.limit.acquire(actx, key)
+	if err != nil {
+		return Attempt{Err: s.waitError(ctx, err), Verdict: Retry, Duration: time.Since(start)}
+	}
+	defer s.limit.release(key, slots)
+
 	// The transport, not an http.Client, so redirects are never followed and no url.Error
 	// carrying the URL wraps the errors.
 	transport := s.transport
@@ -382,6 +430,15 @@ func (s *Sender) Send(ctx context.Context, ep endpoint.Endpoint, d Delivery) Att
 	s.drain(resp.Body)
 	a.Duration = time.Since(start)
 	return a
+}
+
+// waitError is Err for an attempt that got no slot: ctx ended (shutdown), or the attempt's
+// timeout passed while every connection it may use was busy.
+func (s *Sender) waitError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("delivery not started: %w", ctx.Err())
+	}
+	return fmt.Errorf("%w (%s): no connection to the receiver was free: %w", ErrTimeout, s.timeout, err)
 }
 
 func (s *Sender) roundTripError(ctx, actx context.Context, err error) error {

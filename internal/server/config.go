@@ -74,6 +74,11 @@ type Config struct {
 	RetrySchedule string        `envconfig:"RETRY_SCHEDULE" default:"0s,1s,5s,30s,2m,10m,30m,1h,3h,6h"`
 	RetryJitter   float64       `envconfig:"RETRY_JITTER" default:"0.2"`
 	HTTPTimeout   time.Duration `envconfig:"HTTP_TIMEOUT" default:"10s"`
+	// Attempts in flight, and so connections in use, per receiver host and per replica:
+	// they bound the file descriptors a replica opens, and a hanging host can take at most
+	// its own share.
+	MaxConnsPerHost int `envconfig:"MAX_CONNS_PER_HOST" default:"64"`
+	MaxConns        int `envconfig:"MAX_CONNS" default:"4096"`
 
 	BreakerFailures     int           `envconfig:"BREAKER_FAILURES" default:"5"`
 	BreakerMaxProbeWait time.Duration `envconfig:"BREAKER_MAX_PROBE_WAIT" default:"1m"`
@@ -185,6 +190,10 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	check(c.HTTPTimeout > 0, "HTTP_TIMEOUT", "must be positive")
+	check(c.MaxConns >= 1, "MAX_CONNS", "must be at least 1, got %d", c.MaxConns)
+	check(c.MaxConnsPerHost >= 1, "MAX_CONNS_PER_HOST", "must be at least 1, got %d", c.MaxConnsPerHost)
+	check(c.MaxConns < 1 || c.MaxConnsPerHost <= c.MaxConns, "MAX_CONNS_PER_HOST",
+		"must not be more than ROOMHOOK_MAX_CONNS (%d), got %d", c.MaxConns, c.MaxConnsPerHost)
 	check(c.BreakerFailures >= 1, "BREAKER_FAILURES", "must be at least 1, got %d", c.BreakerFailures)
 	check(c.BreakerMaxProbeWait >= time.Second, "BREAKER_MAX_PROBE_WAIT", "must be at least 1s, got %s", c.BreakerMaxProbeWait)
 	check(c.Partitions >= dispatcher.MinPartitions && c.Partitions <= dispatcher.MaxPartitions, "PARTITIONS", "must be %d..%d, got %d",

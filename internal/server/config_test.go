@@ -41,4 +41,8 @@ func TestDefaultsAreTheLibrariesDefaults(t *testing.T) {
 		t.Errorf("ROOMHOOK_RETRY_SCHEDULE/_JITTER default to %q ±%v, dispatcher.DefaultRetrySteps/Jitter are %q ±%v",
 			c.RetrySchedule, c.RetryJitter, sender.DefaultRetrySteps, sender.DefaultRetryJitter)
 	}
+	if c.MaxConnsPerHost != sender.DefaultMaxConnsPerHost || c.MaxConns != sender.DefaultMaxConns {
+		t.Errorf("ROOMHOOK_MAX_CONNS_PER_HOST/_MAX_CONNS default to %d/%d, sender.DefaultMaxConnsPerHost/DefaultMaxConns are %d/%d",
+			c.MaxConnsPerHost, c.MaxConns, sender.DefaultMaxConnsPerHost, sender.DefaultMaxConns)
+	}
 }

@@ -96,7 +96,8 @@ func Serve(ctx context.Context, c Config, log *slog.Logger, version string) erro
 		log.Warn("egress guard off: per-room webhook URLs may reach any address, this machine's included", "because", reason)
 	}
 	sender := sender.New(sender.WithTimeout(c.HTTPTimeout), sender.WithContentType(c.ContentType),
-		sender.WithUserAgent("roomhook/"+version), sender.WithGuard(guard))
+		sender.WithUserAgent("roomhook/"+version), sender.WithGuard(guard),
+		sender.WithMaxConnsPerHost(c.MaxConnsPerHost), sender.WithMaxConns(c.MaxConns))
 	d, err := dispatcher.New(js, dcfg, dispatcher.WithLogger(log), dispatcher.WithMetrics(metrics), dispatcher.WithSender(sender))
 	if err != nil {
 		return err
