@@ -9,7 +9,7 @@ import (
 
 // DefaultMaxConnsPerHost is how many attempts, and so connections, a Sender has in flight to
 // one receiver host at most unless WithMaxConnsPerHost says otherwise.
-const DefaultMaxConnsPerHost = 64
+const DefaultMaxConnsPerHost = 256
 
 // DefaultMaxConns is how many attempts, and so connections, a Sender has in flight to all
 // receivers together at most unless WithMaxConns says otherwise.

@@ -77,7 +77,7 @@ type Config struct {
 	// Attempts in flight, and so connections in use, per receiver host and per replica:
 	// they bound the file descriptors a replica opens, and a hanging host can take at most
 	// its own share.
-	MaxConnsPerHost int `envconfig:"MAX_CONNS_PER_HOST" default:"64"`
+	MaxConnsPerHost int `envconfig:"MAX_CONNS_PER_HOST" default:"256"`
 	MaxConns        int `envconfig:"MAX_CONNS" default:"4096"`
 
 	BreakerFailures     int           `envconfig:"BREAKER_FAILURES" default:"5"`
