@@ -140,7 +140,7 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 	dr.broken, dr.breakOnce = make(chan struct{}), sync.Once{}
 	laneCtx, stopLanes := context.WithCancel(ctx)
 	defer stopLanes()
-	handle, err := subscriber.ResumeInOrder(ctx, cons, d.cfg.Takeover, func(m jetstream.Msg) {
+	handle, err := subscriber.ResumeInOrder(ctx, d.js, cons, d.cfg.Takeover, func(m jetstream.Msg) {
 		meta, err := m.Metadata()
 		if err != nil {
 			return

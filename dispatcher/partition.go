@@ -119,7 +119,7 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 	d.addPartition(pt)
 	defer d.removePartition(pt)
 	in := make(chan jetstream.Msg, d.window())
-	handle, err := subscriber.ResumeInOrder(ctx, cons, d.cfg.Takeover, func(m jetstream.Msg) {
+	handle, err := subscriber.ResumeInOrder(ctx, d.js, cons, d.cfg.Takeover, func(m jetstream.Msg) {
 		select {
 		case in <- m:
 		case <-pctx.Done():

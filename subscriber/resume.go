@@ -4,30 +4,47 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Resume prepares a new owner of a consumer to start where the previous owner stopped
-// without breaking stream order. Deliveries the previous owner left unsettled come back from
-// the server at once when it handed them back, or when their ack wait ends when it died, and
-// in the order they were handed back or expired, which need not be stream order. Handle
-// collects them, passes them on sorted by stream sequence, and only then passes on anything
-// newer (kept meanwhile; at most a pull's worth).
+// without breaking stream order. Deliveries the previous owner left unsettled would come back
+// from the server at once when it handed them back, or when their ack wait ends when it died,
+// and in the order they were handed back or expired, which need not be stream order, while
+// anything newer comes at once.
+//
+// Where the server can (nats-server 2.14 and later), ResumeInOrder resets the consumer to its
+// ack floor first: the server forgets what it handed the previous owner and delivers again
+// from the oldest unsettled message, in stream order, at once, and Handle passes everything
+// on. On older servers, Handle collects the previous owner's deliveries as they come back,
+// passes them on sorted by stream sequence, and only then anything newer (kept meanwhile; at
+// most a pull's worth).
 //
 // A Resume belongs to one run of one consumer: Stop it when the run ends, so that its
 // release timer cannot fire into a later run.
 type Resume struct {
-	gate  *resumeGate // nil: nothing was pending, Handle passes everything on at once
+	gate  *resumeGate // nil: nothing was pending, or the consumer was reset; Handle passes everything on at once
 	timer *time.Timer
 	next  func(jetstream.Msg)
 }
 
-// ResumeInOrder reads the consumer's state and returns the Resume for one run; handle gets
-// every message in order.
-func ResumeInOrder(ctx context.Context, cons jetstream.Consumer, takeover time.Duration, handle func(jetstream.Msg)) (*Resume, error) {
+// ResumeInOrder reads the consumer's state, resets it to its ack floor when the previous owner
+// left deliveries pending and the server supports it, and returns the Resume for one run;
+// handle gets every message in order. Call it before the run pulls: a reset forgets what was
+// handed out before it.
+func ResumeInOrder(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, takeover time.Duration, handle func(jetstream.Msg)) (*Resume, error) {
+	return resumeInOrder(ctx, js, cons, takeover, handle, CanResetConsumers(js.Conn()))
+}
+
+// resumeInOrder is ResumeInOrder with the choice made: reset the consumer, or gate its
+// deliveries as on servers that cannot reset.
+func resumeInOrder(ctx context.Context, js jetstream.JetStream, cons jetstream.Consumer, takeover time.Duration, handle func(jetstream.Msg), reset bool) (*Resume, error) {
 	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	info, err := cons.Info(rctx)
@@ -38,10 +55,34 @@ func ResumeInOrder(ctx context.Context, cons jetstream.Consumer, takeover time.D
 	if info.NumAckPending == 0 {
 		return r, nil
 	}
+	if reset {
+		if _, err := js.ResetConsumer(rctx, info.Stream, info.Name); err != nil {
+			return nil, fmt.Errorf("reset consumer %s to its ack floor: %w", info.Name, err)
+		}
+		return r, nil
+	}
 	r.gate = &resumeGate{handle: handle, last: info.Delivered.Stream, want: info.NumAckPending, seen: map[uint64]bool{}}
 	// Orphans acknowledged or deleted meanwhile never come back: do not wait for them forever.
 	r.timer = time.AfterFunc(4*AckWait(takeover), r.gate.release)
 	return r, nil
+}
+
+// CanResetConsumers reports whether the server nc is connected to resets consumers
+// ($JS.API.CONSUMER.RESET, nats-server 2.14 and later).
+func CanResetConsumers(nc *nats.Conn) bool {
+	major, minor, ok := serverVersion(nc.ConnectedServerVersion())
+	return ok && (major > 2 || major == 2 && minor >= 14)
+}
+
+// serverVersion reads "2.15.2" (or "2.15.2-beta") as major 2, minor 15.
+func serverVersion(v string) (major, minor int, ok bool) {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return 0, 0, false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(strings.TrimRightFunc(parts[1], func(r rune) bool { return r < '0' || r > '9' }))
+	return major, minor, err1 == nil && err2 == nil
 }
 
 // Handle is the callback for Consume.

@@ -2,6 +2,7 @@ package subscriber
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -55,6 +56,7 @@ func (w *resumeWorker) callback(ctx context.Context, queued chan<- uint64) func(
 // code it replaces (the function returned by ResumeInOrder, no Stop) this test fails: the new
 // run never queues sequence 3.
 func TestResumeOfAnEarlierRunCannotFireIntoTheNextRun(t *testing.T) {
+	// The gate is what servers before 2.14 get; newer ones are reset (TestResumeResetsToTheAckFloor).
 	ns := natstest.NewServer(t)
 	_, js := natstest.Connect(t, ns.ClientURL())
 	ctx := context.Background()
@@ -97,7 +99,7 @@ func TestResumeOfAnEarlierRunCannotFireIntoTheNextRun(t *testing.T) {
 	w := &resumeWorker{held: NewHeldSet()}
 	ctx1, stop1 := context.WithCancel(ctx)
 	queued1 := make(chan uint64, 16)
-	run1, err := ResumeInOrder(ctx, cons, takeover, w.callback(ctx1, queued1))
+	run1, err := resumeInOrder(ctx, js, cons, takeover, w.callback(ctx1, queued1), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +123,7 @@ func TestResumeOfAnEarlierRunCannotFireIntoTheNextRun(t *testing.T) {
 	ctx2, stop2 := context.WithCancel(ctx)
 	defer stop2()
 	queued2 := make(chan uint64, 16)
-	run2, err := ResumeInOrder(ctx, cons, takeover, w.callback(ctx2, queued2))
+	run2, err := resumeInOrder(ctx, js, cons, takeover, w.callback(ctx2, queued2), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,12 +195,12 @@ func TestResumeStopPassesNothingOn(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var passed []uint64
-	r, err := ResumeInOrder(ctx, cons, takeover, func(m jetstream.Msg) {
+	r, err := resumeInOrder(ctx, js, cons, takeover, func(m jetstream.Msg) {
 		meta, _ := m.Metadata()
 		mu.Lock()
 		passed = append(passed, meta.Sequence.Stream)
 		mu.Unlock()
-	})
+	}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,5 +211,92 @@ func TestResumeStopPassesNothingOn(t *testing.T) {
 	defer mu.Unlock()
 	if len(passed) != 0 {
 		t.Errorf("a stopped Resume passed on %v", passed)
+	}
+}
+
+// TestResumeResetsToTheAckFloor: a new owner whose predecessor died holding deliveries gets
+// them again at once, in stream order, before anything newer, although a nak of the
+// predecessor (sent from its buffer on reconnect, say) puts one of them back first.
+func TestResumeResetsToTheAckFloor(t *testing.T) {
+	ns := natstest.NewServer(t)
+	_, js := natstest.Connect(t, ns.ClientURL())
+	ctx := context.Background()
+	if !CanResetConsumers(js.Conn()) {
+		t.Fatalf("the embedded server %s cannot reset consumers", js.Conn().ConnectedServerVersion())
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESUME", Subjects: []string{"resume.>"},
+		Retention: jetstream.WorkQueuePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if _, err := js.Publish(ctx, "resume.x", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(4)
+	// Ack waits far longer than the test: nothing here comes back because an ack wait ended.
+	const takeover = 2 * time.Minute
+	cons, err := js.CreateOrUpdateConsumer(ctx, "RESUME", jetstream.ConsumerConfig{
+		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait(takeover), MaxDeliver: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The previous owner took 1 to 4, settled 2, and handed back 4 (a late nak), and died
+	// holding 1 and 3.
+	b, err := cons.Fetch(4, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var old []jetstream.Msg
+	for m := range b.Messages() {
+		old = append(old, m)
+	}
+	if len(old) != 4 {
+		t.Fatalf("previous owner got %d messages, want 4", len(old))
+	}
+	if err := old[1].DoubleAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := old[3].Nak(); err != nil {
+		t.Fatal(err)
+	}
+	publish(2) // 5 and 6: newer than anything the previous owner saw
+
+	got := make(chan uint64, 16)
+	r, err := ResumeInOrder(ctx, js, cons, takeover, func(m jetstream.Msg) {
+		meta, err := m.Metadata()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		got <- meta.Sequence.Stream
+		_ = m.DoubleAck(ctx)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	cc, err := cons.Consume(r.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	want := []uint64{1, 3, 4, 5, 6}
+	var seen []uint64
+	deadline := time.After(10 * time.Second) // far below the ack wait
+	for len(seen) < len(want) {
+		select {
+		case seq := <-got:
+			seen = append(seen, seq)
+		case <-deadline:
+			t.Fatalf("the new owner got %v, want %v without waiting out an ack wait", seen, want)
+		}
+	}
+	if !slices.Equal(seen, want) {
+		t.Errorf("the new owner got %v, want %v: the previous owner's deliveries first, in stream order", seen, want)
 	}
 }
