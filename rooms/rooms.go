@@ -37,6 +37,11 @@ type Registry struct {
 	grace     time.Duration
 	partition int
 	cache     map[string]*Record // nil value: the room has no registration
+	// finished are the partition's rooms known to have finished, with when: what Sweep looks
+	// at, so that sweeping an idle partition asks nothing of NATS however many rooms it has.
+	// The first Sweep adds those a previous owner saw finish, read from the bucket.
+	finished map[string]time.Time
+	scanned  bool // the first Sweep has read the bucket
 }
 
 // maxCachedRooms bounds the router's cache; past it the cache starts over from the bucket.
@@ -45,7 +50,7 @@ const maxCachedRooms = 100_000
 // New returns partition's registry over kv; grace is how long after room_finished a
 // room's URLs still receive its events.
 func New(kv jetstream.KeyValue, grace time.Duration, partition int) *Registry {
-	return &Registry{kv: kv, grace: grace, partition: partition, cache: map[string]*Record{}}
+	return &Registry{kv: kv, grace: grace, partition: partition, cache: map[string]*Record{}, finished: map[string]time.Time{}}
 }
 
 // Key is a room's key in the bucket: its partition, then the room in base64url, since
@@ -114,19 +119,31 @@ func (r *Registry) Register(ctx context.Context, room string, urls []string, seq
 	for _, u := range urls {
 		ids = append(ids, endpoint.ID(u))
 	}
-	return r.store(ctx, &Record{Room: room, Endpoints: ids, CreatedSeq: seq})
+	if err := r.store(ctx, &Record{Room: room, Endpoints: ids, CreatedSeq: seq}); err != nil {
+		return err
+	}
+	delete(r.finished, room) // created again: live, whatever an earlier run of it did
+	return nil
 }
 
 // Finish records when the room finished; its URLs keep receiving events stored up to grace later.
 func (r *Registry) Finish(ctx context.Context, room string, at time.Time) error {
 	rec, err := r.load(ctx, room)
-	if err != nil || rec == nil || !rec.FinishedAt.IsZero() {
+	if err != nil || rec == nil {
 		return err
+	}
+	if !rec.FinishedAt.IsZero() {
+		r.finished[room] = rec.FinishedAt
+		return nil
 	}
 	cp := *rec
 	cp.FinishedAt = at.UTC()
 	cp.Endpoints, cp.URLs = rec.EndpointIDs(), nil // an earlier version's URLs leave the bucket
-	return r.store(ctx, &cp)
+	if err := r.store(ctx, &cp); err != nil {
+		return err
+	}
+	r.finished[room] = cp.FinishedAt
+	return nil
 }
 
 // Endpoints returns the ids of the room's registered endpoints for an event stored at the given
@@ -144,23 +161,36 @@ func (r *Registry) Endpoints(ctx context.Context, room string, stored time.Time)
 }
 
 // Sweep deletes the partition's registrations whose grace has passed; the bucket's TTL
-// covers rooms that never finish.
+// covers rooms that never finish. The first Sweep of a Registry reads the partition's share of
+// the bucket, for the rooms a previous owner saw finish; later ones look only at the rooms
+// known to have finished, and ask nothing of NATS until one's grace has passed.
 func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
-	var expired []Record
-	err := subscriber.ReadKV(ctx, r.kv, "p"+strconv.Itoa(r.partition)+".*", func(e jetstream.KeyValueEntry) {
-		var rec Record
-		if json.Unmarshal(e.Value(), &rec) == nil && !rec.FinishedAt.IsZero() && now.After(rec.FinishedAt.Add(r.grace)) {
-			expired = append(expired, rec)
-		}
-	})
-	if err != nil {
-		return 0, fmt.Errorf("room registry sweep: %w", err)
-	}
-	for _, rec := range expired {
-		if err := r.kv.Delete(ctx, Key(r.partition, rec.Room)); err != nil {
+	if !r.scanned {
+		err := subscriber.ReadKV(ctx, r.kv, "p"+strconv.Itoa(r.partition)+".*", func(e jetstream.KeyValueEntry) {
+			var rec Record
+			if json.Unmarshal(e.Value(), &rec) == nil && !rec.FinishedAt.IsZero() {
+				if _, known := r.finished[rec.Room]; !known {
+					r.finished[rec.Room] = rec.FinishedAt
+				}
+			}
+		})
+		if err != nil {
 			return 0, fmt.Errorf("room registry sweep: %w", err)
 		}
-		delete(r.cache, rec.Room)
+		r.scanned = true
+	}
+	var expired []string
+	for room, at := range r.finished {
+		if now.After(at.Add(r.grace)) {
+			expired = append(expired, room)
+		}
+	}
+	for _, room := range expired {
+		if err := r.kv.Delete(ctx, Key(r.partition, room)); err != nil {
+			return 0, fmt.Errorf("room registry sweep: %w", err)
+		}
+		delete(r.cache, room)
+		delete(r.finished, room)
 	}
 	return len(expired), nil
 }

@@ -1,0 +1,101 @@
+package rooms
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/internal/natstest"
+)
+
+// TestSweep: a room's registration goes once its grace has passed after room_finished, not
+// before; a room that did not finish stays; a new owner of the partition sweeps what its
+// predecessor saw finish; and a sweep with nothing due asks nothing of NATS, however many
+// rooms are registered.
+func TestSweep(t *testing.T) {
+	ns := natstest.NewServer(t)
+	_, js := natstest.Connect(t, ns.ClientURL())
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const grace = time.Minute
+	finished := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
+	registered := func(room string) bool {
+		t.Helper()
+		_, err := kv.Get(ctx, Key(0, room))
+		if err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			t.Fatal(err)
+		}
+		return err == nil
+	}
+	apiRequests := func() uint64 {
+		t.Helper()
+		info, err := js.AccountInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.API.Total
+	}
+
+	first := New(kv, grace, 0)
+	for i, room := range []string{"done-early", "done-late", "live", "other"} {
+		if err := first.Register(ctx, room, []string{"https://lms.example/" + room}, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := first.Finish(ctx, "done-early", finished); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Finish(ctx, "done-late", finished.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := first.Sweep(ctx, finished.Add(grace/2)); err != nil || n != 0 {
+		t.Fatalf("sweep within the grace removed %d (%v), want 0", n, err)
+	}
+
+	// Nothing due: an idle sweep asks nothing of NATS. The baseline is what the two
+	// AccountInfo requests themselves count.
+	base := apiRequests()
+	base = apiRequests() - base
+	before := apiRequests()
+	if n, err := first.Sweep(ctx, finished.Add(grace/2)); err != nil || n != 0 {
+		t.Fatalf("idle sweep removed %d (%v), want 0", n, err)
+	}
+	if got := apiRequests() - before; got != base {
+		t.Errorf("an idle sweep made %d JetStream API requests, want 0", got-base)
+	}
+
+	if n, err := first.Sweep(ctx, finished.Add(grace+time.Second)); err != nil || n != 1 {
+		t.Fatalf("sweep after done-early's grace removed %d (%v), want 1", n, err)
+	}
+	if registered("done-early") || !registered("done-late") || !registered("live") {
+		t.Fatalf("after the first grace: done-early %v, done-late %v, live %v; want false, true, true",
+			registered("done-early"), registered("done-late"), registered("live"))
+	}
+
+	// The partition moves: its new owner has seen no room_finished, yet sweeps done-late.
+	next := New(kv, grace, 0)
+	if n, err := next.Sweep(ctx, finished.Add(time.Hour+grace+time.Second)); err != nil || n != 1 {
+		t.Fatalf("the new owner's sweep removed %d (%v), want 1 (done-late)", n, err)
+	}
+	if registered("done-late") || !registered("live") || !registered("other") {
+		t.Errorf("after the new owner's sweep: done-late %v, live %v, other %v; want false, true, true",
+			registered("done-late"), registered("live"), registered("other"))
+	}
+
+	// A room created again after it finished is live again.
+	if err := next.Finish(ctx, "other", finished); err != nil {
+		t.Fatal(err)
+	}
+	if err := next.Register(ctx, "other", []string{"https://lms.example/other"}, 9); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := next.Sweep(ctx, finished.Add(24*time.Hour)); err != nil || n != 0 || !registered("other") {
+		t.Errorf("sweep after a room was created again removed %d (%v), registered %v; want 0, registered", n, err, registered("other"))
+	}
+}
