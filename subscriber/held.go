@@ -15,19 +15,27 @@ import (
 // go of the work, so the next owner gets them first and in stream order.
 type HeldSet struct {
 	mu   sync.Mutex
-	msgs map[uint64]jetstream.Msg
+	msgs map[uint64]heldMsg
+}
+
+// heldMsg is a held message and when the server last heard of it (delivered, or marked in
+// progress): a message settled within a keep-alive interval, as most are, is never marked.
+type heldMsg struct {
+	m       jetstream.Msg
+	touched time.Time
 }
 
 // NewHeldSet returns an empty set.
-func NewHeldSet() *HeldSet { return &HeldSet{msgs: map[uint64]jetstream.Msg{}} }
+func NewHeldSet() *HeldSet { return &HeldSet{msgs: map[uint64]heldMsg{}} }
 
 // Add records a pulled message under its stream sequence. It reports whether the sequence was
 // already held: then m is a redelivery of a message being worked on, and only its newer
 // handle is kept.
 func (h *HeldSet) Add(seq uint64, m jetstream.Msg) (already bool) {
+	now := time.Now()
 	h.mu.Lock()
 	_, already = h.msgs[seq]
-	h.msgs[seq] = m
+	h.msgs[seq] = heldMsg{m: m, touched: now}
 	h.mu.Unlock()
 	return already
 }
@@ -40,11 +48,12 @@ func (h *HeldSet) Add(seq uint64, m jetstream.Msg) (already bool) {
 // caller must not go on with the room, because the message may come back.
 func (h *HeldSet) Ack(ctx context.Context, seq uint64) error {
 	h.mu.Lock()
-	m, ok := h.msgs[seq]
+	hm, ok := h.msgs[seq]
 	h.mu.Unlock()
 	if !ok {
 		return nil
 	}
+	m := hm.m
 	var err error
 	for try := 0; try < 3; try++ {
 		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
@@ -70,7 +79,9 @@ func (h *HeldSet) Len() int {
 	return len(h.msgs)
 }
 
-// KeepAlive marks every held message in progress at the given interval until ctx ends.
+// KeepAlive marks held messages in progress until ctx ends: every interval, those the server
+// has not heard of for at least that long. every must be well under the consumer's ack wait
+// (KeepAliveEvery): a message is marked at most two intervals after it was last heard of.
 func (h *HeldSet) KeepAlive(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -82,9 +93,14 @@ func (h *HeldSet) KeepAlive(ctx context.Context, every time.Duration) {
 		case <-t.C:
 		}
 		batch = batch[:0]
+		now := time.Now()
 		h.mu.Lock()
-		for _, m := range h.msgs {
-			batch = append(batch, m)
+		for seq, hm := range h.msgs {
+			if now.Sub(hm.touched) >= every {
+				batch = append(batch, hm.m)
+				hm.touched = now
+				h.msgs[seq] = hm
+			}
 		}
 		h.mu.Unlock()
 		for _, m := range batch {
@@ -99,7 +115,7 @@ func (h *HeldSet) KeepAlive(ctx context.Context, every time.Duration) {
 func (h *HeldSet) HandBack() int {
 	h.mu.Lock()
 	msgs := h.msgs
-	h.msgs = map[uint64]jetstream.Msg{}
+	h.msgs = map[uint64]heldMsg{}
 	h.mu.Unlock()
 	seqs := make([]uint64, 0, len(msgs))
 	for seq := range msgs {
@@ -107,7 +123,7 @@ func (h *HeldSet) HandBack() int {
 	}
 	slices.Sort(seqs)
 	for _, seq := range seqs {
-		_ = msgs[seq].Nak()
+		_ = msgs[seq].m.Nak()
 	}
 	return len(msgs)
 }
@@ -117,10 +133,10 @@ func (h *HeldSet) HandBack() int {
 // lost comes back after the ack wait and is acknowledged again.
 func (h *HeldSet) Release(seq uint64) {
 	h.mu.Lock()
-	m, ok := h.msgs[seq]
+	hm, ok := h.msgs[seq]
 	delete(h.msgs, seq)
 	h.mu.Unlock()
 	if ok {
-		_ = m.Ack()
+		_ = hm.m.Ack()
 	}
 }

@@ -1,0 +1,102 @@
+package subscriber
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/internal/natstest"
+)
+
+// TestKeepAliveMarksOnlyLongHeldMessages: a message held past its ack wait is not redelivered,
+// since KeepAlive marks it in progress; one settled within a keep-alive interval of being
+// pulled, as most are, is never marked, so a busy consumer does not add to its
+// acknowledgement traffic. (Marking every held message at every tick, five messages each held
+// for 90% of an interval would see a tick all but certainly.)
+func TestKeepAliveMarksOnlyLongHeldMessages(t *testing.T) {
+	ns := natstest.NewServer(t)
+	nc, js := natstest.Connect(t, ns.ClientURL())
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HELD", Subjects: []string{"held.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	const short = 5
+	for i := 0; i < 1+short; i++ {
+		if _, err := js.Publish(ctx, "held.x", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const ackWait = 600 * time.Millisecond
+	cons, err := js.CreateOrUpdateConsumer(ctx, "HELD", jetstream.ConsumerConfig{
+		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	marks := make(chan *nats.Msg, 64)
+	if _, err := nc.ChanSubscribe("$JS.ACK.HELD.>", marks); err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := cons.Fetch(1+short, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []jetstream.Msg
+	for m := range b.Messages() {
+		msgs = append(msgs, m)
+	}
+	if len(msgs) != 1+short {
+		t.Fatalf("fetched %d messages, want %d", len(msgs), 1+short)
+	}
+	const every = ackWait / 3
+	held := NewHeldSet()
+	held.Add(1, msgs[0])
+	kctx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); held.KeepAlive(kctx, every) }()
+	start := time.Now()
+	for i := 1; i <= short; i++ {
+		held.Add(uint64(i+1), msgs[i])
+		time.Sleep(every * 9 / 10)
+		held.Release(uint64(i + 1))
+	}
+	time.Sleep(time.Until(start.Add(3 * ackWait))) // message 1 stays held for three ack waits
+	stop()
+	<-done
+	info, err := cons.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumRedelivered != 0 || info.NumAckPending != 1 {
+		t.Errorf("after 3 ack waits held: %d redelivered, %d pending; want 0 and 1 (kept alive)", info.NumRedelivered, info.NumAckPending)
+	}
+	if err := held.Ack(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	// Every acknowledgement of this test has reached the observer once the last one, the
+	// double ack of message 1, has been confirmed and a flush has gone round.
+	if err := nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	progress := map[string]int{}
+	for len(marks) > 0 {
+		m := <-marks
+		if string(m.Data) == "+WPI" {
+			progress[m.Subject]++
+		}
+	}
+	if progress[msgs[0].Reply()] == 0 {
+		t.Errorf("the message held for three ack waits was never marked in progress")
+	}
+	for _, m := range msgs[1:] {
+		if n := progress[m.Reply()]; n != 0 {
+			t.Errorf("a message settled within a keep-alive interval was marked in progress %d times", n)
+		}
+	}
+}
