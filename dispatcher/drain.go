@@ -166,7 +166,7 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 	go func() { defer aux.Done(); dr.parkWhenOpen(laneCtx, park) }()
 	watch, lost := subscriber.WatchLoss(cons)
 	cc, err := cons.Consume(handle.Handle, jetstream.PullMaxMessages(d.cfg.MaxInFlight), watch,
-		jetstream.PullExpiry(5*time.Second))
+		jetstream.PullExpiry(d.pullExpiry()))
 	if err != nil {
 		return fmt.Errorf("spill consume: %w", err)
 	}
@@ -201,10 +201,17 @@ wait:
 			}
 		}
 	}
+	stopped := time.Now()
 	cc.Drain()
 	<-cc.Closed()
 	stopLanes()
 	dr.wg.Wait()
+	if errors.Is(context.Cause(ctx), subscriber.ErrHandingOver) || (gone != nil && !errors.Is(gone, errDrained) && ctx.Err() == nil) {
+		// As a partition does (runPartitionOnce): the server may still hand this run's last
+		// pull request a delivery, a handed-back one too, which would come back only after
+		// its ack wait, behind newer ones of its room. Waiting the request out keeps the order.
+		sleep(context.Background(), time.Until(stopped.Add(d.pullExpiry())))
+	}
 	dr.held.HandBack()
 	return gone
 }

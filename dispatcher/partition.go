@@ -219,14 +219,19 @@ loop:
 	drained := time.Now()
 	cc.Drain()
 	<-cc.Closed()
-	if errors.Is(context.Cause(ctx), subscriber.ErrHandingOver) {
+	handingOver := errors.Is(context.Cause(ctx), subscriber.ErrHandingOver)
+	if handingOver {
 		// Given up on purpose, lease still ours: settle first. A unit whose lease may be
 		// lost stops at once instead.
 		pt.settle(min(2*d.cfg.SpillAfter, d.cfg.Takeover/2))
+	}
+	if handingOver || (stopped != nil && ctx.Err() == nil) {
 		// The server keeps this run's last pull request until it expires, and may hand it
 		// an event after the subscription is gone (across routes and gateways the end of
-		// interest travels slowly): that event would reach the next owner only after its
-		// ack wait, behind newer ones. Waiting the request out keeps the order.
+		// interest travels slowly), a handed-back one too: that event would reach the next
+		// owner, or this replica's next run, only after its ack wait, behind newer ones.
+		// Waiting the request out keeps the order. (A replica that lost its lease stops at
+		// once: the next owner takes over only after the lease expired, later than that.)
 		sleep(context.Background(), time.Until(drained.Add(d.pullExpiry())))
 	}
 	cancel()
