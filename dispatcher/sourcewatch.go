@@ -14,7 +14,8 @@ import (
 // partition stream sets its sources up at once, so the replica that owns partition 0 asks the
 // partition stream's leader to step down when its source has been silent (no message and no
 // heartbeat, which comes every second) for sourceStallAfter while the events stream has newer
-// messages.
+// messages, or when it has not heard from its source at all for sourceStallAfter (after every
+// node restarted, the server may leave a source unset for a long while).
 const (
 	sourceWatchEvery = time.Second
 	sourceStallAfter = 3 * time.Second
@@ -30,7 +31,7 @@ func (d *Dispatcher) watchSource(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if !slices.Contains(d.Owned(), "p0") || time.Since(stepped) < 4*sourceStallAfter {
+		if !slices.Contains(d.Owned(), "p0") || time.Since(stepped) < 2*sourceStallAfter {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -49,25 +50,35 @@ func (d *Dispatcher) watchSource(ctx context.Context) {
 			continue
 		}
 		src := pi.Sources[0]
-		// Active is -1 while the stream has no source consumer at all (after every node
-		// restarted, until the server's health tick sets it up): silent since first seen so.
-		silent := src.Active
-		if silent < 0 {
+		// Active is -1 while this leader has not heard from its source at all (after every
+		// node restarted, the server may set the source up only on a later health tick, or
+		// retry it with a growing delay). A source that works sends a heartbeat every
+		// second, so one unheard for sourceStallAfter is stalled whatever the events stream
+		// holds: its next events would not be copied.
+		if src.Active < 0 {
 			if inactiveSince.IsZero() {
 				inactiveSince = time.Now()
 			}
-			silent = time.Since(inactiveSince)
+			if time.Since(inactiveSince) < sourceStallAfter {
+				continue
+			}
 		} else {
 			inactiveSince = time.Time{}
+			// Heard from, but silent: stalled only if the events stream has stored
+			// something since.
+			lastActive := pi.TimeStamp.Add(-src.Active)
+			if src.Active < sourceStallAfter || !ei.State.LastTime.After(lastActive) {
+				continue
+			}
 		}
-		lastActive := pi.TimeStamp.Add(-silent)
-		if silent < sourceStallAfter || !ei.State.LastTime.After(lastActive) {
-			continue
+		silent := src.Active
+		if silent < 0 {
+			silent = time.Since(inactiveSince)
 		}
 		d.log.Warn("the partition stream's copy of the events stream is stalled; asking its leader to step down",
 			"stream", d.names.PartStream(), "source_silent_for", silent.Round(time.Millisecond).String(),
 			"events_last_seq", ei.State.LastSeq)
-		stepped = time.Now()
+		stepped, inactiveSince = time.Now(), time.Time{} // the next leader gets its own sourceStallAfter
 		msg, err := d.js.Conn().Request("$JS.API.STREAM.LEADER.STEPDOWN."+d.names.PartStream(), nil, requestTimeout)
 		if err != nil {
 			d.log.Warn("stepping the partition stream's leader down failed", "error", err)

@@ -52,6 +52,7 @@ type captured struct {
 	Msg     string
 	Replica string
 	Unit    string // the unit attribute, for ownership records
+	Err     string // the error attribute, for the record of a failed start
 }
 
 // logCapture is a slog handler that keeps every record with the replica it came from and
@@ -72,8 +73,11 @@ func (h *logCapture) Enabled(context.Context, slog.Level) bool { return true }
 func (h *logCapture) Handle(ctx context.Context, r slog.Record) error {
 	c := captured{At: r.Time, Level: r.Level, Msg: r.Message, Replica: h.replica}
 	r.Attrs(func(a slog.Attr) bool {
-		if a.Key == "unit" {
+		switch a.Key {
+		case "unit":
 			c.Unit = a.Value.String()
+		case "error":
+			c.Err = a.Value.String()
 		}
 		return true
 	})
@@ -182,18 +186,47 @@ func newSuperRig(t *testing.T, layout []natstest.ClusterSpec, replicasPerRegion 
 			}
 		}
 		for _, g := range s.regions {
-			natstest.WaitFor(t, 60*time.Second, g.name+" replicas ready and owning work", func() bool {
-				for _, r := range g.reps {
-					if !r.d.Ready() || len(r.d.Owned()) == 0 {
-						return false
-					}
-				}
-				return true
-			})
+			s.waitReady(g, start, 60*time.Second)
 		}
 	}
 	t.Logf("replicas ready in %s", time.Since(start).Round(time.Millisecond))
 	return s
+}
+
+// waitReady waits until every replica of g is ready and together they own every partition
+// (rendezvous hashing may leave a replica without any of few partitions); when that does not
+// come, it says what each replica is doing and what the region's replicas warned of since start.
+func (s *superRig) waitReady(g *superRegion, start time.Time, timeout time.Duration) {
+	t := s.t
+	t.Helper()
+	ready := func() bool {
+		owned := map[string]bool{}
+		for _, r := range g.reps {
+			if !r.d.Ready() {
+				return false
+			}
+			for _, u := range r.d.Owned() {
+				owned[u] = true
+			}
+		}
+		return len(owned) == g.cfg.Partitions
+	}
+	deadline := time.Now().Add(timeout)
+	for !ready() {
+		if time.Now().After(deadline) {
+			for _, r := range g.reps {
+				t.Logf("replica %s: ready=%v owns=%v", r.id, r.d.Ready(), r.d.Owned())
+			}
+			for _, r := range s.logs.since(start, g.name+"-") {
+				if r.Level >= slog.LevelWarn {
+					t.Logf("%s %s %s: %s %s", r.At.Format("15:04:05.000"), r.Replica, r.Level, r.Msg, r.Err)
+				}
+			}
+			t.Logf("meta leader %q", s.sc.MetaLeader())
+			t.Fatalf("timed out after %s waiting for %s replicas ready and owning every partition", timeout, g.name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // startReplica starts a dispatcher on its region's cluster; it does not wait for Ready.
