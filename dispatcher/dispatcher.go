@@ -134,6 +134,7 @@ type Dispatcher struct {
 	activity *activityBook
 	dlq      jetstream.Stream
 	spillSt  jetstream.Stream
+	eventsSt jetstream.Stream // for the stored time of events without created_at
 	own      atomic.Pointer[subscriber.Ownership]
 	ready    atomic.Bool
 
@@ -212,6 +213,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	d.rooms = res.Rooms
 	d.dlq = res.DLQ
 	d.spillSt = res.Spill
+	d.eventsSt = res.Events
 	d.activity = newActivityBook()
 	d.breakers = breaker.New(res.Health, d.cfg.ReplicaID, d.cfg.BreakerFailures, d.cfg.MaxProbeWait, d.log, d.breakerChanged)
 	if err := d.upgrade(ctx); err != nil {

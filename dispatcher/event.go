@@ -115,16 +115,15 @@ func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (in
 	}, nil
 }
 
-// eventStoredAt is when the events stream stored its message seq. Asked only for events that
-// carry no created_at (plugNmeet always sets it).
+// eventStoredAt is when the events stream stored its message seq: one request, asked only
+// for events that carry no created_at (plugNmeet always sets it).
 func (d *Dispatcher) eventStoredAt(seq uint64) (time.Time, bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-	defer cancel()
-	st, err := d.js.Stream(ctx, d.names.EventsStream())
-	if err != nil {
+	if d.eventsSt == nil {
 		return time.Time{}, false
 	}
-	m, err := st.GetMsg(ctx, seq)
+	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+	defer cancel()
+	m, err := d.eventsSt.GetMsg(ctx, seq)
 	if err != nil {
 		return time.Time{}, false
 	}
