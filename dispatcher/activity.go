@@ -15,7 +15,10 @@ import (
 // bucket at most every few seconds, so `roomhook status` can show last success and last
 // error without a write per delivery.
 type activityBook struct {
-	mu    sync.Mutex
+	// flushing is held for a whole flush, writes included, so that forget can wait until
+	// no write of a retired endpoint's record is still on its way to the bucket.
+	flushing sync.Mutex
+	mu       sync.Mutex
 	recs  map[string]*breaker.ActivityRecord
 	dirty map[string]bool
 }
@@ -74,6 +77,8 @@ func (a *activityBook) flushEvery(ctx context.Context, kv jetstream.KeyValue, re
 }
 
 func (a *activityBook) flush(ctx context.Context, kv jetstream.KeyValue, replica string) {
+	a.flushing.Lock()
+	defer a.flushing.Unlock()
 	a.mu.Lock()
 	out := make(map[string][]byte, len(a.dirty))
 	now := time.Now().UTC()
@@ -89,8 +94,11 @@ func (a *activityBook) flush(ctx context.Context, kv jetstream.KeyValue, replica
 	}
 }
 
-// forget drops a retired endpoint's record.
+// forget drops a retired endpoint's record, once a flush in progress has written what it
+// took: delete the record's key after this, so that no flush writes it back.
 func (a *activityBook) forget(id string) {
+	a.flushing.Lock()
+	defer a.flushing.Unlock()
 	a.mu.Lock()
 	delete(a.recs, id)
 	delete(a.dirty, id)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/roomhook/roomhook/deadletter"
@@ -28,8 +29,9 @@ func (d *Dispatcher) attempt(ctx context.Context, v endpoint.View, q queue.Queue
 	inFlight.Dec()
 	d.activity.inFlight(v.ID, -1)
 	d.activity.attempt(v.ID, at, time.Now())
-	if at.Verdict != sender.Forbidden {
-		// A refused address says nothing about the endpoint's health.
+	if at.Verdict != sender.Forbidden && !at.NotSent {
+		// A refused address, or no connection free on this replica, says nothing about the
+		// endpoint's health.
 		d.breakers.Report(context.WithoutCancel(ctx), v.ID, at.Verdict != sender.Retry, probe, at.Reason())
 	}
 	d.metrics.AttemptDuration.WithLabelValues(label).Observe(at.Duration.Seconds())
@@ -38,8 +40,10 @@ func (d *Dispatcher) attempt(ctx context.Context, v endpoint.View, q queue.Queue
 		if !q.Stored.IsZero() {
 			d.metrics.EndToEnd.WithLabelValues(label).Observe(time.Since(q.Stored).Seconds())
 		}
-		d.log.Debug("delivered", "room", q.Room, "event", q.Event, "event_id", q.EventID,
-			"endpoint", v.ID, "host", endpoint.URLHost(v.URL), "status", at.Status)
+		if d.log.Enabled(ctx, slog.LevelDebug) { // its arguments (the host parsed from the URL) cost more than the check
+			d.log.Debug("delivered", "room", q.Room, "event", q.Event, "event_id", q.EventID,
+				"endpoint", v.ID, "host", endpoint.URLHost(v.URL), "status", at.Status)
+		}
 	}
 	return at
 }

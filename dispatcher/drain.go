@@ -140,10 +140,20 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 	dr.broken, dr.breakOnce = make(chan struct{}), sync.Once{}
 	laneCtx, stopLanes := context.WithCancel(ctx)
 	defer stopLanes()
-	handle, err := subscriber.ResumeInOrder(ctx, d.js, cons, d.cfg.Takeover, func(m jetstream.Msg) {
+	var handle *subscriber.Resume // set before the consumer is read from
+	handle, err = subscriber.ResumeInOrder(ctx, d.js, cons, d.cfg.Takeover, func(m jetstream.Msg) {
 		meta, err := m.Metadata()
 		if err != nil {
 			return
+		}
+		// Consume's callbacks come one at a time: Admit's single goroutine.
+		if admit, err := handle.Admit(ctx, meta); !admit || err != nil {
+			if err != nil {
+				r.pt.log.Warn("a delivery of a spill consumer was lost on its way; it is sent again in order", "endpoint", r.id, "error", err)
+			}
+			if !admit {
+				return // sent again after the reset, in order
+			}
 		}
 		// The run's own set, never a later run's: a callback of this run that comes late
 		// must not mark a message held in the next one.
@@ -158,10 +168,17 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 		return err
 	}
 	defer handle.Stop()
+	if handle.ResetFailed != nil {
+		r.pt.log.Info("resuming behind the gate: the spill consumer could not be reset", "endpoint", r.id, "error", handle.ResetFailed)
+	}
 	var aux sync.WaitGroup
 	defer aux.Wait()
+	// Held deliveries are kept alive until they are handed back, through the wait for the
+	// last pull request at the end too.
+	keepAlive, stopKeepAlive := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopKeepAlive()
 	aux.Add(2)
-	go func() { defer aux.Done(); dr.held.KeepAlive(laneCtx, subscriber.KeepAliveEvery(d.cfg.Takeover)) }()
+	go func() { defer aux.Done(); dr.held.KeepAlive(keepAlive, subscriber.KeepAliveEvery(d.cfg.Takeover)) }()
 	park := make(chan struct{})
 	go func() { defer aux.Done(); dr.parkWhenOpen(laneCtx, park) }()
 	watch, lost := subscriber.WatchLoss(cons)
@@ -206,12 +223,19 @@ wait:
 	<-cc.Closed()
 	stopLanes()
 	dr.wg.Wait()
-	if errors.Is(context.Cause(ctx), subscriber.ErrHandingOver) || (gone != nil && !errors.Is(gone, errDrained) && ctx.Err() == nil) {
+	cause := context.Cause(ctx)
+	restarting := gone != nil && !errors.Is(gone, errDrained) && ctx.Err() == nil
+	if restarting || errors.Is(cause, subscriber.ErrHandingOver) || errors.Is(cause, errRestarting) {
 		// As a partition does (runPartitionOnce): the server may still hand this run's last
 		// pull request a delivery, a handed-back one too, which would come back only after
 		// its ack wait, behind newer ones of its room. Waiting the request out keeps the order.
-		sleep(context.Background(), time.Until(stopped.Add(d.pullExpiry())))
+		wait := context.Background()
+		if restarting {
+			wait = ctx // a lost lease ends the wait
+		}
+		sleep(wait, time.Until(stopped.Add(d.pullExpiry())))
 	}
+	stopKeepAlive()
 	dr.held.HandBack()
 	return gone
 }

@@ -32,8 +32,11 @@ type partition struct {
 	log   *slog.Logger
 	held  *subscriber.HeldSet
 	rooms *rooms.Registry
-	ctx   context.Context // ends when the partition stops; lanes, writers and drainers follow it
-	wg    sync.WaitGroup  // every lane, writer and drainer of the partition
+	// resume is this run's place in the consumer's delivery sequence (see Resume.Admit);
+	// used by the run's main loop only.
+	resume *subscriber.Resume
+	ctx    context.Context // ends when the partition stops; lanes, writers and drainers follow it
+	wg     sync.WaitGroup  // every lane, writer and drainer of the partition
 
 	mu      sync.Mutex
 	routes  map[string]*route
@@ -109,8 +112,8 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	pctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	pt := &partition{
 		d: d, p: p, log: d.log.With("partition", p), held: subscriber.NewHeldSet(),
 		rooms: rooms.New(d.rooms, d.cfg.RoomGrace, p), ctx: pctx, routes: map[string]*route{},
@@ -130,11 +133,20 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 		return err
 	}
 	defer handle.Stop()
-	pt.wg.Add(1)
+	if handle.ResetFailed != nil {
+		pt.log.Info("resuming behind the gate: the consumer could not be reset", "error", handle.ResetFailed)
+	}
+	pt.resume = handle
+	// Held events are kept alive until they are handed back, through the wait for the last
+	// pull request at the end too.
+	keepAlive, cancelKeepAlive := context.WithCancel(context.WithoutCancel(ctx))
+	keptAlive := make(chan struct{})
 	go func() {
-		defer pt.wg.Done()
-		pt.held.KeepAlive(pctx, subscriber.KeepAliveEvery(d.cfg.Takeover))
+		defer close(keptAlive)
+		pt.held.KeepAlive(keepAlive, subscriber.KeepAliveEvery(d.cfg.Takeover))
 	}()
+	stopKeepAlive := func() { cancelKeepAlive(); <-keptAlive }
+	defer stopKeepAlive()
 	if err := pt.resumeSpilled(ctx, true); err != nil {
 		return err
 	}
@@ -220,22 +232,33 @@ loop:
 	cc.Drain()
 	<-cc.Closed()
 	handingOver := errors.Is(context.Cause(ctx), subscriber.ErrHandingOver)
+	restarting := stopped != nil && ctx.Err() == nil
 	if handingOver {
 		// Given up on purpose, lease still ours: settle first. A unit whose lease may be
 		// lost stops at once instead.
 		pt.settle(min(2*d.cfg.SpillAfter, d.cfg.Takeover/2))
 	}
-	if handingOver || (stopped != nil && ctx.Err() == nil) {
+	if handingOver || restarting {
 		// The server keeps this run's last pull request until it expires, and may hand it
 		// an event after the subscription is gone (across routes and gateways the end of
 		// interest travels slowly), a handed-back one too: that event would reach the next
 		// owner, or this replica's next run, only after its ack wait, behind newer ones.
 		// Waiting the request out keeps the order. (A replica that lost its lease stops at
-		// once: the next owner takes over only after the lease expired, later than that.)
-		sleep(context.Background(), time.Until(drained.Add(d.pullExpiry())))
+		// once: the next owner takes over only after the lease expired, later than that.
+		// A restart's wait ends there too.)
+		wait := context.Background()
+		if restarting {
+			wait = ctx
+		}
+		sleep(wait, time.Until(drained.Add(d.pullExpiry())))
 	}
-	cancel()
+	if restarting {
+		cancel(errRestarting) // drainers wait out their own last pull requests too
+	} else {
+		cancel(nil)
+	}
 	pt.wg.Wait()
+	stopKeepAlive()
 	if n := pt.held.HandBack(); n > 0 {
 		pt.log.Debug("handed back events", "count", n)
 	}
@@ -274,6 +297,14 @@ func (pt *partition) handle(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	seq := meta.Sequence.Stream
+	if admit, err := pt.resume.Admit(ctx, meta); !admit || err != nil {
+		if err != nil {
+			pt.log.Warn("a delivery of the partition consumer was lost on its way; it is sent again in order", "error", err)
+		}
+		if !admit {
+			return // sent again after the reset, in order
+		}
+	}
 	if pt.held.Add(seq, m) {
 		return // a redelivery of an event still being delivered: only its handle is renewed
 	}

@@ -125,6 +125,6 @@ func (d *Dispatcher) routed(id string) bool {
 
 // forgetHealth deletes a retired endpoint's breaker and activity records.
 func (d *Dispatcher) forgetHealth(ctx context.Context, id string) {
+	d.activity.forget(id) // first: a flush under way could otherwise write its key back
 	d.breakers.Forget(ctx, id)
-	d.activity.forget(id)
 }

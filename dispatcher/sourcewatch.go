@@ -25,13 +25,17 @@ func (d *Dispatcher) watchSource(ctx context.Context) {
 	t := time.NewTicker(sourceWatchEvery)
 	defer t.Stop()
 	var stepped, inactiveSince time.Time
+	// hold is how long after a step-down the watch looks again: doubled, up to a minute,
+	// while step-downs do not help (the events stream itself is struggling), so that the
+	// watch does not churn leaders or logs.
+	hold := 2 * sourceStallAfter
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		if !slices.Contains(d.Owned(), "p0") || time.Since(stepped) < 2*sourceStallAfter {
+		if !slices.Contains(d.Owned(), "p0") || time.Since(stepped) < hold {
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -46,7 +50,10 @@ func (d *Dispatcher) watchSource(ctx context.Context) {
 			continue
 		}
 		pi, ei := part.CachedInfo(), events.CachedInfo()
-		if len(pi.Sources) == 0 {
+		// Only a replicated stream can step down; and while the events stream has no
+		// leader, no new leader of the copy could read it either.
+		if len(pi.Sources) == 0 || pi.Cluster == nil || len(pi.Cluster.Replicas) == 0 ||
+			ei.Cluster == nil || ei.Cluster.Leader == "" {
 			continue
 		}
 		src := pi.Sources[0]
@@ -64,6 +71,9 @@ func (d *Dispatcher) watchSource(ctx context.Context) {
 			}
 		} else {
 			inactiveSince = time.Time{}
+			if src.Active < sourceStallAfter {
+				hold = 2 * sourceStallAfter // working: the next stall gets a quick step-down
+			}
 			// Heard from, but silent: stalled only if the events stream has stored
 			// something since.
 			lastActive := pi.TimeStamp.Add(-src.Active)
@@ -78,6 +88,9 @@ func (d *Dispatcher) watchSource(ctx context.Context) {
 		d.log.Warn("the partition stream's copy of the events stream is stalled; asking its leader to step down",
 			"stream", d.names.PartStream(), "source_silent_for", silent.Round(time.Millisecond).String(),
 			"events_last_seq", ei.State.LastSeq)
+		if !stepped.IsZero() && time.Since(stepped) < hold+2*sourceStallAfter {
+			hold = min(2*hold, time.Minute) // the last step-down did not help
+		}
 		stepped, inactiveSince = time.Now(), time.Time{} // the next leader gets its own sourceStallAfter
 		msg, err := d.js.Conn().Request("$JS.API.STREAM.LEADER.STEPDOWN."+d.names.PartStream(), nil, requestTimeout)
 		if err != nil {

@@ -20,6 +20,11 @@ const minStallAfter = 10 * time.Second
 // already logged, so the restart loop does not log it again.
 var errStalled = errors.New("no progress")
 
+// errRestarting is why a partition's context ends when the partition starts over on this
+// replica (stalled, consumer lost): its drainers then wait out their last pull requests, as on
+// a handover, before handing back.
+var errRestarting = errors.New("partition starting over")
+
 // stallAfter is how long a unit may hold work without settling any before it starts over.
 func (d *Dispatcher) stallAfter() time.Duration {
 	return max(4*subscriber.AckWait(d.cfg.Takeover), minStallAfter)

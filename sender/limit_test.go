@@ -344,6 +344,9 @@ func TestSendWaitForASlotIsBoundedByTheTimeout(t *testing.T) {
 			if !strings.Contains(a.Err.Error(), "no connection") {
 				t.Errorf("Err %q does not say no connection was free", a.Err)
 			}
+			if !a.NotSent {
+				t.Error("NotSent is false for an attempt that got no connection: the breaker would count it against the receiver")
+			}
 			if a.Reason() != "timeout" {
 				t.Errorf("Reason() = %q, want timeout", a.Reason())
 			}

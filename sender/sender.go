@@ -90,6 +90,10 @@ type Attempt struct {
 	RetryAfter time.Duration // the receiver's Retry-After on a retryable status, else 0
 	Duration   time.Duration // wall time of the attempt, response body drain included
 	Verdict    Verdict
+	// NotSent: no request was made, because no connection to the receiver was free within
+	// the timeout (this replica is at WithMaxConnsPerHost or WithMaxConns). It says nothing
+	// of the receiver's health, so breakers leave it out.
+	NotSent bool
 }
 
 // Reason is a short text for dead letters, logs and metrics: "status 503", "timeout",
@@ -211,7 +215,7 @@ func WithTimeout(d time.Duration) Option {
 }
 
 // WithMaxConnsPerHost bounds the attempts in flight to one receiver host (scheme, host and
-// port), and so the connections the Sender opens to it (default 64); the pools keep as many
+// port), and so the connections the Sender opens to it (default 256); the pools keep as many
 // idle. Attempts past the bound wait, without holding a WithMaxConns slot, for one to finish,
 // within the attempt's timeout. A value above WithMaxConns's is lowered to it; non-positive
 // values are ignored.
@@ -370,18 +374,16 @@ func (s *Sender) CloseIdleConnections() {
 // Retry and Err wraps ctx's error, so the caller can hand the message back.
 //
 // The attempt first waits for a slot of ep's host (WithMaxConnsPerHost), then for a
-// replica-wide one (WithMaxConns), and holds both until its response is drained. The wait
-// counts towards the per-attempt timeout: when no slot frees in time the verdict is Retry and
-// Err wraps ErrTimeout and says no connection was free.
+// replica-wide one (WithMaxConns), and holds both until its response is drained. The wait is
+// bounded by the per-attempt timeout too, and the request gets its whole timeout once it has
+// its slots: when no slot frees in time the verdict is Retry, NotSent is set and Err wraps
+// ErrTimeout and says no connection was free.
 func (s *Sender) Send(ctx context.Context, ep endpoint.Endpoint, d Delivery) Attempt {
 	start := time.Now()
 	if err := ctx.Err(); err != nil {
 		return Attempt{Err: fmt.Errorf("delivery not started: %w", err), Verdict: Retry}
 	}
-	actx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-
-	req, err := http.NewRequestWithContext(actx, http.MethodPost, ep.URL, bytes.NewReader(d.Body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL, bytes.NewReader(d.Body))
 	if err != nil || (req.URL.Scheme != "http" && req.URL.Scheme != "https") || req.URL.Host == "" {
 		// A parse error repeats the URL, which may hold a token; keep it out of Err.
 		return Attempt{Err: endpoint.ErrInvalidURL, Verdict: Reject, Duration: time.Since(start)}
@@ -403,11 +405,16 @@ func (s *Sender) Send(ctx context.Context, ep endpoint.Endpoint, d Delivery) Att
 
 	// Host slot first, then the replica-wide one: see connLimiter. Released after the drain.
 	key := hostKeyOf(req.URL)
-	slots, err := s.limit.acquire(actx, key)
+	wctx, wcancel := context.WithTimeout(ctx, s.timeout)
+	slots, err := s.limit.acquire(wctx, key)
+	wcancel()
 	if err != nil {
-		return Attempt{Err: s.waitError(ctx, err), Verdict: Retry, Duration: time.Since(start)}
+		return Attempt{Err: s.waitError(ctx, err), Verdict: Retry, Duration: time.Since(start), NotSent: ctx.Err() == nil}
 	}
 	defer s.limit.release(key, slots)
+	actx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req = req.WithContext(actx)
 
 	// The transport, not an http.Client, so redirects are never followed and no url.Error
 	// carrying the URL wraps the errors.

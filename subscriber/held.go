@@ -80,8 +80,10 @@ func (h *HeldSet) Len() int {
 }
 
 // KeepAlive marks held messages in progress until ctx ends: every interval, those the server
-// has not heard of for at least that long. every must be well under the consumer's ack wait
-// (KeepAliveEvery): a message is marked at most two intervals after it was last heard of.
+// has not heard of for half an interval or more, so a message is marked at most one interval
+// after it was last heard of (as when every message was marked at every tick) and one settled
+// within half an interval is never marked. every must be well under the consumer's ack wait
+// (KeepAliveEvery).
 func (h *HeldSet) KeepAlive(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
@@ -96,7 +98,7 @@ func (h *HeldSet) KeepAlive(ctx context.Context, every time.Duration) {
 		now := time.Now()
 		h.mu.Lock()
 		for seq, hm := range h.msgs {
-			if now.Sub(hm.touched) >= every {
+			if now.Sub(hm.touched) >= every/2 {
 				batch = append(batch, hm.m)
 				hm.touched = now
 				h.msgs[seq] = hm

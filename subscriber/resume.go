@@ -2,6 +2,7 @@ package subscriber
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -32,6 +33,17 @@ type Resume struct {
 	gate  *resumeGate // nil: nothing was pending, or the consumer was reset; Handle passes everything on at once
 	timer *time.Timer
 	next  func(jetstream.Msg)
+
+	// The delivery sequence Admit expects next (0: not watched, the server cannot reset),
+	// and whether a reset was asked for mid-run and its first delivery has not come yet.
+	js              jetstream.JetStream
+	stream, name    string
+	nextDelivery    uint64
+	awaitingRestart bool
+
+	// ResetFailed says why the consumer could not be reset at the start, when it could not:
+	// the run then resumes behind the gate, as on servers before 2.14.
+	ResetFailed error
 }
 
 // ResumeInOrder reads the consumer's state, resets it to its ack floor when the previous owner
@@ -51,20 +63,74 @@ func resumeInOrder(ctx context.Context, js jetstream.JetStream, cons jetstream.C
 	if err != nil {
 		return nil, fmt.Errorf("consumer info: %w", err)
 	}
-	r := &Resume{next: handle}
+	r := &Resume{next: handle, js: js, stream: info.Stream, name: info.Name}
 	if info.NumAckPending == 0 {
+		if reset {
+			r.nextDelivery = info.Delivered.Consumer + 1
+		}
 		return r, nil
 	}
 	if reset {
-		if _, err := js.ResetConsumer(rctx, info.Stream, info.Name); err != nil {
-			return nil, fmt.Errorf("reset consumer %s to its ack floor: %w", info.Name, err)
+		_, err := js.ResetConsumer(rctx, info.Stream, info.Name)
+		if err == nil {
+			r.nextDelivery = 1 // a reset starts the delivery sequence over
+			return r, nil
 		}
-		return r, nil
+		// The consumer's leader may be older than the server we are connected to (a
+		// rolling upgrade), or busy: gate instead. A reset that still takes effect later
+		// only sends again what this run then recognises.
+		r.ResetFailed = fmt.Errorf("reset consumer %s to its ack floor: %w", info.Name, err)
 	}
 	r.gate = &resumeGate{handle: handle, last: info.Delivered.Stream, want: info.NumAckPending, seen: map[uint64]bool{}}
 	// Orphans acknowledged or deleted meanwhile never come back: do not wait for them forever.
 	r.timer = time.AfterFunc(4*AckWait(takeover), r.gate.release)
 	return r, nil
+}
+
+// ErrDeliveryLost is what Admit reports when a delivery of the consumer never arrived.
+var ErrDeliveryLost = errors.New("a delivery was lost on its way")
+
+// Admit checks a delivery's place in the consumer's delivery sequence, which the server
+// numbers without gaps. A gap means a delivery was lost on its way (a consumer leader changed
+// while it was in transit, or it went to a pull request nobody reads any more): the server
+// would send that event again only after its ack wait, behind newer ones. Admit then resets
+// the consumer to its ack floor, so the lost one comes again at once, in stream order, with
+// everything after it, and reports false with an error wrapping ErrDeliveryLost: the caller
+// drops this delivery (no ack, no nak; it comes again too). Deliveries that were on their way
+// before the reset are dropped the same way, silently, until the first one after it.
+//
+// Admit is called from one goroutine, for every delivery, before anything else is done
+// with it. On servers that cannot reset it admits everything.
+func (r *Resume) Admit(ctx context.Context, meta *jetstream.MsgMetadata) (bool, error) {
+	if r.nextDelivery == 0 {
+		return true, nil
+	}
+	got := meta.Sequence.Consumer
+	switch {
+	case r.awaitingRestart && got != 1:
+		return false, nil // sent before the reset; it comes again after it
+	case got == r.nextDelivery || r.awaitingRestart:
+		r.awaitingRestart = false
+		r.nextDelivery = got + 1
+		return true, nil
+	case got < r.nextDelivery:
+		// Numbered again by a new leader that had not heard of the last deliveries: an
+		// event sent twice, which the caller recognises; the sequence goes on from here.
+		r.nextDelivery = got + 1
+		return true, nil
+	}
+	lost := fmt.Errorf("%w: consumer %s delivered #%d, expected #%d (stream sequence %d)",
+		ErrDeliveryLost, r.name, got, r.nextDelivery, meta.Sequence.Stream)
+	rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := r.js.ResetConsumer(rctx, r.stream, r.name); err != nil {
+		// The lost delivery comes back after its ack wait; deliver what comes meanwhile
+		// rather than nothing, as on servers that cannot reset.
+		r.nextDelivery = 0
+		return true, fmt.Errorf("%w; resetting the consumer failed, so it comes back late: %w", lost, err)
+	}
+	r.nextDelivery, r.awaitingRestart = 1, true
+	return false, lost
 }
 
 // CanResetConsumers reports whether the server nc is connected to resets consumers

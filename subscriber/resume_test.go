@@ -2,6 +2,7 @@ package subscriber
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -298,5 +299,87 @@ func TestResumeResetsToTheAckFloor(t *testing.T) {
 	}
 	if !slices.Equal(seen, want) {
 		t.Errorf("the new owner got %v, want %v: the previous owner's deliveries first, in stream order", seen, want)
+	}
+}
+
+// TestAdmitResetsOnALostDelivery: a delivery that never reaches the run (lost in transit when
+// a consumer leader changed, or sent to a pull request nobody reads) leaves a gap in the
+// delivery sequence. Admit sees the gap at the next delivery, resets the consumer, and the
+// run gets the lost event at once and in stream order, instead of after its ack wait behind
+// newer ones.
+func TestAdmitResetsOnALostDelivery(t *testing.T) {
+	ns := natstest.NewServer(t)
+	_, js := natstest.Connect(t, ns.ClientURL())
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESUME", Subjects: []string{"resume.>"},
+		Retention: jetstream.WorkQueuePolicy}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if _, err := js.Publish(ctx, "resume.x", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const takeover = 2 * time.Minute // ack waits far longer than the test
+	cons, err := js.CreateOrUpdateConsumer(ctx, "RESUME", jetstream.ConsumerConfig{
+		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait(takeover), MaxDeliver: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	admitted := make(chan uint64, 16)
+	lost := make(chan error, 4)
+	var r *Resume
+	r, err = ResumeInOrder(ctx, js, cons, takeover, func(m jetstream.Msg) {
+		meta, err := m.Metadata()
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		ok, err := r.Admit(ctx, meta)
+		if err != nil {
+			lost <- err
+		}
+		if ok {
+			admitted <- meta.Sequence.Stream
+			_ = m.DoubleAck(ctx)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	// Delivery #1 goes somewhere the run never hears of.
+	b, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range b.Messages() {
+	}
+	cc, err := cons.Consume(r.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Stop()
+	var got []uint64
+	deadline := time.After(10 * time.Second)
+	for len(got) < 3 {
+		select {
+		case seq := <-admitted:
+			got = append(got, seq)
+		case <-deadline:
+			t.Fatalf("admitted %v, want [1 2 3] without waiting out an ack wait", got)
+		}
+	}
+	if !slices.Equal(got, []uint64{1, 2, 3}) {
+		t.Errorf("admitted %v, want [1 2 3]: the lost event first, in stream order", got)
+	}
+	select {
+	case err := <-lost:
+		if !errors.Is(err, ErrDeliveryLost) {
+			t.Errorf("Admit reported %v, want ErrDeliveryLost", err)
+		}
+	default:
+		t.Error("Admit did not report the lost delivery")
 	}
 }
