@@ -19,8 +19,8 @@ type activityBook struct {
 	// no write of a retired endpoint's record is still on its way to the bucket.
 	flushing sync.Mutex
 	mu       sync.Mutex
-	recs  map[string]*breaker.ActivityRecord
-	dirty map[string]bool
+	recs     map[string]*breaker.ActivityRecord
+	dirty    map[string]bool
 }
 
 func newActivityBook() *activityBook {
