@@ -481,7 +481,7 @@ func (s *superRig) checkCrossCluster() {
 }
 
 // runSuperClusterRegionLoss is the whole scenario on layout.
-func runSuperClusterRegionLoss(t *testing.T, layout []natstest.ClusterSpec, replicasPerRegion int, strictOrder bool) {
+func runSuperClusterRegionLoss(t *testing.T, layout []natstest.ClusterSpec, replicasPerRegion int) {
 	s := newSuperRig(t, layout, replicasPerRegion)
 	eu, us := s.regions["eu"], s.regions["us"]
 	s.checkPlacement()
@@ -555,18 +555,7 @@ func runSuperClusterRegionLoss(t *testing.T, layout []natstest.ClusterSpec, repl
 	bound := eu.cfg.Takeover + 10*time.Second
 	s.waitDelivered(eu, bound, fmt.Sprintf("eu's backlog within %s of its cluster being healthy", bound))
 	t.Logf("eu's backlog (%d events in all) delivered %s after its cluster was healthy", eu.publishedCount(), time.Since(healthy).Round(time.Millisecond))
-	if strictOrder {
-		checkOrder(t, "eu receiver", eu.rc.deliveries(), eventIndex)
-	} else {
-		// Known, open in issue 10: about one run in ten, an event of eu's failing backlog
-		// arrives after a later one of its room once the whole cluster is back. The light
-		// variant that CI runs reports it; ROOMHOOK_STRESS=1 runs the strict R3 variant.
-		rec := &orderLog{TB: t}
-		checkOrder(rec, "eu receiver", eu.rc.deliveries(), eventIndex)
-		for _, m := range rec.violations {
-			t.Logf("KNOWN (issue 10): %s", m)
-		}
-	}
+	checkOrder(t, "eu receiver", eu.rc.deliveries(), eventIndex)
 
 	// A barrier in us after eu's return: us still delivers, and every record of the return
 	// is logged before the checks below read them.
@@ -627,20 +616,10 @@ func (s *superRig) checkLogs(from time.Time) {
 }
 
 func TestSuperClusterRegionLoss(t *testing.T) {
-	runSuperClusterRegionLoss(t, natstest.LightRegionsWithTieBreaker, 2, false)
-}
-
-// orderLog collects checkOrder's order violations instead of failing the test.
-type orderLog struct {
-	testing.TB
-	violations []string
-}
-
-func (o *orderLog) Errorf(format string, args ...any) {
-	o.violations = append(o.violations, fmt.Sprintf(format, args...))
+	runSuperClusterRegionLoss(t, natstest.LightRegionsWithTieBreaker, 2)
 }
 
 func TestSuperClusterRegionLossR3(t *testing.T) {
 	skipUnlessStress(t)
-	runSuperClusterRegionLoss(t, natstest.RegionsWithTieBreaker, 3, true)
+	runSuperClusterRegionLoss(t, natstest.RegionsWithTieBreaker, 3)
 }
