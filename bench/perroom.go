@@ -50,6 +50,7 @@ func (b *bench) perRoom(ctx context.Context, run int) (map[string]float64, error
 	}
 	if a.globalRate > 0 {
 		figs[figPerRoomRatio] = bs.globalRate / a.globalRate
+		figs[figPerRoomAllRatio] = bs.allRate / a.globalRate
 	}
 	return figs, nil
 }
@@ -58,6 +59,7 @@ func (b *bench) perRoom(ctx context.Context, run int) (map[string]float64, error
 // the rate and the repeats.
 type perRoomResult struct {
 	globalRate float64 // deliveries per second to the 2 global endpoints together
+	allRate    float64 // B: deliveries per second to the global endpoints and the rooms' URLs together
 	repeats    float64
 	known      int // distinct per-room URLs registered by the traffic
 
@@ -180,6 +182,11 @@ func (b *bench) perRoomPhase(ctx context.Context, run int, withURLs bool) (perRo
 	if err := rtr.wait(ctx, int64(s.PerRoomEvents), "per-room deliveries"); err != nil {
 		return res, err
 	}
+	last := gtr.lastReceipt()
+	if r := rtr.lastReceipt(); r.After(last) {
+		last = r
+	}
+	res.allRate = perSecond(3*s.PerRoomEvents, last.Sub(start))
 	res.known = urls.registered
 	if paths := len(rrc.Stats().Paths); paths != urls.registered {
 		b.notef("%s run %d: per-room deliveries reached %d URLs of the %d registered", what, run, paths, urls.registered)

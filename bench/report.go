@@ -33,6 +33,7 @@ const (
 	figPerRoomA        = "perroom_a"
 	figPerRoomB        = "perroom_b"
 	figPerRoomRatio    = "perroom_ratio"
+	figPerRoomAllRatio = "perroom_all_ratio"
 	figPerRoomKnown    = "perroom_known"
 	figPerRoomPeak     = "perroom_consumers"
 	figPerRoomSteady   = "perroom_consumers_steady"
@@ -94,6 +95,7 @@ func rowSpecs(o Options) []rowSpec {
 		{figPerRoomA, ScenarioPerRoom, fmt.Sprintf("A: global deliveries/s, 2 global endpoints, %d rooms", s.PerRoomRooms), "", nil, false},
 		{figPerRoomB, ScenarioPerRoom, "B: global deliveries/s, the same events, each room_created with its own URL", "", nil, false},
 		{figPerRoomRatio, ScenarioPerRoom, "ratio B to A", ">= 0.8", func(m float64) bool { return m >= 0.8 }, false},
+		{figPerRoomAllRatio, ScenarioPerRoom, "ratio B to A of all deliveries/s (B also delivers one per event to its room's URL: 1.5x A's work)", "", nil, false},
 		{figPerRoomKnown, ScenarioPerRoom, "B: distinct per-room URLs registered (endpoints known)", "", nil, false},
 		{figPerRoomPeak, ScenarioPerRoom, "B: peak consumers on the server", "", nil, false},
 		{figPerRoomSteady, ScenarioPerRoom, "B: peak consumers not draining a spill queue (bound: partitions + 16)",
