@@ -140,6 +140,7 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 	dr.broken, dr.breakOnce = make(chan struct{}), sync.Once{}
 	laneCtx, stopLanes := context.WithCancel(ctx)
 	defer stopLanes()
+	dlog := r.pt.log.With("endpoint", r.id)
 	var handle *subscriber.Resume // set before the consumer is read from
 	handle, err = subscriber.ResumeInOrder(ctx, d.js, cons, d.cfg.Takeover, func(m jetstream.Msg) {
 		meta, err := m.Metadata()
@@ -147,13 +148,8 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 			return
 		}
 		// Consume's callbacks come one at a time: Admit's single goroutine.
-		if admit, err := handle.Admit(ctx, meta); !admit || err != nil {
-			if err != nil {
-				r.pt.log.Warn("a delivery of a spill consumer was lost on its way; it is sent again in order", "endpoint", r.id, "error", err)
-			}
-			if !admit {
-				return // sent again after the reset, in order
-			}
+		if !admitted(ctx, handle, meta, dlog) {
+			return // sent again after the reset, in order
 		}
 		// The run's own set, never a later run's: a callback of this run that comes late
 		// must not mark a message held in the next one.
@@ -175,10 +171,9 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 	defer aux.Wait()
 	// Held deliveries are kept alive until they are handed back, through the wait for the
 	// last pull request at the end too.
-	keepAlive, stopKeepAlive := context.WithCancel(context.WithoutCancel(ctx))
+	stopKeepAlive := dr.held.StartKeepAlive(subscriber.KeepAliveEvery(d.cfg.Takeover))
 	defer stopKeepAlive()
-	aux.Add(2)
-	go func() { defer aux.Done(); dr.held.KeepAlive(keepAlive, subscriber.KeepAliveEvery(d.cfg.Takeover)) }()
+	aux.Add(1)
 	park := make(chan struct{})
 	go func() { defer aux.Done(); dr.parkWhenOpen(laneCtx, park) }()
 	watch, lost := subscriber.WatchLoss(cons)
@@ -233,7 +228,7 @@ wait:
 		if restarting {
 			wait = ctx // a lost lease ends the wait
 		}
-		sleep(wait, time.Until(stopped.Add(d.pullExpiry())))
+		d.waitOutPull(wait, stopped)
 	}
 	stopKeepAlive()
 	dr.held.HandBack()

@@ -83,6 +83,22 @@ func (d *Dispatcher) pullExpiry() time.Duration {
 	return max(time.Second, min(5*time.Second, d.cfg.Takeover/4))
 }
 
+// waitOutPull waits, until ctx ends, for a pull request made before since to have expired at
+// the server: see the end of runPartitionOnce.
+func (d *Dispatcher) waitOutPull(ctx context.Context, since time.Time) {
+	sleep(ctx, time.Until(since.Add(d.pullExpiry())))
+}
+
+// admitted reports whether a delivery is taken in (subscriber.Resume.Admit), and logs one
+// that was lost on its way.
+func admitted(ctx context.Context, r *subscriber.Resume, meta *jetstream.MsgMetadata, log *slog.Logger) bool {
+	ok, err := r.Admit(ctx, meta)
+	if err != nil {
+		log.Warn("a delivery was lost on its way; it is sent again in order", "error", err)
+	}
+	return ok
+}
+
 // window is how many partition messages may be held at once: it bounds a partition's memory.
 func (d *Dispatcher) window() int { return max(1024, 8*d.cfg.MaxInFlight) }
 
@@ -139,13 +155,7 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 	pt.resume = handle
 	// Held events are kept alive until they are handed back, through the wait for the last
 	// pull request at the end too.
-	keepAlive, cancelKeepAlive := context.WithCancel(context.WithoutCancel(ctx))
-	keptAlive := make(chan struct{})
-	go func() {
-		defer close(keptAlive)
-		pt.held.KeepAlive(keepAlive, subscriber.KeepAliveEvery(d.cfg.Takeover))
-	}()
-	stopKeepAlive := func() { cancelKeepAlive(); <-keptAlive }
+	stopKeepAlive := pt.held.StartKeepAlive(subscriber.KeepAliveEvery(d.cfg.Takeover))
 	defer stopKeepAlive()
 	if err := pt.resumeSpilled(ctx, true); err != nil {
 		return err
@@ -250,7 +260,7 @@ loop:
 		if restarting {
 			wait = ctx
 		}
-		sleep(wait, time.Until(drained.Add(d.pullExpiry())))
+		d.waitOutPull(wait, drained)
 	}
 	if restarting {
 		cancel(errRestarting) // drainers wait out their own last pull requests too
@@ -297,13 +307,8 @@ func (pt *partition) handle(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	seq := meta.Sequence.Stream
-	if admit, err := pt.resume.Admit(ctx, meta); !admit || err != nil {
-		if err != nil {
-			pt.log.Warn("a delivery of the partition consumer was lost on its way; it is sent again in order", "error", err)
-		}
-		if !admit {
-			return // sent again after the reset, in order
-		}
+	if !admitted(ctx, pt.resume, meta, pt.log) {
+		return // sent again after the reset, in order
 	}
 	if pt.held.Add(seq, m) {
 		return // a redelivery of an event still being delivered: only its handle is renewed

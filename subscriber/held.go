@@ -111,6 +111,19 @@ func (h *HeldSet) KeepAlive(ctx context.Context, every time.Duration) {
 	}
 }
 
+// StartKeepAlive runs KeepAlive in a goroutine of its own until the returned stop is called;
+// stop waits for it to end and may be called more than once. Unlike a KeepAlive on the run's
+// context, it outlives a cancelled run, so held messages stay alive until they are handed back.
+func (h *HeldSet) StartKeepAlive(every time.Duration) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.KeepAlive(ctx, every)
+	}()
+	return func() { cancel(); <-done }
+}
+
 // HandBack naks every held message so it is redelivered at once to whoever pulls next. The
 // server queues naked messages for redelivery in the order it receives the naks, so they go
 // in stream order.
