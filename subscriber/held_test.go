@@ -11,33 +11,50 @@ import (
 	"github.com/roomhook/roomhook/internal/natstest"
 )
 
+// testStream is the stream newTestConsumer makes.
+const testStream = "TEST"
+
+// newTestConsumer starts a server of its own with a stream of n messages (retention as given)
+// and a durable explicit-ack consumer "c" on it with the given ack wait; publish adds more.
+func newTestConsumer(t *testing.T, retention jetstream.RetentionPolicy, n int, ackWait time.Duration) (jetstream.JetStream, jetstream.Consumer, func(n int)) {
+	t.Helper()
+	ns := natstest.NewServer(t)
+	_, js := natstest.Connect(t, ns.ClientURL())
+	ctx := context.Background()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: testStream, Subjects: []string{"test.>"}, Retention: retention}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			if _, err := js.Publish(ctx, "test.x", nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(n)
+	cons, err := js.CreateOrUpdateConsumer(ctx, testStream, jetstream.ConsumerConfig{
+		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: -1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js, cons, publish
+}
+
 // TestKeepAliveMarksOnlyLongHeldMessages: a message held past its ack wait is not redelivered,
 // since KeepAlive marks it in progress; one settled within half a keep-alive interval of being
 // pulled, as most are, is never marked, so a busy consumer does not add to its
 // acknowledgement traffic. (Marking every held message at every tick, eight messages each
 // held for 45% of an interval would see a tick all but certainly: 99%.)
 func TestKeepAliveMarksOnlyLongHeldMessages(t *testing.T) {
-	ns := natstest.NewServer(t)
-	nc, js := natstest.Connect(t, ns.ClientURL())
 	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "HELD", Subjects: []string{"held.>"}}); err != nil {
-		t.Fatal(err)
-	}
 	const short = 8
-	for i := 0; i < 1+short; i++ {
-		if _, err := js.Publish(ctx, "held.x", nil); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const ackWait = 600 * time.Millisecond
-	cons, err := js.CreateOrUpdateConsumer(ctx, "HELD", jetstream.ConsumerConfig{
-		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: ackWait, MaxDeliver: -1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cons, _ := newTestConsumer(t, jetstream.LimitsPolicy, 1+short, ackWait)
+	nc := js.Conn()
 	marks := make(chan *nats.Msg, 64)
-	if _, err := nc.ChanSubscribe("$JS.ACK.HELD.>", marks); err != nil {
+	if _, err := nc.ChanSubscribe("$JS.ACK."+testStream+".>", marks); err != nil {
 		t.Fatal(err)
 	}
 	if err := nc.Flush(); err != nil {

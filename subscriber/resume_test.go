@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/roomhook/roomhook/internal/natstest"
 )
 
 // resumeWorker is a consumer's worker written as the first core's was: its callback reads
@@ -58,24 +56,9 @@ func (w *resumeWorker) callback(ctx context.Context, queued chan<- uint64) func(
 // run never queues sequence 3.
 func TestResumeOfAnEarlierRunCannotFireIntoTheNextRun(t *testing.T) {
 	// The gate is what servers before 2.14 get; newer ones are reset (TestResumeResetsToTheAckFloor).
-	ns := natstest.NewServer(t)
-	_, js := natstest.Connect(t, ns.ClientURL())
 	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESUME", Subjects: []string{"resume.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 3; i++ {
-		if _, err := js.Publish(ctx, "resume.x", []byte{byte(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const takeover = 2 * time.Second // ack wait 500 ms; the release timer fires after 2 s
-	cons, err := js.CreateOrUpdateConsumer(ctx, "RESUME", jetstream.ConsumerConfig{
-		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait(takeover), MaxDeliver: -1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cons, _ := newTestConsumer(t, jetstream.LimitsPolicy, 3, AckWait(takeover))
 	fetch := func(n int) []jetstream.Msg {
 		t.Helper()
 		b, err := cons.Fetch(n, jetstream.FetchMaxWait(2*time.Second))
@@ -165,24 +148,9 @@ func TestResumeOfAnEarlierRunCannotFireIntoTheNextRun(t *testing.T) {
 // Consume callback still running while the run ends) reaches nobody, and the gate holds
 // nothing.
 func TestResumeStopPassesNothingOn(t *testing.T) {
-	ns := natstest.NewServer(t)
-	_, js := natstest.Connect(t, ns.ClientURL())
 	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESUME", Subjects: []string{"resume.>"}}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 2; i++ {
-		if _, err := js.Publish(ctx, "resume.x", []byte{byte(i)}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const takeover = 2 * time.Second
-	cons, err := js.CreateOrUpdateConsumer(ctx, "RESUME", jetstream.ConsumerConfig{
-		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait(takeover), MaxDeliver: -1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cons, _ := newTestConsumer(t, jetstream.LimitsPolicy, 2, AckWait(takeover))
 	b, err := cons.Fetch(2, jetstream.FetchMaxWait(2*time.Second))
 	if err != nil {
 		t.Fatal(err)
@@ -219,32 +187,12 @@ func TestResumeStopPassesNothingOn(t *testing.T) {
 // them again at once, in stream order, before anything newer, although a nak of the
 // predecessor (sent from its buffer on reconnect, say) puts one of them back first.
 func TestResumeResetsToTheAckFloor(t *testing.T) {
-	ns := natstest.NewServer(t)
-	_, js := natstest.Connect(t, ns.ClientURL())
 	ctx := context.Background()
-	if !CanResetConsumers(js.Conn()) {
-		t.Fatalf("the embedded server %s cannot reset consumers", js.Conn().ConnectedServerVersion())
-	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESUME", Subjects: []string{"resume.>"},
-		Retention: jetstream.WorkQueuePolicy}); err != nil {
-		t.Fatal(err)
-	}
-	publish := func(n int) {
-		t.Helper()
-		for i := 0; i < n; i++ {
-			if _, err := js.Publish(ctx, "resume.x", nil); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	publish(4)
 	// Ack waits far longer than the test: nothing here comes back because an ack wait ended.
 	const takeover = 2 * time.Minute
-	cons, err := js.CreateOrUpdateConsumer(ctx, "RESUME", jetstream.ConsumerConfig{
-		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait(takeover), MaxDeliver: -1,
-	})
-	if err != nil {
-		t.Fatal(err)
+	js, cons, publish := newTestConsumer(t, jetstream.WorkQueuePolicy, 4, AckWait(takeover))
+	if !CanResetConsumers(js.Conn()) {
+		t.Fatalf("the embedded server %s cannot reset consumers", js.Conn().ConnectedServerVersion())
 	}
 	// The previous owner took 1 to 4, settled 2, and handed back 4 (a late nak), and died
 	// holding 1 and 3.
@@ -308,28 +256,13 @@ func TestResumeResetsToTheAckFloor(t *testing.T) {
 // run gets the lost event at once and in stream order, instead of after its ack wait behind
 // newer ones.
 func TestAdmitResetsOnALostDelivery(t *testing.T) {
-	ns := natstest.NewServer(t)
-	_, js := natstest.Connect(t, ns.ClientURL())
 	ctx := context.Background()
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RESUME", Subjects: []string{"resume.>"},
-		Retention: jetstream.WorkQueuePolicy}); err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 3; i++ {
-		if _, err := js.Publish(ctx, "resume.x", nil); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const takeover = 2 * time.Minute // ack waits far longer than the test
-	cons, err := js.CreateOrUpdateConsumer(ctx, "RESUME", jetstream.ConsumerConfig{
-		Durable: "c", AckPolicy: jetstream.AckExplicitPolicy, AckWait: AckWait(takeover), MaxDeliver: -1,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	js, cons, _ := newTestConsumer(t, jetstream.WorkQueuePolicy, 3, AckWait(takeover))
 	admitted := make(chan uint64, 16)
 	lost := make(chan error, 4)
 	var r *Resume
+	var err error
 	r, err = ResumeInOrder(ctx, js, cons, takeover, func(m jetstream.Msg) {
 		meta, err := m.Metadata()
 		if err != nil {
