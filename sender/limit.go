@@ -84,28 +84,32 @@ func (l *connLimiter) acquire(ctx context.Context, key hostKey) (*hostSlots, err
 	h.refs++
 	l.mu.Unlock()
 
-	select {
-	case h.sem <- struct{}{}:
-	default:
-		select {
-		case h.sem <- struct{}{}:
-		case <-ctx.Done():
-			l.unref(key, h)
-			return nil, ctx.Err()
-		}
+	if err := take(ctx, h.sem); err != nil {
+		l.unref(key, h)
+		return nil, err
 	}
-	select {
-	case l.total <- struct{}{}:
-	default:
-		select {
-		case l.total <- struct{}{}:
-		case <-ctx.Done():
-			<-h.sem
-			l.unref(key, h)
-			return nil, ctx.Err()
-		}
+	if err := take(ctx, l.total); err != nil {
+		<-h.sem
+		l.unref(key, h)
+		return nil, err
 	}
 	return h, nil
+}
+
+// take takes a slot of sem, waiting until one is free or ctx ends. A free slot is taken even
+// when ctx has ended meanwhile, as the select alone might not.
+func take(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // release gives back the slots acquire took for key.
