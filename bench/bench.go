@@ -103,6 +103,10 @@ type Options struct {
 	// Takeover is the replicas' takeover budget (default 10s, as roomhook's); shorter makes
 	// replicas share partitions sooner at the cost of more frequent lease and ack traffic.
 	Takeover time.Duration
+	// IdleCPUProfile, when set, is a file to write a CPU profile of the perroom scenario's
+	// idle window to (of its last run), to find what costs CPU while nothing is delivered.
+	// It cannot be combined with a profile of the whole run.
+	IdleCPUProfile string
 	// Progress gets a line per scenario run; nil discards them.
 	Progress io.Writer
 	// Log receives the replicas' logs; nil discards them.

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -204,7 +206,7 @@ func (b *bench) perRoomPhase(ctx context.Context, run int, withURLs bool) (perRo
 		b.notef("%s run %d: counting consumers: %v", what, run, peak.err)
 	}
 
-	if res.idleCPU, err = idleCPU(ctx, s.IdleFor); err != nil {
+	if res.idleCPU, err = idleCPU(ctx, s.IdleFor, b.opts.IdleCPUProfile); err != nil {
 		if ctx.Err() != nil {
 			return res, ctx.Err()
 		}
@@ -268,8 +270,20 @@ func (e *env) registerNewRooms(ctx context.Context, run, base string, route *rou
 	return tr, nil
 }
 
-// idleCPU is the CPU time this process uses over d, as % of one core.
-func idleCPU(ctx context.Context, d time.Duration) (float64, error) {
+// idleCPU is the CPU time this process uses over d, as % of one core. With a profile path it
+// also writes a CPU profile of those d there (each run overwrites the last).
+func idleCPU(ctx context.Context, d time.Duration, profile string) (float64, error) {
+	if profile != "" {
+		f, err := os.Create(profile)
+		if err != nil {
+			return 0, fmt.Errorf("idle CPU profile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return 0, fmt.Errorf("idle CPU profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	before, err := processCPU()
 	if err != nil {
 		return 0, err

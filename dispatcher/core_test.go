@@ -521,7 +521,7 @@ func TestCoreRetiresIdlePerRoomEndpoints(t *testing.T) {
 		}
 		return out
 	}
-	waitFor(t, 10*time.Second, "activity recorded for the per-room endpoints", func() bool {
+	waitFor(t, 20*time.Second, "activity recorded for the per-room endpoints", func() bool {
 		for _, id := range ids {
 			if len(healthKeys(id)) == 0 {
 				return false

@@ -240,7 +240,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer bg.Done()
-		d.activity.flushEvery(bgCtx, res.Health, d.cfg.ReplicaID, 2*time.Second)
+		d.activity.flushEvery(bgCtx, res.Health, d.cfg.ReplicaID)
 	}()
 	go func() {
 		defer bg.Done()

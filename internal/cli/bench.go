@@ -31,6 +31,7 @@ func Bench(ctx context.Context, args []string) error {
 	backlog := fs.Int("backlog", 0, "events queued in the backlog scenario (default 500000, 5000 with --quick)")
 	replicaProcess := fs.Bool("replica-process", true, "run the backlog replica as a child `roomhook serve` process so its own RSS is measured")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	idleProfile := fs.String("idle-cpuprofile", "", "write a CPU profile of the perroom scenario's idle window to this file (not with --cpuprofile)")
 	partitions := fs.Int("partitions", 0, "the replicas' ROOMHOOK_PARTITIONS (default 8)")
 	maxInFlight := fs.Int("max-in-flight", 0, "the replicas' ROOMHOOK_MAX_IN_FLIGHT (default 256)")
 	takeover := fs.Duration("takeover", 0, "the replicas' ROOMHOOK_TAKEOVER (default 10s, as roomhook's)")
@@ -43,6 +44,10 @@ func Bench(ctx context.Context, args []string) error {
 		opts.Sizes = bench.QuickSizes()
 	}
 	opts.Partitions, opts.MaxInFlight = *partitions, *maxInFlight
+	opts.IdleCPUProfile = *idleProfile
+	if *idleProfile != "" && *cpuProfile != "" {
+		return fmt.Errorf("bench: --idle-cpuprofile and --cpuprofile cannot be used together (one CPU profile at a time)")
+	}
 	if *takeover > 0 {
 		opts.Takeover = *takeover
 	}
