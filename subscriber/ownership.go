@@ -227,6 +227,10 @@ func (o *Ownership) step(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
+	// Leases first, all at once: the heartbeat and the listing below are two more round trips,
+	// and on a server saturated by deliveries one renewal after another took longer than the
+	// fence allows, which stopped every unit and repeated what it held.
+	renewed := o.renewAll(ctx)
 	now := time.Now()
 	rctx, cancel := o.request(ctx)
 	_, err := o.members.Put(rctx, o.id, []byte(now.UTC().Format(time.RFC3339Nano)))
@@ -243,7 +247,7 @@ func (o *Ownership) step(ctx context.Context) {
 		want := alive != nil && owner(alive, unit) == o.id
 		switch {
 		case h != nil:
-			changed = o.keep(ctx, unit, h, want, alive == nil) || changed
+			changed = o.keep(unit, h, renewed[unit], want, alive == nil) || changed
 		case want:
 			changed = o.acquire(ctx, unit) || changed
 		}
@@ -253,9 +257,48 @@ func (o *Ownership) step(ctx context.Context) {
 	}
 }
 
-// keep renews a held lease, restarts work that ended early, and hands the unit back when
-// another replica should own it. It reports whether the set of owned units changed.
-func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, unsure bool) bool {
+// renewal is the outcome of renewing one held lease.
+type renewal struct {
+	rev  uint64
+	err  error
+	sent time.Time // when the request left: the server stored it later, so the lease lives at least its TTL from here
+}
+
+// renewAll renews every held lease, the requests all on their way at once, and returns the
+// outcomes by unit.
+func (o *Ownership) renewAll(ctx context.Context) map[string]renewal {
+	o.mu.Lock()
+	revs := make(map[string]uint64, len(o.owned))
+	for unit, h := range o.owned {
+		revs[unit] = h.rev
+	}
+	o.mu.Unlock()
+	out := make(map[string]renewal, len(revs))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for unit, rev := range revs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rctx, cancel := o.request(ctx)
+			sent := time.Now()
+			next, err := o.leases.Update(rctx, leaseKey(unit), []byte(o.id), rev)
+			cancel()
+			mu.Lock()
+			out[unit] = renewal{rev: next, err: err, sent: sent}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// keep applies a held lease's renewal, restarts work that ended early, and hands the unit
+// back when another replica should own it. It reports whether the set of owned units changed.
+func (o *Ownership) keep(unit string, h *heldUnit, r renewal, want, unsure bool) bool {
+	if r.err == nil {
+		h.rev = r.rev // before anything drops the lease: a delete names the latest revision
+	}
 	select {
 	case <-h.done:
 		if h.releasing {
@@ -270,13 +313,11 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 		}
 	default:
 	}
-	rctx, cancel := o.request(ctx)
-	rev, err := o.leases.Update(rctx, leaseKey(unit), []byte(o.id), h.rev)
-	cancel()
+	err := r.err
 	if err == nil {
-		h.rev, h.lastRenew = rev, time.Now()
+		h.lastRenew = r.sent
 		if !h.fenced.Load() {
-			h.fence.Reset(fenceAfter(o.takeover))
+			h.fence.Reset(max(fenceAfter(o.takeover)-time.Since(r.sent), 0))
 		} else {
 			select {
 			case <-h.done:
@@ -310,6 +351,7 @@ func (o *Ownership) keep(ctx context.Context, unit string, h *heldUnit, want, un
 func (o *Ownership) acquire(ctx context.Context, unit string) bool {
 	ctx, cancel := o.request(ctx)
 	defer cancel()
+	sent := time.Now() // the lease lives at least its TTL from here (see renewal.sent)
 	rev, err := o.leases.Create(ctx, leaseKey(unit), []byte(o.id))
 	if IsConflict(err) {
 		// A lease left by an earlier run of this same replica id can be taken back at once.
@@ -317,13 +359,14 @@ func (o *Ownership) acquire(ctx context.Context, unit string) bool {
 		if gerr != nil || string(e.Value()) != o.id {
 			return false
 		}
+		sent = time.Now()
 		if rev, err = o.leases.Update(ctx, leaseKey(unit), []byte(o.id), e.Revision()); err != nil {
 			return false
 		}
 	} else if err != nil {
 		return false
 	}
-	h := &heldUnit{rev: rev, lastRenew: time.Now()}
+	h := &heldUnit{rev: rev, lastRenew: sent}
 	o.mu.Lock()
 	o.owned[unit] = h
 	o.mu.Unlock()
