@@ -15,6 +15,10 @@ import (
 	"github.com/roomhook/roomhook/sender"
 )
 
+// replicaContainerMemory is the container memory limit the child replica runs as if under:
+// the backlog scenario's memory target is that it fits there.
+const replicaContainerMemory = 256 << 20
+
 // replicaProcess is a replica running as `roomhook serve` in a child process, so that its
 // memory is its own.
 type replicaProcess struct {
@@ -71,10 +75,14 @@ func (e *env) startReplicaProcess(ctx context.Context, id string, urls []string,
 		"ROOMHOOK_LOG_LEVEL=error",
 	}
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "ROOMHOOK_") {
+		if !strings.HasPrefix(kv, "ROOMHOOK_") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
 			env = append(env, kv)
 		}
 	}
+	// The soft memory limit roomhook gives itself in a container limited to
+	// replicaContainerMemory (90% of it, see internal/server's memoryLimitShare): the benchmark
+	// cannot put the child in a cgroup, so it passes the limit the way an operator could.
+	env = append(env, fmt.Sprintf("GOMEMLIMIT=%d", replicaContainerMemory/10*9))
 	cmd := exec.Command(e.opts.ReplicaCommand[0], e.opts.ReplicaCommand[1:]...)
 	cmd.Env = env
 	p := &replicaProcess{cmd: cmd, stderr: &lockedBuffer{}, exited: make(chan struct{})}

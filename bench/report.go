@@ -72,7 +72,7 @@ func rowSpecs(o Options) []rowSpec {
 	s := o.Sizes
 	memory := "peak Go heap in use, whole bench process (MB)"
 	if len(o.ReplicaCommand) > 0 {
-		memory = "peak RSS of the replica process (MB)"
+		memory = "peak RSS of the replica process (MB), run as in a 256 MiB container (GOMEMLIMIT 230 MiB, as roomhook sets itself there)"
 	}
 	return []rowSpec{
 		{figRaw, ScenarioRaw, fmt.Sprintf("signed POSTs/s, %d concurrent, no NATS", s.Rooms), "", nil, false},

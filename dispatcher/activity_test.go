@@ -71,4 +71,3 @@ func TestActivityWritesNewsAtOnceAndSuccessesWhenQuiet(t *testing.T) {
 		}
 	})
 }
-

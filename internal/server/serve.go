@@ -34,6 +34,7 @@ import (
 // returns, except a dispatcher that overran the grace: the process is about to exit, and JetStream
 // redelivers what it held.
 func Serve(ctx context.Context, c Config, log *slog.Logger, version string) error {
+	applyMemoryLimit(log, os.DirFS("/"), os.Getenv("GOMEMLIMIT"))
 	creds, dev := c.Credentials()
 	natsURL := c.NATSURL
 	if natsURL == "" {
