@@ -48,10 +48,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	endToEndBuckets := []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 3600, 3 * 3600, 12 * 3600}
 	m := &Metrics{
 		EventsConsumed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "roomhook_events_consumed_total", Help: "Valid events read from the events stream and routed to their endpoints, by event name (unknown names as \"other\"). Invalid events are counted in roomhook_invalid_events_total instead.",
+			Name: "roomhook_events_consumed_total", Help: "Valid events read from the partition stream (the server's copy of the events stream) and fanned out to their endpoints, by event name (unknown names as \"other\"). Invalid events are counted in roomhook_invalid_events_total instead.",
 		}, []string{"event"}),
 		InvalidEvents: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "roomhook_invalid_events_total", Help: "Events dead-lettered with reason invalid: undecodable, without a room, room differing from the subject's, or too big.",
+			Name: "roomhook_invalid_events_total", Help: "Events dead-lettered with reason invalid: undecodable, without a room, room or event name differing from the subject's, webhook_urls on an event other than room_created, or too big.",
 		}),
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "roomhook_deliveries_total", Help: "HTTP delivery attempts by endpoint, outcome (delivered, retry, reject, gone) and status class (2xx, 3xx, 4xx, 5xx, or error when no response arrived).",
@@ -72,28 +72,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "roomhook_in_flight", Help: "HTTP attempts in progress on this replica.",
 		}, []string{"endpoint"}),
 		Held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "roomhook_held_deliveries", Help: "Deliveries this replica has pulled and not yet settled.",
+			Name: "roomhook_held_deliveries", Help: "Deliveries this replica holds in memory and has not yet settled: those of the partition messages it has read (a partition holds at most max(1024, 8*ROOMHOOK_MAX_IN_FLIGHT) messages) and those its spill drainers have pulled (at most ROOMHOOK_MAX_IN_FLIGHT per spill queue).",
 		}, []string{"endpoint"}),
 		Backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "roomhook_backlog", Help: "Deliveries waiting in the deliver stream (pending and held) for the partitions this replica owns; sum over replicas.",
+			Name: "roomhook_backlog", Help: "Deliveries not yet settled for the partitions this replica owns: those held in memory plus those in spill queues (roomhook_spilled_backlog); sum over replicas.",
 		}, []string{"endpoint"}),
 		BreakersOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "roomhook_breakers_open", Help: "Endpoints whose circuit breaker is open or half-open, as this replica sees the shared state (take max over replicas, not sum).",
 		}, []string{"endpoint"}),
 		UnitsOwned: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "roomhook_units_owned", Help: "Units of work this replica owns (partitions).",
+			Name: "roomhook_units_owned", Help: "Partition leases this replica holds (units p0..pN-1); summed over replicas it is ROOMHOOK_PARTITIONS once ownership has settled.",
 		}),
 		OldestUndelivered: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "roomhook_oldest_undelivered_seconds", Help: "Age of the oldest delivery not yet settled (delivered or dead-lettered), per endpoint, over the partitions this replica owns; 0 when nothing waits. Take max over replicas.",
+			Name: "roomhook_oldest_undelivered_seconds", Help: "Age of the oldest delivery not yet settled (delivered or dead-lettered), in memory or in a spill queue, per endpoint, over the partitions this replica owns; 0 when nothing waits. Take max over replicas.",
 		}, []string{"endpoint"}),
 		Spilled: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "roomhook_spilled_backlog", Help: "Deliveries waiting in spill queues (the durable queues of slow or failing endpoints) for the partitions this replica owns; sum over replicas.",
+			Name: "roomhook_spilled_backlog", Help: "Deliveries waiting in spill queues (the durable queues of slow, failing or paused endpoints) for the partitions this replica owns, sampled while a queue drains; sum over replicas.",
 		}, []string{"endpoint"}),
 		PartitionsOwned: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "roomhook_partitions_owned", Help: "Partitions this replica delivers now.",
 		}),
 		Consumers: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "roomhook_consumers", Help: "JetStream consumers this replica runs, by kind (partition, spill).",
+			Name: "roomhook_consumers", Help: "JetStream consumers this replica runs, by kind: partition (one per owned partition), spill (one per spill queue being drained, at most ROOMHOOK_MAX_DRAINING).",
 		}, []string{"kind"}),
 		RoomURLsIgnored: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "roomhook_room_urls_ignored_total", Help: "Per-room webhook URLs ignored at room_created, by reason (invalid, too_long, too_many, forbidden_scheme).",
