@@ -96,7 +96,7 @@ func Rows() []Row {
 				Description: "Age of the oldest delivery not yet settled, per endpoint (max over replicas). The number to alert on: it grows while an endpoint is down.",
 				Queries:     []Query{{Expr: "topk(" + topK + ", max by (endpoint) (" + m("roomhook_oldest_undelivered_seconds") + "))", Legend: "{{endpoint}}"}}},
 			{Title: "Backlog (top " + topK + ")", Kind: TimeSeries, Width: 12, Unit: "short",
-				Description: "Deliveries waiting per endpoint, in the partitions' consumers and in spill queues (summed over replicas).",
+				Description: "Deliveries not yet settled per endpoint, summed over replicas: waiting is all of them, held in the partitions' memory or in spill queues; spilled is the part in spill queues (slow, failing or paused endpoints).",
 				Queries: []Query{
 					{Expr: "topk(" + topK + ", sum by (endpoint) (" + m("roomhook_backlog") + "))", Legend: "{{endpoint}} waiting"},
 					{Expr: "topk(" + topK + ", sum by (endpoint) (" + m("roomhook_spilled_backlog") + "))", Legend: "{{endpoint}} spilled"},
