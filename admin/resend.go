@@ -32,7 +32,7 @@ import (
 // were stored. The body is rendered as the dispatcher renders it (schema.MarshalBody with the
 // stream fallbacks for id and created_at), so the receiver gets the same id and bytes again.
 //
-// Which events the endpoint gets is what the router would have sent it: a global endpoint
+// Which events the endpoint gets is what a partition's owner sends it: a global endpoint
 // every event its event filter takes; a per-room endpoint only the events of rooms whose
 // room_created registered its URL, from that room_created on (a resend must not send one
 // room's events to a URL another room gave). The registrations come from the rooms bucket and,
@@ -213,7 +213,7 @@ func (s *Service) checkResend(ctx context.Context, r ResendRequest) (resendPlan,
 	}
 	switch {
 	case p.rec.Disabled:
-		// Its worker would dead-letter every resent event at once.
+		// The drainer of its spill queue would dead-letter every resent event at once.
 		return p, badRequest("endpoint %s (%s) is disabled (%s): resume it first (roomhook endpoints resume %s)",
 			id, RedactURL(p.rec.URL), orNone(p.rec.Reason), id)
 	case s.cfg.Delivers != nil && !s.cfg.Delivers(id):
@@ -405,9 +405,9 @@ func compareSeq(g registration, seq uint64) int { return cmp.Compare(g.seq, seq)
 
 // registrations finds which rooms registered the per-room endpoint p names, and from which
 // room_created on: every room_created still in the stream up to lastSeq whose webhook_urls
-// name its URL, corrected by the rooms bucket, which holds what the router really registered
-// (it refuses URLs past ROOMHOOK_MAX_ROOM_URLS or ROOMHOOK_MAX_ROOM_ENDPOINTS) for the rooms
-// it has not forgotten.
+// name its URL, corrected by the rooms bucket, which holds what the partitions' owners really
+// registered (they refuse URLs past ROOMHOOK_MAX_ROOM_URLS or ROOMHOOK_MAX_ROOM_ENDPOINTS) for
+// the rooms they have not forgotten.
 func (s *Service) registrations(ctx context.Context, st jetstream.Stream, p resendPlan, lastSeq uint64) (registrations, error) {
 	regs := registrations{}
 	room := "*"

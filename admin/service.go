@@ -29,9 +29,10 @@ type Config struct {
 	// included); 0 means DefaultRequestTimeout.
 	RequestTimeout time.Duration
 	// Delivers reports whether the replicas deliver to an endpoint (the dispatcher's
-	// Directory knows it). A replay to an endpoint they do not deliver to, such as a global
-	// endpoint since removed from the configuration, would wait in the deliver stream forever,
-	// so it is skipped. nil: every endpoint in the endpoints bucket counts as delivered to.
+	// Directory knows it). A replay or resend to an endpoint they do not deliver to, such as a
+	// global endpoint since removed from the configuration, would only be dead-lettered again
+	// (gone) by the drainer of its spill queue, so it is skipped. nil: every endpoint in the
+	// endpoints bucket counts as delivered to.
 	Delivers func(endpointID string) bool
 	// EventFilter returns the event filter the replicas apply to an endpoint (a global
 	// endpoint's comes from the configuration, which only the replicas hold), so that a

@@ -121,11 +121,14 @@ type Status struct {
 // EndpointStatus is one endpoint's backlog and health.
 type EndpointStatus struct {
 	Endpoint
-	// Backlog is every delivery queued and not settled: the deliver consumers' pending plus
-	// ack-pending counts summed over partitions.
+	// Backlog is what the endpoint's spill queues hold, summed over partitions: every
+	// delivery spilled (or queued by a replay or resend) and not yet settled, those in flight
+	// included. A healthy endpoint's deliveries are only in a replica's memory, for moments,
+	// and are not counted.
 	Backlog uint64 `json:"backlog"`
-	// InFlight counts the deliveries replicas have pulled and not settled (being attempted,
-	// waiting for a retry, or held while the endpoint is paused).
+	// InFlight is the part of Backlog that the drainers of the endpoint's spill queues have
+	// pulled and not settled, their consumers' ack-pending counts (being attempted, waiting
+	// for a retry, or held while the endpoint is paused).
 	InFlight    uint64 `json:"in_flight"`
 	DeadLetters uint64 `json:"dead_letters"` // stored for this endpoint
 	// The latest success and failed attempt any replica recorded (replicas write what they

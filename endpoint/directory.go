@@ -31,7 +31,7 @@ type Record struct {
 	Updated    time.Time `json:"updated"`
 }
 
-// View is an endpoint with its shared state, as workers and the router see it.
+// View is an endpoint with its shared state, as partitions and spill drainers see it.
 type View struct {
 	Endpoint
 	Disabled   bool
@@ -52,8 +52,9 @@ var ErrNotFound = errors.New("endpoint not found")
 const RegisteredRefresh = time.Minute
 
 // Directory is the set of endpoints every replica knows: the global ones of the configuration
-// and the per-room ones registered by the router, with the state they share through a
-// key-value bucket. Replicas learn new endpoints and state changes by watching the bucket.
+// and the per-room ones registered by the partitions' owners, with the state they share
+// through a key-value bucket. Replicas learn new endpoints and state changes by watching the
+// bucket.
 type Directory struct {
 	kv         jetstream.KeyValue
 	defaults   signature.Credentials
@@ -333,7 +334,7 @@ func (d *Directory) Snapshot() ([]View, <-chan struct{}) {
 	return out, d.changed
 }
 
-// Globals lists the configured global endpoints. The router asks for them for every event,
+// Globals lists the configured global endpoints. Every partition asks for them for every event,
 // so the list is kept ready rather than built from all endpoints each time; callers must not
 // change it.
 func (d *Directory) Globals() []View {

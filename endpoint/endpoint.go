@@ -25,7 +25,7 @@ type Endpoint struct {
 	Credentials     signature.Credentials // API key/secret used to sign for this endpoint
 	StandardSecrets []string              // whsec_ secrets, several during rotation
 	Filter          EventFilter           // which events this endpoint receives
-	Paused          bool                  // no deliveries while set (an operator's pause); the backlog waits in the deliver stream
+	Paused          bool                  // no deliveries while set (an operator's pause); the backlog waits in its spill queues
 	Global          bool                  // from configuration, as opposed to registered per room
 }
 

@@ -44,7 +44,7 @@ type Registry struct {
 	scanned  bool // the first Sweep has read the bucket
 }
 
-// maxCachedRooms bounds the router's cache; past it the cache starts over from the bucket.
+// maxCachedRooms bounds a partition's cache; past it the cache starts over from the bucket.
 const maxCachedRooms = 100_000
 
 // New returns partition's registry over kv; grace is how long after room_finished a
@@ -64,7 +64,8 @@ func legacyKey(room string) string {
 	return "r" + base64.RawURLEncoding.EncodeToString([]byte(room))
 }
 
-// Reset drops the cache; the router calls it when it (re)starts.
+// Reset drops the cache; the next reads start over from the bucket. A partition's owner makes
+// a new Registry each time it starts the partition, and load resets a full cache.
 func (r *Registry) Reset() { r.cache = map[string]*Record{} }
 
 func (r *Registry) load(ctx context.Context, room string) (*Record, error) {

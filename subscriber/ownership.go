@@ -34,7 +34,7 @@ func KeepAliveEvery(takeover time.Duration) time.Duration { return AckWait(takeo
 // everything it held is settled or handed back.
 type Work func(ctx context.Context, unit string)
 
-// Ownership spreads units of work (partitions, the router) over the live replicas with
+// Ownership spreads units of work (the partitions) over the live replicas with
 // rendezvous hashing, and makes sure a unit has at most one owner at a time with a lease per
 // unit in a key-value bucket. A joining replica takes its share after the current owner has
 // handed the unit back; a dead replica's share is taken when its leases expire.

@@ -15,8 +15,8 @@ const resendUsage = `roomhook resend --endpoint <id|url> --since <when> [--until
 
   Queues the events still in the events stream again for one endpoint, in stream order per
   room, with their original ids and bodies, through a running replica, and prints how many.
-  The endpoint gets what the router would have sent it: a global endpoint every event its
-  event filter takes; a per-room endpoint only the events of rooms that registered it.
+  The endpoint gets what roomhook sends it as events arrive: a global endpoint every event
+  its event filter takes; a per-room endpoint only the events of rooms that registered it.
   --since is required (RFC 3339 time, date, or a time ago such as 90m, 12h, 2d), and must not
   be before the oldest event the stream still holds: the answer says how far back it reaches.
   --dry-run counts without queueing. Running it again resends again; to retry a request that
