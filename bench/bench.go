@@ -44,7 +44,8 @@ type Sizes struct {
 	PerRoomEvents    int           // perroom: events in each phase (without and with per-room URLs)
 	IdleFor          time.Duration // perroom: how long idle CPU is measured once all is delivered
 	NewRoomSamples   int           // perroom: new rooms registered one at a time at idle
-	IsolationFor     time.Duration // isolation: each phase (alone, beside the bad endpoints)
+	IsolationFor     time.Duration // isolation: each latency phase (alone, beside the bad endpoints)
+	IsolationEvents  int           // isolation: events of each throughput phase
 	BacklogEvents    int           // backlog: events queued while the endpoint is down
 	ScaleOutEvents   int           // scaleout: events per phase
 	ScaleOutRooms    int           // scaleout: meetings at once (each room's events go one by one)
@@ -60,7 +61,7 @@ func FullSizes() Sizes {
 		LatencyRate: 1000, LatencyFor: 30 * time.Second,
 		FanOutEndpoints: 200, FanOutEvents: 2_000, FanOutRooms: 10,
 		PerRoomRooms: 10_000, PerRoomEvents: 50_000, IdleFor: 30 * time.Second, NewRoomSamples: 200,
-		IsolationFor:   20 * time.Second,
+		IsolationFor: 20 * time.Second, IsolationEvents: 20_000,
 		BacklogEvents:  500_000,
 		ScaleOutEvents: 30_000, ScaleOutRooms: 500, ScaleOutLatency: 20 * time.Millisecond, ScaleOutReplicas: 3,
 	}
@@ -75,7 +76,7 @@ func QuickSizes() Sizes {
 		LatencyRate: 1000, LatencyFor: 2 * time.Second,
 		FanOutEndpoints: 50, FanOutEvents: 120,
 		PerRoomRooms: 300, PerRoomEvents: 3_000, IdleFor: 3 * time.Second, NewRoomSamples: 50,
-		IsolationFor:   2 * time.Second,
+		IsolationFor: 2 * time.Second, IsolationEvents: 2_000,
 		BacklogEvents:  5_000,
 		ScaleOutEvents: 2_000, ScaleOutRooms: 200, ScaleOutLatency: 20 * time.Millisecond, ScaleOutReplicas: 3,
 	}
@@ -149,6 +150,8 @@ func (o *Options) fill() error {
 	case slices.Contains(o.Scenarios, ScenarioPerRoom) && (o.Sizes.PerRoomRooms < 1 || o.Sizes.PerRoomEvents < o.Sizes.PerRoomRooms ||
 		o.Sizes.NewRoomSamples < 1 || o.Sizes.IdleFor <= 0):
 		return fmt.Errorf("%w: the perroom scenario needs rooms, at least as many events, new-room samples and an idle time", ErrOptions)
+	case slices.Contains(o.Scenarios, ScenarioIsolation) && o.Sizes.IsolationEvents < 1:
+		return fmt.Errorf("%w: the isolation scenario needs events for its throughput phases", ErrOptions)
 	case o.Sizes.LatencyRate <= 0:
 		return fmt.Errorf("%w: latency rate must be positive", ErrOptions)
 	}

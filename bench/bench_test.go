@@ -17,7 +17,7 @@ func tinySizes() Sizes {
 		LatencyRate: 500, LatencyFor: 500 * time.Millisecond,
 		FanOutEndpoints: 5, FanOutEvents: 20,
 		PerRoomRooms: 50, PerRoomEvents: 300, IdleFor: time.Second, NewRoomSamples: 10,
-		IsolationFor:   500 * time.Millisecond,
+		IsolationFor: 500 * time.Millisecond, IsolationEvents: 300,
 		BacklogEvents:  500,
 		ScaleOutEvents: 300, ScaleOutRooms: 30, ScaleOutLatency: 5 * time.Millisecond, ScaleOutReplicas: 2,
 	}

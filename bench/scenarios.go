@@ -211,51 +211,70 @@ func (b *bench) throughput(ctx context.Context, run int) (map[string]float64, er
 	return map[string]float64{figThroughput: perSecond(s.ThroughputEvents, tr.lastReceipt().Sub(start)), figThroughputDups: dups}, nil
 }
 
-// latencyPhase publishes at the latency rate for d to a healthy endpoint, beside a dead and
-// a hanging one when bad is set, and returns the healthy endpoint's tracker and repeats.
+// latencyPhase publishes at the latency rate for d to a healthy endpoint, beside the bad
+// endpoints of the isolation scenario when bad is set, and returns the healthy endpoint's
+// tracker and repeats.
 func (b *bench) latencyPhase(ctx context.Context, name string, d time.Duration, bad bool) (*tracker, float64, error) {
+	s := b.opts.Sizes
+	tr, _, dups, err := b.healthyPhase(ctx, name, int(s.LatencyRate*d.Seconds()), s.LatencyRate, bad)
+	return tr, dups, err
+}
+
+// healthyPhase publishes events at rate (0: as fast as possible) to a healthy endpoint and,
+// when bad is set, to three bad ones for the same rooms: one down (connection refused), one
+// that accepts and never answers, and one that answers in 2 s. It waits for every delivery
+// at the healthy endpoint only, and returns its tracker, the time publishing started and its
+// repeats.
+func (b *bench) healthyPhase(ctx context.Context, name string, events int, rate float64, bad bool) (*tracker, time.Time, float64, error) {
 	e, err := b.newEnv()
 	if err != nil {
-		return nil, 0, err
+		return nil, time.Time{}, 0, err
 	}
 	defer e.close()
 	rc, route, base, err := e.newReceiver(0)
 	if err != nil {
-		return nil, 0, err
+		return nil, time.Time{}, 0, err
 	}
 	urls := []string{base + "/healthy"}
 	if bad {
 		dead, err := deadAddress()
 		if err != nil {
-			return nil, 0, err
+			return nil, time.Time{}, 0, err
 		}
 		hanging, err := e.serveHanging()
 		if err != nil {
-			return nil, 0, err
+			return nil, time.Time{}, 0, err
 		}
-		urls = append(urls, "http://"+dead+"/dead", hanging+"/hanging")
+		_, _, slow, err := e.newReceiver(slowAnswer)
+		if err != nil {
+			return nil, time.Time{}, 0, err
+		}
+		urls = append(urls, "http://"+dead+"/dead", hanging+"/hanging", slow+"/slow")
 	}
 	r, err := e.startReplica(name, endpoints(urls...), sender.DefaultRetrySchedule())
 	if err != nil {
-		return nil, 0, err
+		return nil, time.Time{}, 0, err
 	}
 	if err := e.waitOwned(ctx, []*replica{r}, 30*time.Second); err != nil {
-		return nil, 0, err
+		return nil, time.Time{}, 0, err
 	}
 	if err := e.warmUp(ctx, route, "warm"+name, 1); err != nil {
-		return nil, 0, err
+		return nil, time.Time{}, 0, err
 	}
 	s := b.opts.Sizes
-	events := int(s.LatencyRate * d.Seconds())
 	tr := route.follow(newTracker(name, true))
-	if _, err := e.publish(ctx, name, s.Rooms, s.Participants, events, s.LatencyRate, tr); err != nil {
-		return nil, 0, err
+	start, err := e.publish(ctx, name, s.Rooms, s.Participants, events, rate, tr)
+	if err != nil {
+		return nil, time.Time{}, 0, err
 	}
 	if err := tr.wait(ctx, int64(events), name); err != nil {
-		return nil, 0, err
+		return nil, time.Time{}, 0, err
 	}
-	return tr, b.checkReceiver(name, 0, rc), nil
+	return tr, start, b.checkReceiver(name, 0, rc), nil
 }
+
+// slowAnswer is how long the isolation scenario's slow endpoint takes to answer.
+const slowAnswer = 2 * time.Second
 
 func (b *bench) latency(ctx context.Context, run int) (map[string]float64, error) {
 	tr, dups, err := b.latencyPhase(ctx, runName("lat", run), b.opts.Sizes.LatencyFor, false)
@@ -275,9 +294,24 @@ func (b *bench) isolation(ctx context.Context, run int) (map[string]float64, err
 		return nil, err
 	}
 	a, bs := alone.percentileMS(99), beside.percentileMS(99)
-	figs := map[string]float64{figIsoAlone: a, figIsoBeside: bs, figIsoDups: dupsAlone + dupsBeside}
+	figs := map[string]float64{figIsoAlone: a, figIsoBeside: bs}
 	if a > 0 {
 		figs[figIsoRatio] = bs / a
+	}
+	// Throughput: the same comparison with events published as fast as possible.
+	n := b.opts.Sizes.IsolationEvents
+	rates := [2]float64{}
+	dups := dupsAlone + dupsBeside
+	for i, bad := range []bool{false, true} {
+		tr, start, d, err := b.healthyPhase(ctx, runName(fmt.Sprintf("isothr%d", i), run), n, 0, bad)
+		if err != nil {
+			return nil, err
+		}
+		rates[i], dups = perSecond(n, tr.lastReceipt().Sub(start)), dups+d
+	}
+	figs[figIsoRateAlone], figs[figIsoRateBeside], figs[figIsoDups] = rates[0], rates[1], dups
+	if rates[0] > 0 {
+		figs[figIsoRateRatio] = rates[1] / rates[0]
 	}
 	return figs, nil
 }

@@ -147,6 +147,7 @@ type receiver struct {
 	got    []received
 	status func(r received, n int) int // status to answer; n counts requests for this event id
 	tries  map[string]int
+	delay  time.Duration // how long each answer takes
 }
 
 func newReceiver(t testing.TB) *receiver {
@@ -168,6 +169,13 @@ func (rc *receiver) serve(w http.ResponseWriter, r *http.Request) {
 	evt, err := decodeBody(body)
 	if err != nil {
 		rc.t.Errorf("receiver: body is not JSON: %v", err)
+	}
+	if rc.delay > 0 {
+		select {
+		case <-time.After(rc.delay):
+		case <-r.Context().Done():
+			return
+		}
 	}
 	rec := received{Room: evt.Room.RoomID, Event: evt.Event, ID: evt.ID, Body: body, Header: r.Header.Clone(), At: time.Now()}
 	rc.mu.Lock()
