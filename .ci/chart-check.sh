@@ -4,7 +4,8 @@
 #   2. every rendered document decoded strictly into the Kubernetes API types (KEDA's and
 #      prometheus-operator's for the CRDs) and checked for consistency by .ci/chartcheck;
 #   3. every ROOMHOOK_* variable of internal/server/config.go set in the rendered default Deployment;
-#   4. every file in .ci/chartcheck/bad-values/ refused, with the message its "# expect:" line names.
+#   4. every file in .ci/chartcheck/bad-values/ refused, with the message its "# expect:" line names;
+#   5. with KEDA enabled, one trigger per partition on the partition stream and its consumers.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -61,6 +62,29 @@ render default "${required[@]}"
 for f in "$chart"/examples/*.yaml; do
   render "examples/$(basename "$f")" -f "$f"
 done
+
+# KEDA: one nats-jetstream trigger per partition, on roomhook's partition stream and each
+# partition's durable consumer (subscriber.Names.PartStream, PartConsumer), written out here
+# rather than derived, so that the chart and .ci/chartcheck cannot drift together. The v1 key
+# keda.consumer (the router, deleted by the upgrade) is still accepted, and ignored.
+keda=(--set keda.enabled=true --set keda.natsServerMonitoringEndpoint=nats.nats.svc:8222
+  --set config.region=eu-west-2 --set config.partitions=3 --set keda.consumer=roomhook_router)
+render keda-partitions "${required[@]}" "${keda[@]}"
+if helm template roomhook "$chart" --namespace roomhook --kube-version "${kube_versions[-1]}" "${required[@]}" "${keda[@]}" \
+  --show-only templates/scaledobject.yaml >"$work/keda.yaml" 2>"$work/keda.err"; then
+  got="$(sed -n 's/^ *\(stream\|consumer\): "\(.*\)"$/\1=\2/p' "$work/keda.yaml" | paste -sd' ')"
+  want="stream=ROOMHOOK_PART_EU_WEST_2 consumer=part_0 stream=ROOMHOOK_PART_EU_WEST_2 consumer=part_1 stream=ROOMHOOK_PART_EU_WEST_2 consumer=part_2"
+  if [[ "$got" == "$want" ]]; then
+    pass "KEDA: one trigger per partition (3) on ROOMHOOK_PART_EU_WEST_2, consumers part_0..part_2"
+  else
+    cat "$work/keda.yaml"; fail "KEDA triggers: got '$got', want '$want'"
+  fi
+  if grep -q roomhook_router "$work/keda.yaml"; then
+    fail "KEDA: the ScaledObject still names the v1 router consumer"
+  fi
+else
+  cat "$work/keda.err"; fail "helm template with keda enabled"
+fi
 
 # Every setting of internal/server/config.go must be mapped by the chart: grep the envconfig tags and look for
 # each variable in the default Deployment. This keeps the Config struct, the chart and the README's

@@ -106,8 +106,15 @@ spec:
       metadata:
         natsServerMonitoringEndpoint: "nats:8222"
         account: "$G"
-        stream: "ROOMHOOK_EVENTS_EU_WEST"
-        consumer: "roomhook_router"
+        stream: "ROOMHOOK_PART_EU_WEST"
+        consumer: "part_0"
+        lagThreshold: "100"
+    - type: nats-jetstream
+      metadata:
+        natsServerMonitoringEndpoint: "nats:8222"
+        account: "$G"
+        stream: "ROOMHOOK_PART_EU_WEST"
+        consumer: "part_1"
         lagThreshold: "100"
 `
 
@@ -126,8 +133,11 @@ spec:
       interval: 30s
 `
 
-// autoscaled is validManifest with the Deployment's replicas left to an autoscaler.
-var autoscaled = strings.Replace(validManifest, "  replicas: 2\n", "", 1)
+// autoscaled is validManifest with the Deployment's replicas left to an autoscaler, and two
+// partitions, which scaledObjectDoc has a trigger each for.
+var autoscaled = strings.Replace(strings.Replace(validManifest, "  replicas: 2\n", "", 1),
+	"            - name: ROOMHOOK_SHUTDOWN_GRACE\n",
+	"            - name: ROOMHOOK_PARTITIONS\n              value: \"2\"\n            - name: ROOMHOOK_SHUTDOWN_GRACE\n", 1)
 
 func TestManifestChecks(t *testing.T) {
 	tests := []struct {
@@ -144,8 +154,14 @@ func TestManifestChecks(t *testing.T) {
 		{"unknown kind", validManifest + "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n", "unexpected apiVersion/kind v1 Pod"},
 		{"unknown ScaledObject field", autoscaled + strings.Replace(scaledObjectDoc, "  minReplicaCount: 2", "  minReplicas: 2", 1), `unknown field "spec.minReplicas"`},
 		{"misspelt KEDA metadata", autoscaled + strings.Replace(scaledObjectDoc, "lagThreshold:", "lagTreshold:", 1), `no metadata key "lagTreshold"`},
-		{"KEDA stream of another region", autoscaled + strings.Replace(scaledObjectDoc, "ROOMHOOK_EVENTS_EU_WEST", "ROOMHOOK_EVENTS_US", 1), "events stream is ROOMHOOK_EVENTS_EU_WEST"},
+		{"KEDA stream of another region", autoscaled + strings.Replace(scaledObjectDoc, "ROOMHOOK_PART_EU_WEST", "ROOMHOOK_PART_US", 1), "partition stream is ROOMHOOK_PART_EU_WEST"},
+		{"KEDA on the events stream", autoscaled + strings.ReplaceAll(scaledObjectDoc, "ROOMHOOK_PART_EU_WEST", "ROOMHOOK_EVENTS_EU_WEST"), "partition stream is ROOMHOOK_PART_EU_WEST"},
+		{"KEDA on the first version's router", autoscaled + strings.Replace(scaledObjectDoc, `consumer: "part_1"`, `consumer: "roomhook_router"`, 1), "no trigger for partition 1"},
+		{"KEDA consumer of no partition", autoscaled + strings.Replace(scaledObjectDoc, `consumer: "part_1"`, `consumer: "roomhook_router"`, 1), `consumer "roomhook_router", which is no partition's consumer`},
+		{"KEDA partition twice", autoscaled + strings.Replace(scaledObjectDoc, `consumer: "part_1"`, `consumer: "part_0"`, 1), "2 triggers for consumer part_0"},
+		{"KEDA trigger missing for a partition", strings.Replace(autoscaled, `value: "2"`, `value: "3"`, 1) + scaledObjectDoc, "no trigger for partition 2 (consumer part_2); ROOMHOOK_PARTITIONS is 3"},
 		{"replicas with an autoscaler", validManifest + scaledObjectDoc, "sets replicas although an autoscaler owns the count"},
+		{"KEDA without ROOMHOOK_PARTITIONS: partitions not checked", strings.Replace(validManifest, "  replicas: 2\n", "", 1) + scaledObjectDoc, ""},
 		{"unknown ServiceMonitor field", validManifest + strings.Replace(serviceMonitorDoc, "      path: /metrics", "      metricsPath: /metrics", 1), `unknown field "spec.endpoints[0].metricsPath"`},
 		{"ServiceMonitor on a port the Service lacks", validManifest + strings.Replace(serviceMonitorDoc, "    - port: http", "    - port: metrics", 1), "scrapes a port that Service rh does not name"},
 		{"selector does not match pods", strings.Replace(validManifest, "      app.kubernetes.io/name: roomhook\n  template", "      app.kubernetes.io/name: other\n  template", 1), "selector does not match"},

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -273,6 +275,10 @@ func checkService(p *problems, m *manifest, s *corev1.Service) {
 	}
 }
 
+// checkScaledObject checks a KEDA ScaledObject: its target is the chart's Deployment, and it
+// has one nats-jetstream trigger per partition, on the region's partition stream
+// ROOMHOOK_PART_<REGION> and the partition's durable consumer part_<p> (roomhook's
+// subscriber.Names.PartStream and PartConsumer), p = 0 .. ROOMHOOK_PARTITIONS-1.
 func checkScaledObject(p *problems, m *manifest, so *scaledObject) {
 	name := "ScaledObject " + so.Name
 	ref := so.Spec.ScaleTargetRef
@@ -280,6 +286,21 @@ func checkScaledObject(p *problems, m *manifest, so *scaledObject) {
 	if len(so.Spec.Triggers) == 0 {
 		p.addf("%s: no triggers", name)
 	}
+	var region, stream string
+	partitions := -1
+	if len(m.deployments) == 1 {
+		c := m.deployments[0].Spec.Template.Spec.Containers[0]
+		var ok bool
+		if region, ok = envValue(c, "ROOMHOOK_REGION"); ok {
+			stream = "ROOMHOOK_PART_" + strings.ToUpper(strings.ReplaceAll(region, "-", "_"))
+		}
+		if v, ok := envValue(c, "ROOMHOOK_PARTITIONS"); ok {
+			if n, err := strconv.Atoi(v); err == nil && n > 0 {
+				partitions = n
+			}
+		}
+	}
+	consumers := map[string]int{}
 	for _, t := range so.Spec.Triggers {
 		if t.Type != "nats-jetstream" {
 			p.addf("%s: trigger type %q, want nats-jetstream", name, t.Type)
@@ -295,14 +316,27 @@ func checkScaledObject(p *problems, m *manifest, so *scaledObject) {
 				p.addf("%s: nats-jetstream metadata %s is empty", name, k)
 			}
 		}
-		if len(m.deployments) == 1 {
-			if region, ok := envValue(m.deployments[0].Spec.Template.Spec.Containers[0], "ROOMHOOK_REGION"); ok {
-				want := "ROOMHOOK_EVENTS_" + strings.ToUpper(strings.ReplaceAll(region, "-", "_"))
-				if t.Metadata["stream"] != want {
-					p.addf("%s: stream %q, but region %q's events stream is %s", name, t.Metadata["stream"], region, want)
-				}
-			}
+		if stream != "" && t.Metadata["stream"] != stream {
+			p.addf("%s: stream %q, but region %q's partition stream is %s", name, t.Metadata["stream"], region, stream)
 		}
+		consumers[t.Metadata["consumer"]]++
+	}
+	if partitions < 0 {
+		return
+	}
+	for i := range partitions {
+		c := fmt.Sprintf("part_%d", i)
+		switch n := consumers[c]; n {
+		case 0:
+			p.addf("%s: no trigger for partition %d (consumer %s); ROOMHOOK_PARTITIONS is %d", name, i, c, partitions)
+		case 1:
+		default:
+			p.addf("%s: %d triggers for consumer %s; want one per partition", name, n, c)
+		}
+		delete(consumers, c)
+	}
+	for _, c := range slices.Sorted(maps.Keys(consumers)) {
+		p.addf("%s: trigger on consumer %q, which is no partition's consumer (part_0 .. part_%d)", name, c, partitions-1)
 	}
 }
 

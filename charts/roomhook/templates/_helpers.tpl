@@ -77,6 +77,15 @@ upper case, "-" → "_".
 {{- end }}
 
 {{/*
+The partition stream roomhook copies the events stream into, as subscriber.Names.PartStream
+names it: ROOMHOOK_PART_<REGION>, upper case, "-" → "_". Partition p's durable consumer on it
+is part_<p> (subscriber.Names.PartConsumer).
+*/}}
+{{- define "roomhook.partStream" -}}
+{{- printf "ROOMHOOK_PART_%s" (.Values.config.region | upper | replace "-" "_") }}
+{{- end }}
+
+{{/*
 The container port: the port of config.httpAddr (":8080" → 8080), so the probes, the Service
 and the listener cannot disagree.
 */}}
@@ -175,9 +184,6 @@ Checks that the schema cannot express; each failure says what to change.
 {{- if .Values.keda.enabled }}
 {{- if not .Values.keda.natsServerMonitoringEndpoint }}
 {{- fail "keda.enabled needs keda.natsServerMonitoringEndpoint: the NATS monitoring host:port, e.g. nats.nats.svc:8222." }}
-{{- end }}
-{{- if not .Values.keda.consumer }}
-{{- fail "keda.enabled needs keda.consumer: the durable consumer whose lag drives scaling." }}
 {{- end }}
 {{- if gt (int64 .Values.keda.minReplicas) (int64 .Values.keda.maxReplicas) }}
 {{- fail "keda.minReplicas is greater than keda.maxReplicas." }}
