@@ -300,7 +300,7 @@ func (s *Service) dlqReplay(ctx context.Context, req micro.Request) (any, error)
 			skip(dl.Sequence, "endpoint "+dl.EndpointID+" is not configured on the replicas any more")
 			continue
 		case rec.Disabled:
-			// Its worker would dead-letter it again at once.
+			// The drainer of its spill queue would dead-letter it again at once.
 			skip(dl.Sequence, "endpoint "+dl.EndpointID+" is disabled ("+rec.Reason+"): resume it first")
 			continue
 		}

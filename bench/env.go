@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -174,31 +175,39 @@ func (e *env) startReplica(id string, eps []endpoint.Endpoint, retry sender.Retr
 	return r, nil
 }
 
-// waitOwned waits until the replicas between them own every partition and each owns at least one, the same for two checks in a row.
+// waitOwned waits until the replicas between them own every partition, each at least one,
+// and no replica's set has changed for two ownership ticks (takeover/5 each): a replica that
+// has joined is seen by the others at their next tick, which then hand its share over, so a
+// shorter quiet spell can fall between two handovers and the measurement would start while
+// partitions still move.
 func (e *env) waitOwned(ctx context.Context, rs []*replica, timeout time.Duration) error {
 	units := e.opts.Partitions // one unit per partition
+	settle := 2*e.opts.Takeover/5 + 500*time.Millisecond
 	deadline := time.Now().Add(timeout)
-	stable := 0
+	var last []string
+	var since time.Time
 	for {
 		total, empty := 0, false
-		for _, r := range rs {
+		sets := make([]string, len(rs))
+		for i, r := range rs {
 			// Owned is safe to call only once Ready has reported true: Run sets up what
 			// Owned reads before it marks the dispatcher ready.
 			if !r.d.Ready() {
 				empty = true
 				continue
 			}
-			n := len(r.d.Owned())
-			total += n
-			empty = empty || n == 0
+			owned := r.d.Owned()
+			sets[i] = strings.Join(owned, ",")
+			total += len(owned)
+			empty = empty || len(owned) == 0
 		}
-		if total == units && !empty {
-			stable++
-			if stable == 2 {
-				return nil
-			}
-		} else {
-			stable = 0
+		switch {
+		case total != units || empty:
+			last = nil
+		case !slices.Equal(sets, last):
+			last, since = sets, time.Now()
+		case time.Since(since) >= settle:
+			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("replicas own %d of %d units after %s", total, units, timeout)

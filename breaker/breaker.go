@@ -151,12 +151,12 @@ func (b *Breakers) Current(id string) (Record, <-chan struct{}) {
 // retried, never waited on forever.
 const requestTimeout = 5 * time.Second
 
-// parkAfter is how far away the next probe of an open breaker must be for workers to hand
-// their deliveries back and stop pulling until then, rather than keep them alive.
+// parkAfter is how far away the next probe of an open breaker must be for a spill queue's
+// drainer to hand its deliveries back and stop pulling until then, rather than keep them alive.
 const parkAfter = 2 * time.Second
 
-// ShouldPark reports whether workers should let go of the endpoint's deliveries for now: its
-// breaker is open and the next probe is not due soon.
+// ShouldPark reports whether the endpoint's drainers should let go of its deliveries for now:
+// its breaker is open and the next probe is not due soon.
 func (rec Record) ShouldPark(now time.Time) bool {
 	return rec.State == Open && rec.ProbeAt.Sub(now) >= parkAfter
 }
