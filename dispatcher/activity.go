@@ -32,15 +32,13 @@ type activityBook struct {
 	flushing sync.Mutex
 	mu       sync.Mutex
 	recs     map[string]*breaker.ActivityRecord
-	dirty    map[string]bool      // changed since written; true: with news to show at once
-	written  map[string]time.Time // when each record was last written (or first seen)
-	quiet    time.Duration        // activityQuietEvery; shorter in tests
+	dirty    map[string]bool // changed since written; true: with news to show at once
+	quiet    time.Duration   // activityQuietEvery; shorter in tests
 }
 
 func newActivityBook() *activityBook {
 	return &activityBook{
-		recs: map[string]*breaker.ActivityRecord{}, dirty: map[string]bool{}, written: map[string]time.Time{},
-		quiet: activityQuietEvery,
+		recs: map[string]*breaker.ActivityRecord{}, dirty: map[string]bool{}, quiet: activityQuietEvery,
 	}
 }
 
@@ -48,10 +46,10 @@ func (a *activityBook) update(id string, urgent bool, f func(*breaker.ActivityRe
 	a.mu.Lock()
 	r := a.recs[id]
 	if r == nil {
-		r = &breaker.ActivityRecord{}
+		// Updated is when the record was last written; a new one counts as written now, so a
+		// new endpoint's first successes wait as later ones do.
+		r = &breaker.ActivityRecord{Updated: time.Now().UTC()}
 		a.recs[id] = r
-		// Counted as written now: a new endpoint's first successes wait as later ones do.
-		a.written[id] = time.Now()
 	}
 	f(r)
 	a.dirty[id] = a.dirty[id] || urgent
@@ -104,13 +102,12 @@ func (a *activityBook) due(all bool) map[string][]byte {
 	out := map[string][]byte{}
 	now := time.Now()
 	for id, urgent := range a.dirty {
-		if !all && !urgent && now.Sub(a.written[id]) < a.quiet {
+		r := a.recs[id]
+		if !all && !urgent && now.Sub(r.Updated) < a.quiet {
 			continue
 		}
-		r := a.recs[id]
 		r.Updated = now.UTC()
 		out[id], _ = json.Marshal(r)
-		a.written[id] = now
 		delete(a.dirty, id)
 	}
 	return out
@@ -150,6 +147,5 @@ func (a *activityBook) forget(id string) {
 	a.mu.Lock()
 	delete(a.recs, id)
 	delete(a.dirty, id)
-	delete(a.written, id)
 	a.mu.Unlock()
 }
