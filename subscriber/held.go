@@ -16,20 +16,7 @@ import (
 type HeldSet struct {
 	mu   sync.Mutex
 	msgs map[uint64]heldMsg
-
-	// Acknowledgements Release holds for up to ackDelay, to send with the others of that
-	// moment, and the timer that sends them.
-	acks     []jetstream.Msg
-	ackTimer *time.Timer
-	sending  sync.WaitGroup // timers set and not yet done sending
 }
-
-// ackDelay is how long Release may hold an acknowledgement. On a work-queue stream an
-// acknowledgement removes its message, and whenever that empties the stream, as it does
-// between most events once the consumer keeps up, the server replaces the stream's block file
-// (create, tombstone, delete): a fifth of its CPU per event in a profile of the throughput
-// benchmark. Sent together, the acknowledgements of one moment empty it once.
-const ackDelay = 2 * time.Millisecond
 
 // heldMsg is a held message and when the server last heard of it (delivered, or marked in
 // progress): a message settled within a keep-alive interval, as most are, is never marked.
@@ -137,12 +124,10 @@ func (h *HeldSet) StartKeepAlive(every time.Duration) (stop func()) {
 	return func() { cancel(); <-done }
 }
 
-// HandBack sends the acknowledgements Release still holds, then naks every held message so
-// it is redelivered at once to whoever pulls next. The
+// HandBack naks every held message so it is redelivered at once to whoever pulls next. The
 // server queues naked messages for redelivery in the order it receives the naks, so they go
 // in stream order.
 func (h *HeldSet) HandBack() int {
-	h.flushAcks()
 	h.mu.Lock()
 	msgs := h.msgs
 	h.msgs = map[uint64]heldMsg{}
@@ -160,45 +145,13 @@ func (h *HeldSet) HandBack() int {
 
 // Release acknowledges a message without waiting for the server's confirmation, and forgets
 // it. For messages whose loss of acknowledgement costs only a repeat: a message whose ack is
-// lost comes back after the ack wait and is acknowledged again. The acknowledgement goes out
-// within ackDelay, with the others released meanwhile; HandBack sends those still held first.
+// lost comes back after the ack wait and is acknowledged again.
 func (h *HeldSet) Release(seq uint64) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	hm, ok := h.msgs[seq]
-	if !ok {
-		return
-	}
 	delete(h.msgs, seq)
-	h.acks = append(h.acks, hm.m)
-	if len(h.acks) == 1 {
-		h.sending.Add(1)
-		h.ackTimer = time.AfterFunc(ackDelay, func() {
-			defer h.sending.Done()
-			h.sendAcks()
-		})
-	}
-}
-
-// sendAcks sends the acknowledgements Release holds.
-func (h *HeldSet) sendAcks() {
-	h.mu.Lock()
-	acks := h.acks
-	h.acks = nil
 	h.mu.Unlock()
-	for _, m := range acks {
-		_ = m.Ack()
+	if ok {
+		_ = hm.m.Ack()
 	}
-}
-
-// flushAcks sends the acknowledgements Release holds now, and waits for those being sent.
-func (h *HeldSet) flushAcks() {
-	h.mu.Lock()
-	if h.ackTimer != nil && h.ackTimer.Stop() {
-		h.sending.Done()
-	}
-	h.ackTimer = nil
-	h.mu.Unlock()
-	h.sendAcks()
-	h.sending.Wait()
 }

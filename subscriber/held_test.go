@@ -2,7 +2,6 @@ package subscriber
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -116,96 +115,5 @@ func TestKeepAliveMarksOnlyLongHeldMessages(t *testing.T) {
 		if n := progress[m.Reply()]; n != 0 {
 			t.Errorf("a message settled within half a keep-alive interval was marked in progress %d times", n)
 		}
-	}
-}
-
-// TestReleaseAcknowledgesSoonAndHandBackFirst: a released message's acknowledgement reaches
-// the server without anything more being called (it is only held for a moment, to go with the
-// others), and HandBack sends the ones still held before it hands the rest back: a released
-// message never comes back to the next owner.
-func TestReleaseAcknowledgesSoonAndHandBackFirst(t *testing.T) {
-	ctx := context.Background()
-	js, cons, _ := newTestConsumer(t, jetstream.WorkQueuePolicy, 10, time.Minute)
-	b, err := cons.Fetch(10, jetstream.FetchMaxWait(2*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	held := NewHeldSet()
-	var seqs []uint64
-	for m := range b.Messages() {
-		meta, err := m.Metadata()
-		if err != nil {
-			t.Fatal(err)
-		}
-		held.Add(meta.Sequence.Stream, m)
-		seqs = append(seqs, meta.Sequence.Stream)
-	}
-	if len(seqs) != 10 {
-		t.Fatalf("fetched %d messages, want 10", len(seqs))
-	}
-	st, err := js.Stream(ctx, testStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	msgs := func() uint64 {
-		t.Helper()
-		info, err := st.Info(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.State.Msgs
-	}
-	for _, seq := range seqs[:3] {
-		held.Release(seq)
-	}
-	deadline := time.Now().Add(5 * time.Second)
-	for msgs() != 7 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the stream holds %d messages 5 s after 3 of 10 were released, want 7", msgs())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	// Released just before the hand-back: their acknowledgements are still held, and are on
-	// the connection once HandBack returns, as a replica that exits next needs.
-	nc := js.Conn()
-	acks := make(chan *nats.Msg, 64)
-	if _, err := nc.ChanSubscribe("$JS.ACK."+testStream+".>", acks); err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	for _, seq := range seqs[3:6] {
-		held.Release(seq)
-	}
-	if n := held.HandBack(); n != 4 {
-		t.Errorf("handed back %d messages, want the 4 not released", n)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	sent := 0
-	for len(acks) > 0 {
-		if m := <-acks; string(m.Data) == "+ACK" {
-			sent++
-		}
-	}
-	if sent != 3 {
-		t.Errorf("%d acknowledgements sent when HandBack returned, want the 3 released before it", sent)
-	}
-	b, err = cons.Fetch(10, jetstream.FetchMaxWait(time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var again []uint64
-	for m := range b.Messages() {
-		meta, err := m.Metadata()
-		if err != nil {
-			t.Fatal(err)
-		}
-		again = append(again, meta.Sequence.Stream)
-	}
-	if fmt.Sprint(again) != fmt.Sprint(seqs[6:]) {
-		t.Errorf("after the hand-back the next owner gets %v, want only the 4 not released, %v", again, seqs[6:])
 	}
 }
