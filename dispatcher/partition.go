@@ -45,20 +45,20 @@ type partition struct {
 
 	lastPressure time.Time // when a route was last spilled because the window was nearly full
 
-	settled atomic.Uint64 // partition messages released
 	handled atomic.Uint64 // partition messages taken in
-	// worked counts direct attempts that came back and deliveries stored in spill queues.
-	// With the settled ones it is the stall watch's sign of progress: on saturated CPUs an
-	// event waits for the slowest of its endpoints, and a partition fanning out to 200 of
-	// them settled nothing for 10 s while its routes kept working, was started over and
-	// repeated what it held (13,000-33,000 repeats in 4 of 24 benchmark runs).
-	worked atomic.Uint64
+	// progress counts partition messages released, direct attempts that came back and
+	// deliveries stored in spill queues: the stall watch's sign of progress. Released messages
+	// alone were not enough: on saturated CPUs an event waits for the slowest of its
+	// endpoints, and a partition fanning out to 200 of them settled nothing for 10 s while its
+	// routes kept working, was started over and repeated what it held (13,000-33,000 repeats
+	// in 4 of 24 benchmark runs).
+	progress atomic.Uint64
 }
 
 // release acknowledges a settled partition message.
 func (pt *partition) release(seq uint64) {
 	pt.held.Release(seq)
-	pt.settled.Add(1)
+	pt.progress.Add(1)
 }
 
 // heldEvent counts the endpoints that have not yet settled or spilled one partition message.
@@ -205,7 +205,7 @@ loop:
 				pt.log.Warn("looking for spilled deliveries failed", "error", err)
 			}
 		case <-watchStall.C:
-			if stall.stalled(pt.held.Len() > 0, pt.settled.Load()+pt.worked.Load()) {
+			if stall.stalled(pt.held.Len() > 0, pt.progress.Load()) {
 				pt.log.Warn("partition holds events and has made no progress for a while (nothing settled, no attempt back); starting it over",
 					append([]any{"held", pt.held.Len(), "for", d.stallAfter().String()}, consumerState(ctx, cons)...)...)
 				stopped = fmt.Errorf("partition %d: %w for %s", p, errStalled, d.stallAfter())

@@ -228,7 +228,7 @@ func (r *route) runLane(room string, l *lane) {
 		r.mu.Unlock()
 
 		out, tried := r.attemptDirect(ctx, q)
-		r.pt.worked.Add(1)
+		r.pt.progress.Add(1)
 
 		r.mu.Lock()
 		l.inFlight = false
@@ -359,7 +359,7 @@ func (r *route) runWriter(stop <-chan struct{}) {
 			r.mu.Lock()
 			r.writing--
 			r.mu.Unlock()
-			r.pt.worked.Add(1)
+			r.pt.progress.Add(1)
 			q.ev.done()
 		}
 		if len(batch) > 0 {

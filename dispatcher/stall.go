@@ -10,7 +10,7 @@ import (
 	"github.com/roomhook/roomhook/subscriber"
 )
 
-// A unit that holds work and settles none of it for a few ack waits is stuck somewhere that
+// A unit that holds work and makes no progress on it for a few ack waits is stuck somewhere that
 // no error reports (an acknowledgement the server never confirmed, a wait nobody wakes): it
 // says so once, with its consumer's state, and starts over, handing back what it holds. The
 // floor keeps a machine starved of CPU for a few seconds from restarting healthy units.
