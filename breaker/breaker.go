@@ -119,6 +119,9 @@ func (b *Breakers) forget(id string) {
 // are ignored: a record left behind is deleted by the next retirement or stays harmless.
 func (b *Breakers) Forget(ctx context.Context, id string) {
 	_ = b.kv.Delete(ctx, Key(id))
+	// This replica's own activity key without a listing, which a busy server can fail; the
+	// listing finds the other replicas'.
+	_ = b.kv.Delete(ctx, ActivityKey(id, b.replica))
 	if keys, err := b.kv.ListKeysFiltered(ctx, ActivityKey(id, "*")); err == nil {
 		for k := range keys.Keys() {
 			if strings.HasPrefix(k, ActivityKey(id, "")) {
