@@ -13,8 +13,12 @@ import (
 
 // startAdmin starts this replica's admin service (roomhook.admin.<region>.>) once the
 // dispatcher is running, so that a replica answers only when the streams and buckets exist,
-// and returns. The service stops when ctx ends; one replica of the region answers each request.
-func startAdmin(ctx context.Context, nc *nats.Conn, c Config, replicaID, version string, running func() bool, dir func() *endpoint.Directory, log *slog.Logger) {
+// calls settled, and returns. settled comes after the server has the service's subscriptions
+// (or after the service failed to start, which is logged): /readyz waits for it, so that a
+// replica reported ready also answers `roomhook endpoints|status|dlq`. The service stops when
+// ctx ends; one replica of the region answers each request.
+func startAdmin(ctx context.Context, nc *nats.Conn, c Config, replicaID, version string, running func() bool, dir func() *endpoint.Directory, log *slog.Logger, settled func()) {
+	defer settled()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for !running() {
@@ -35,6 +39,11 @@ func startAdmin(ctx context.Context, nc *nats.Conn, c Config, replicaID, version
 	if err != nil {
 		log.Error("admin service not started: `roomhook endpoints|status|dlq` will not reach this replica", "error", err)
 		return
+	}
+	// The subscriptions are only sent; a request from another connection could reach the
+	// server before them and find no responder.
+	if err := nc.FlushTimeout(5 * time.Second); err != nil {
+		log.Warn("admin service: subscriptions not confirmed by the server", "error", err)
 	}
 	log.Info("admin service running", "subjects", admin.SubjectPrefix(c.Region)+".>")
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -108,7 +109,8 @@ func Serve(ctx context.Context, c Config, log *slog.Logger, version string) erro
 	if err != nil {
 		return fmt.Errorf("ROOMHOOK_HTTP_ADDR: %w", err)
 	}
-	ready := newReadiness(nc, js, d.Names(), d.Ready)
+	var adminSettled atomic.Bool
+	ready := newReadiness(nc, js, d.Names(), func() bool { return d.Ready() && adminSettled.Load() })
 	registerReadinessMetrics(reg, ready)
 	srv := &http.Server{Handler: healthHandler(ready, reg), ReadHeaderTimeout: 5 * time.Second}
 	// background holds the goroutines Serve starts besides the dispatcher; stop ends them and
@@ -142,7 +144,9 @@ func Serve(ctx context.Context, c Config, log *slog.Logger, version string) erro
 
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }() // joined below: every return waits for done or gives up after the grace
-	wg.Go(func() { startAdmin(background, nc, c, replicaID, version, d.Ready, d.Directory, log) })
+	wg.Go(func() {
+		startAdmin(background, nc, c, replicaID, version, d.Ready, d.Directory, log, func() { adminSettled.Store(true) })
+	})
 	select {
 	case err := <-done:
 		if ctx.Err() == nil {
