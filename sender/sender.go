@@ -199,7 +199,8 @@ type Sender struct {
 	contentType string
 	userAgent   string
 	now         func() time.Time
-	drainBufs   sync.Pool // *[]byte of drainBufSize, reused across attempts
+	drainBufs   sync.Pool            // *[]byte of drainBufSize, reused across attempts
+	tokens      signature.TokenCache // one event fanned out to many endpoints is signed once
 }
 
 // Option configures a Sender.
@@ -398,6 +399,7 @@ func (s *Sender) Send(ctx context.Context, ep endpoint.Endpoint, d Delivery) Att
 		StandardSecrets: ep.StandardSecrets,
 		ContentType:     s.contentType,
 		UserAgent:       s.userAgent,
+		Tokens:          &s.tokens,
 	}
 	if err := signer.Sign(req.Header, d.Body, d.EventID, s.now()); err != nil {
 		return Attempt{Err: fmt.Errorf("%w: %w", ErrSigning, err), Verdict: Reject, Duration: time.Since(start)}

@@ -19,6 +19,9 @@ type Signer struct {
 	ContentType string
 	// UserAgent defaults to DefaultUserAgent.
 	UserAgent string
+	// Tokens, when set, reuses the token made for the same credentials and body within the
+	// same second (see TokenCache). Nil signs every request.
+	Tokens *TokenCache
 }
 
 // Sign sets on h, for body at time now: Authorization (the JWT of Token, no
@@ -27,7 +30,7 @@ type Signer struct {
 // webhook-signature ("v1,<base64>" per secret, space-separated). On error h is
 // left unchanged.
 func (s Signer) Sign(h http.Header, body []byte, messageID string, now time.Time) error {
-	token, err := Token(s.Credentials, body, now)
+	token, err := s.Tokens.Token(s.Credentials, body, now)
 	if err != nil {
 		return err
 	}
