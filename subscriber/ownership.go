@@ -227,10 +227,10 @@ func (o *Ownership) step(ctx context.Context) {
 	if ctx.Err() != nil {
 		return
 	}
-	// Every round trip of the step at once, the leases' first: on a server saturated by
-	// deliveries, one renewal after another, or the renewals waiting for the heartbeat and the
-	// listing, took longer than the fence allows between two renewals, which stopped every
-	// unit and repeated what it held. The step now takes one round trip, not three.
+	// Every round trip of the step at once: on a server saturated by deliveries, one renewal
+	// after another, or the renewals waiting for the heartbeat and the listing, took longer
+	// than the fence allows between two renewals, which stopped every unit and repeated what
+	// it held. The step now takes one round trip, not three.
 	var renewed map[string]renewal
 	var alive []string
 	var wg sync.WaitGroup
