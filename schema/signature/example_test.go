@@ -59,3 +59,19 @@ func ExampleVerifier_Verify() {
 	// altered body refused: true
 	// an hour later refused: true
 }
+
+func ExampleTokenCache() {
+	creds := signature.Credentials{APIKey: "APIkey", APISecret: "secret"}
+	body := []byte(`{"event":"room_started","room":{"room_id":"room1"}}`)
+	var tokens signature.TokenCache // one per sender, shared by all its endpoints
+	at := time.Unix(1761815000, 0)
+
+	first, _ := tokens.Token(creds, body, at)
+	again, _ := tokens.Token(creds, body, at.Add(500*time.Millisecond))
+	later, _ := tokens.Token(creds, body, at.Add(time.Second))
+	fmt.Println("same second, same token:", first == again)
+	fmt.Println("next second, new token:", later != first)
+	// Output:
+	// same second, same token: true
+	// next second, new token: true
+}

@@ -179,15 +179,15 @@ func (v Verifier) verifyToken(raw string, body []byte, now time.Time) error {
 	var verified claims
 	var refused error // the key function's own verdict, returned as it is
 	_, err := parser.ParseWithClaims(raw, &verified, func(tok *jwt.Token) (any, error) {
-		if alg := tok.Method.Alg(); alg != jwt.SigningMethodHS256.Alg() {
+		switch alg := tok.Method.Alg(); {
+		case alg != jwt.SigningMethodHS256.Alg():
 			refused = fmt.Errorf("%w: algorithm %q, want HS256", ErrMalformedToken, alg)
-		} else if verified.Issuer != v.APIKey {
+		case verified.Issuer != v.APIKey:
 			refused = fmt.Errorf("%w: got %q", ErrWrongIssuer, verified.Issuer)
+		default:
+			return []byte(v.APISecret), nil
 		}
-		if refused != nil {
-			return nil, refused
-		}
-		return []byte(v.APISecret), nil
+		return nil, refused
 	})
 	if refused != nil {
 		return refused
