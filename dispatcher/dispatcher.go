@@ -266,7 +266,12 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	for p := 0; p < d.cfg.Partitions; p++ {
 		units = append(units, "p"+strconv.Itoa(p))
 	}
-	own := subscriber.NewOwnership(res.Members, res.Leases, d.cfg.ReplicaID, d.cfg.Takeover, units, d.runUnit,
+	live, err := subscriber.NewKeyList(d.nc(), res.Members.Bucket())
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+	own := subscriber.NewOwnership(res.Members, live, res.Leases, d.cfg.ReplicaID, d.cfg.Takeover, units, d.runUnit,
 		subscriber.WithOwnershipLogger(d.log),
 		subscriber.WithOwnedChange(func(n int) { d.metrics.UnitsOwned.Set(float64(n)) }))
 	d.own.Store(own)

@@ -40,6 +40,7 @@ type Work func(ctx context.Context, unit string)
 // handed the unit back; a dead replica's share is taken when its leases expire.
 type Ownership struct {
 	members, leases jetstream.KeyValue
+	live            KeyLister // the members bucket's keys: the replicas whose heartbeat has not expired
 	id              string
 	takeover        time.Duration
 	units           []string
@@ -120,10 +121,11 @@ func WithOwnedChange(f func(owned int)) OwnershipOption {
 	return func(o *Ownership) { o.onChange = f }
 }
 
-// NewOwnership prepares ownership of units for the replica memberID.
-func NewOwnership(members, leases jetstream.KeyValue, memberID string, takeover time.Duration, units []string, work Work, opts ...OwnershipOption) *Ownership {
+// NewOwnership prepares ownership of units for the replica memberID. The replica's heartbeat
+// is put in members, live lists members' keys (a KeyList of it), and leases holds the leases.
+func NewOwnership(members jetstream.KeyValue, live KeyLister, leases jetstream.KeyValue, memberID string, takeover time.Duration, units []string, work Work, opts ...OwnershipOption) *Ownership {
 	o := &Ownership{
-		members: members, leases: leases, id: memberID, takeover: takeover,
+		members: members, live: live, leases: leases, id: memberID, takeover: takeover,
 		units: units, work: work, log: slog.Default(), owned: map[string]*heldUnit{},
 	}
 	for _, opt := range opts {
@@ -203,11 +205,8 @@ func mix64(x uint64) uint64 {
 func (o *Ownership) aliveMembers(ctx context.Context) []string {
 	alive := []string{o.id}
 	rctx, cancel := o.request(ctx)
-	keys, err := o.members.Keys(rctx)
+	keys, err := o.live.LiveKeys(rctx)
 	cancel()
-	if errors.Is(err, jetstream.ErrNoKeysFound) {
-		err = nil
-	}
 	if ctx.Err() != nil {
 		return nil // stopping: not a failure
 	}

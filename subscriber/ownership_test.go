@@ -86,14 +86,11 @@ func (kv *flakyKV) Delete(_ context.Context, key string, _ ...jetstream.KVDelete
 	return nil
 }
 
-func (kv *flakyKV) Keys(_ context.Context, _ ...jetstream.WatchOpt) ([]string, error) {
+func (kv *flakyKV) LiveKeys(context.Context) ([]string, error) {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
 	if kv.fail != nil {
 		return nil, kv.fail
-	}
-	if len(kv.keys) == 0 {
-		return nil, jetstream.ErrNoKeysFound
 	}
 	var out []string
 	for k := range kv.keys {
@@ -143,7 +140,7 @@ func TestOwnershipLogsAFailingListingOncePerStateChange(t *testing.T) {
 		defer running.Done()
 		<-ctx.Done()
 	}
-	o := NewOwnership(members, leases, "r0", 10*time.Second, units, work, WithOwnershipLogger(slog.New(logs)))
+	o := NewOwnership(members, members, leases, "r0", 10*time.Second, units, work, WithOwnershipLogger(slog.New(logs)))
 	defer func() {
 		o.releaseAll()
 		running.Wait()
