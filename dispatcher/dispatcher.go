@@ -137,6 +137,9 @@ type Dispatcher struct {
 	eventsSt jetstream.Stream // for the stored time of events without created_at
 	own      atomic.Pointer[subscriber.Ownership]
 	ready    atomic.Bool
+	// deferring: a replica of the first version still routes in this region, and this one
+	// waits for it to stop before upgrading (see waitForFirstVersion).
+	deferring atomic.Bool
 
 	mu         sync.Mutex
 	partitions map[int]*partition
@@ -185,6 +188,11 @@ func (d *Dispatcher) Names() subscriber.Names { return d.names }
 // Ready reports whether the dispatcher has provisioned what it needs and is taking work.
 func (d *Dispatcher) Ready() bool { return d.ready.Load() }
 
+// Deferring reports whether the dispatcher is waiting, before it provisions anything, for the
+// first version's replicas in its region to stop: they deliver until then, and a rolling
+// update may treat this replica as ready.
+func (d *Dispatcher) Deferring() bool { return d.deferring.Load() }
+
 // Owned lists the partitions this replica owns now, as units ("p0", "p1", ...).
 func (d *Dispatcher) Owned() []string {
 	own := d.own.Load()
@@ -202,6 +210,9 @@ func (d *Dispatcher) Directory() *endpoint.Directory { return d.dir }
 // releases its work to the other replicas before returning. Every goroutine it starts has
 // ended when it returns.
 func (d *Dispatcher) Run(ctx context.Context) error {
+	if err := d.waitForFirstVersion(ctx); err != nil {
+		return err
+	}
 	res, err := d.provisionAtStart(ctx)
 	if err != nil {
 		return err

@@ -87,6 +87,14 @@ func testLogger() *slog.Logger {
 
 func startReplica(t testing.TB, ns *server.Server, cfg Config, opts ...Option) *replica {
 	t.Helper()
+	r := launchReplica(t, ns, cfg, opts...)
+	waitFor(t, 10*time.Second, "replica ready", r.d.Ready)
+	return r
+}
+
+// launchReplica starts a replica and returns at once, before it is ready.
+func launchReplica(t testing.TB, ns *server.Server, cfg Config, opts ...Option) *replica {
+	t.Helper()
 	nc, js := connect(t, ns)
 	opts = append([]Option{WithLogger(testLogger().With("replica", cfg.ReplicaID)), WithSender(sender.New(sender.WithTimeout(2 * time.Second)))}, opts...)
 	d, err := New(js, cfg, opts...)
@@ -102,7 +110,6 @@ func startReplica(t testing.TB, ns *server.Server, cfg Config, opts ...Option) *
 		}
 	}()
 	t.Cleanup(r.stop)
-	waitFor(t, 10*time.Second, "replica ready", d.Ready)
 	return r
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"strings"
 	"time"
 
@@ -117,4 +118,92 @@ func (d *Dispatcher) upgradeRooms(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// legacyRouterLease is the lease key a first-version replica holds while its router runs (the
+// first version's unit "router", in the leases bucket both versions share).
+const legacyRouterLease = "unit.router"
+
+// waitForFirstVersion holds this replica back, before it provisions anything, while replicas
+// of the first version still run in the region: a rolling update starts a new replica beside
+// old ones. Upgrading then would delete the router consumer that a running first-version router
+// uses; that router makes it again from the first event in the stream and queues every stored
+// event once more, and what it queues after the move is never moved. So while the first
+// version's router consumer exists and its router lease is held, nothing happens here but
+// waiting: the first version keeps delivering, and this replica reports ready so that the
+// rollout can go on and stop the old replicas. Once the lease has been free for a whole
+// takeover (a handover between old replicas takes less), the upgrade runs.
+func (d *Dispatcher) waitForFirstVersion(ctx context.Context) error {
+	defer d.deferring.Store(false)
+	var freeSince, loggedAt time.Time
+	for {
+		alive, err := d.firstVersionRuns(ctx)
+		switch {
+		case err != nil:
+			// JetStream is not answering yet: provisioning retries it with its own backoff.
+			return nil
+		case !alive:
+			return nil
+		}
+		holder, held, err := d.legacyRouterHolder(ctx)
+		if err != nil {
+			return nil
+		}
+		now := time.Now()
+		if held {
+			freeSince = time.Time{}
+			if !d.deferring.Load() || now.Sub(loggedAt) >= time.Minute {
+				d.log.Warn("a replica of the first version is still routing; waiting for it to stop before upgrading (it delivers until then)",
+					"first_version_replica", holder)
+				loggedAt = now
+			}
+			d.deferring.Store(true)
+		} else if freeSince.IsZero() {
+			freeSince = now
+		} else if now.Sub(freeSince) >= d.cfg.Takeover {
+			return nil
+		}
+		// Polling a few keys once a second is all this costs, and only during an upgrade.
+		sleep(ctx, time.Duration(float64(time.Second)*(0.75+rand.Float64()/2)))
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+}
+
+// firstVersionRuns reports whether the first version's router consumer is still on the events
+// stream: a region that never ran the first version, or has upgraded, has none.
+func (d *Dispatcher) firstVersionRuns(ctx context.Context) (bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	_, err := d.js.Consumer(rctx, d.names.EventsStream(), d.names.LegacyRouterConsumer())
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, jetstream.ErrStreamNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// legacyRouterHolder reads the first version's router lease: who holds it, and whether anyone
+// does (a lease expires with its bucket's TTL, and a replica that stops deletes its own).
+func (d *Dispatcher) legacyRouterHolder(ctx context.Context) (string, bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	kv, err := d.js.KeyValue(rctx, d.names.LeasesBucket())
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	e, err := kv.Get(rctx, legacyRouterLease)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	return string(e.Value()), true, nil
 }

@@ -14,21 +14,21 @@ import (
 	"github.com/roomhook/roomhook/schema"
 )
 
-// TestUpgradeFromFirstVersion builds, by hand, what a region running the first version leaves
-// behind: its events stream, its deliver stream holding queued deliveries for an endpoint,
-// and its router consumer, whose ack floor covers the events it already queued. A v2 replica
-// then delivers every pending delivery in order, then what the first version had not routed
-// and what is published afterwards, nothing twice, and removes the first version's stream and
-// consumer.
-func TestUpgradeFromFirstVersion(t *testing.T) {
-	ctx := context.Background()
-	ns := startServer(t, t.TempDir())
-	rc := newReceiver(t)
-	cfg := testConfig("v2", rc.URL())
-	id := endpoint.ID(rc.URL())
-	_, js := connect(t, ns)
-	p := publisher{t, js}
+// firstVersion is what a region running the first version has in NATS, made by hand: its
+// events stream, its deliver stream, and its router consumer, with a route method that queues
+// events for one endpoint as its router did.
+type firstVersion struct {
+	t       *testing.T
+	js      jetstream.JetStream
+	cfg     Config
+	id      string // the endpoint's id
+	router  jetstream.Consumer
+	deliver jetstream.Stream
+}
 
+func newFirstVersion(t *testing.T, js jetstream.JetStream, cfg Config, endpointID string) *firstVersion {
+	t.Helper()
+	ctx := context.Background()
 	// The first version's events stream, as it made it.
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: schema.EventsStreamName("default"), Subjects: []string{schema.EventsSubjects("default")},
@@ -37,16 +37,6 @@ func TestUpgradeFromFirstVersion(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	const rooms, routed = 3, 4 // routed events per room, queued by the first version
-	room := func(r int) string { return fmt.Sprintf("up-%d", r) }
-	evID := func(r, i int) string { return fmt.Sprintf("ev-%s-%d", room(r), i) }
-	for i := 0; i < routed; i++ {
-		for r := 0; r < rooms; r++ {
-			p.publish(newEvent(room(r), "participant_joined", evID(r, i), 1761815000+int64(i)))
-		}
-	}
-
-	// Its router read and acknowledged them, queueing each one for the endpoint.
 	router, err := js.CreateOrUpdateConsumer(ctx, schema.EventsStreamName("default"), jetstream.ConsumerConfig{
 		Durable: "roomhook_router", AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -60,59 +50,58 @@ func TestUpgradeFromFirstVersion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	batch, err := router.Fetch(rooms*routed, jetstream.FetchMaxWait(5*time.Second))
+	return &firstVersion{t: t, js: js, cfg: cfg, id: endpointID, router: router, deliver: deliver}
+}
+
+// route reads n events with the router consumer, queues each for the endpoint in the deliver
+// stream, and acknowledges it, as the first version's router did.
+func (v *firstVersion) route(n int) {
+	v.t.Helper()
+	ctx := context.Background()
+	batch, err := v.router.Fetch(n, jetstream.FetchMaxWait(5*time.Second))
 	if err != nil {
-		t.Fatal(err)
+		v.t.Fatalf("the first version's router: %v", err)
 	}
-	n := 0
+	got := 0
 	for m := range batch.Messages() {
 		meta, err := m.Metadata()
 		if err != nil {
-			t.Fatal(err)
+			v.t.Fatal(err)
 		}
 		evt, err := schema.DecodeEvent(m.Data())
 		if err != nil {
-			t.Fatal(err)
+			v.t.Fatal(err)
 		}
 		body, err := schema.MarshalBody(evt, schema.Fallback{ID: schema.StreamEventID(schema.EventsStreamName("default"), meta.Sequence.Stream), CreatedAt: meta.Timestamp.Unix()})
 		if err != nil {
-			t.Fatal(err)
+			v.t.Fatal(err)
 		}
 		q := queue.Queued{Room: evt.GetRoom().GetRoomId(), Event: evt.GetEvent(), EventID: evt.GetId(),
 			EventSeq: meta.Sequence.Stream, Stored: meta.Timestamp, Body: body}
-		subject := fmt.Sprintf("roomhook.deliver.default.%s.%d", id, queue.Partition(q.Room, cfg.Partitions))
-		if _, err := js.PublishMsg(ctx, q.Msg(subject, fmt.Sprintf("%d:%s", q.EventSeq, id))); err != nil {
-			t.Fatal(err)
+		subject := fmt.Sprintf("roomhook.deliver.default.%s.%d", v.id, queue.Partition(q.Room, v.cfg.Partitions))
+		if _, err := v.js.PublishMsg(ctx, q.Msg(subject, fmt.Sprintf("%d:%s", q.EventSeq, v.id))); err != nil {
+			v.t.Fatal(err)
 		}
 		if err := m.DoubleAck(ctx); err != nil {
-			t.Fatal(err)
+			v.t.Fatal(err)
 		}
-		n++
+		got++
 	}
-	if err := batch.Error(); err != nil || n != rooms*routed {
-		t.Fatalf("router fetched %d of %d events (%v)", n, rooms*routed, err)
+	if err := batch.Error(); err != nil || got != n {
+		v.t.Fatalf("the first version's router fetched %d of %d events (%v)", got, n, err)
 	}
-	if info, err := deliver.Info(ctx); err != nil || info.State.Msgs != uint64(rooms*routed) {
-		t.Fatalf("deliver stream: %+v, %v", info, err)
-	}
-	if info, err := router.Info(ctx); err != nil || info.AckFloor.Stream != uint64(rooms*routed) {
-		t.Fatalf("router consumer: %+v, %v", info, err)
-	}
-	// The first version stopped before routing these.
-	for r := 0; r < rooms; r++ {
-		p.publish(newEvent(room(r), "participant_joined", evID(r, routed), 1761815100))
-	}
+}
 
-	startReplica(t, ns, cfg)
-	// And these come after the upgrade.
-	for r := 0; r < rooms; r++ {
-		p.publish(newEvent(room(r), "participant_left", evID(r, routed+1), 1761815200))
-	}
-	total := rooms * (routed + 2)
+// checkUpgraded asserts what every upgrade ends with: each of total events arrived once, in
+// order per room, with the bodies as queued, and the first version's stream and consumer are
+// gone, and so, in the end, are the spill queues the pending deliveries were moved to.
+func checkUpgraded(t *testing.T, js jetstream.JetStream, p publisher, rc *receiver, rooms, total int, room func(int) string) {
+	t.Helper()
+	ctx := context.Background()
 	waitFor(t, 20*time.Second, "every pending, unrouted and new event", func() bool { return distinct(rc) == total })
 	// A barrier: one more event per room, so any repeat of a routed event would be in by now.
 	for r := 0; r < rooms; r++ {
-		p.publish(newEvent(room(r), "participant_left", evID(r, routed+2), 1761815300))
+		p.publish(newEvent(room(r), "participant_left", fmt.Sprintf("ev-%s-%d", room(r), 1000), 1761815300))
 	}
 	total += rooms
 	waitFor(t, 20*time.Second, "the barrier", func() bool { return distinct(rc) == total })
@@ -130,7 +119,6 @@ func TestUpgradeFromFirstVersion(t *testing.T) {
 			t.Errorf("unexpected delivery %q of room %q", g.ID, g.Room)
 		}
 	}
-
 	if _, err := js.Stream(ctx, "ROOMHOOK_DELIVER_DEFAULT"); !errors.Is(err, jetstream.ErrStreamNotFound) {
 		t.Errorf("the first version's deliver stream is still there (err %v)", err)
 	}
@@ -140,4 +128,106 @@ func TestUpgradeFromFirstVersion(t *testing.T) {
 	waitFor(t, 15*time.Second, "the moved deliveries drained", func() bool {
 		return len(spillConsumers(t, js)) == 0 && spillMsgs(t, js, "roomhook.spill.default.>") == 0
 	})
+}
+
+// TestUpgradeFromFirstVersion builds, by hand, what a region running the first version leaves
+// behind: its events stream, its deliver stream holding queued deliveries for an endpoint,
+// and its router consumer, whose ack floor covers the events it already queued. A v2 replica
+// then delivers every pending delivery in order, then what the first version had not routed
+// and what is published afterwards, nothing twice, and removes the first version's stream and
+// consumer.
+func TestUpgradeFromFirstVersion(t *testing.T) {
+	ctx := context.Background()
+	ns := startServer(t, t.TempDir())
+	rc := newReceiver(t)
+	cfg := testConfig("v2", rc.URL())
+	_, js := connect(t, ns)
+	p := publisher{t, js}
+	v1 := newFirstVersion(t, js, cfg, endpoint.ID(rc.URL()))
+
+	const rooms, routed = 3, 4 // routed events per room, queued by the first version
+	room := func(r int) string { return fmt.Sprintf("up-%d", r) }
+	evID := func(r, i int) string { return fmt.Sprintf("ev-%s-%d", room(r), i) }
+	for i := 0; i < routed; i++ {
+		for r := 0; r < rooms; r++ {
+			p.publish(newEvent(room(r), "participant_joined", evID(r, i), 1761815000+int64(i)))
+		}
+	}
+	v1.route(rooms * routed)
+	if info, err := v1.deliver.Info(ctx); err != nil || info.State.Msgs != uint64(rooms*routed) {
+		t.Fatalf("deliver stream: %+v, %v", info, err)
+	}
+	if info, err := v1.router.Info(ctx); err != nil || info.AckFloor.Stream != uint64(rooms*routed) {
+		t.Fatalf("router consumer: %+v, %v", info, err)
+	}
+	// The first version stopped before routing these.
+	for r := 0; r < rooms; r++ {
+		p.publish(newEvent(room(r), "participant_joined", evID(r, routed), 1761815100))
+	}
+
+	startReplica(t, ns, cfg)
+	// And these come after the upgrade.
+	for r := 0; r < rooms; r++ {
+		p.publish(newEvent(room(r), "participant_left", evID(r, routed+1), 1761815200))
+	}
+	checkUpgraded(t, js, p, rc, rooms, rooms*(routed+2), room)
+}
+
+// TestRollingUpgradeFromFirstVersion is a rolling update: a v2 replica starts while a
+// first-version replica still routes (it holds the first version's router lease). The new
+// replica reports ready, so the rollout goes on, but leaves alone everything the old one uses:
+// the old router keeps queueing into its deliver stream. Once the old replica stops and its
+// lease is released, the upgrade runs, and every delivery it queued, before and after the new
+// replica started, arrives once and in order, then the events it never routed.
+func TestRollingUpgradeFromFirstVersion(t *testing.T) {
+	ctx := context.Background()
+	ns := startServer(t, t.TempDir())
+	rc := newReceiver(t)
+	cfg := testConfig("v2", rc.URL())
+	_, js := connect(t, ns)
+	p := publisher{t, js}
+	v1 := newFirstVersion(t, js, cfg, endpoint.ID(rc.URL()))
+	// The first version's leases bucket, shared with this version, and its router's lease.
+	leases, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMHOOK_LEASES_DEFAULT", Storage: jetstream.FileStorage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := leases.Put(ctx, "unit.router", []byte("v1-a")); err != nil {
+		t.Fatal(err)
+	}
+
+	const rooms = 3
+	room := func(r int) string { return fmt.Sprintf("roll-%d", r) }
+	publishRound := func(i int) {
+		for r := 0; r < rooms; r++ {
+			p.publish(newEvent(room(r), "participant_joined", fmt.Sprintf("ev-%s-%d", room(r), i), 1761815000+int64(i)))
+		}
+	}
+	publishRound(0)
+	v1.route(rooms)
+
+	r := launchReplica(t, ns, cfg)
+	waitFor(t, 10*time.Second, "the new replica waiting for the old one, or running", func() bool { return r.d.Deferring() || r.d.Ready() })
+	// The old router goes on: without the wait, the upgrade would have deleted its consumer
+	// and stream under it.
+	publishRound(1)
+	v1.route(rooms)
+	if _, err := js.Stream(ctx, "ROOMHOOK_PART_DEFAULT"); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("the partition stream was made while the first version still routes (err %v)", err)
+	}
+	if r.d.Ready() {
+		t.Error("the new replica took work while the first version still routes")
+	}
+
+	// The old replica stops and releases its lease; the next event it never routed.
+	if err := leases.Delete(ctx, "unit.router"); err != nil {
+		t.Fatal(err)
+	}
+	publishRound(2)
+	waitFor(t, 15*time.Second, "the new replica running", r.d.Ready)
+	if r.d.Deferring() {
+		t.Error("the new replica still says it waits for the first version")
+	}
+	publishRound(3)
+	checkUpgraded(t, js, p, rc, rooms, rooms*4, room)
 }

@@ -41,8 +41,11 @@ type readiness struct {
 	js      jetstream.JetStream
 	streams []string
 	running func() bool
-	timeout time.Duration
-	ttl     time.Duration
+	// deferring reports that the dispatcher waits for the first version's replicas to stop
+	// before it upgrades the region; nil when it never does.
+	deferring func() bool
+	timeout   time.Duration
+	ttl       time.Duration
 
 	mu      sync.Mutex
 	checked time.Time
@@ -70,6 +73,11 @@ func (r *readiness) check(ctx context.Context) error {
 	if !r.nc.IsConnected() {
 		return errNATSDisconnected
 	}
+	if r.isDeferring() {
+		// Ready, so that a rolling update goes on and stops the old replicas, which deliver
+		// until they stop; this replica provisions nothing before then.
+		return nil
+	}
 	if !r.running() {
 		return errDispatcherStopped
 	}
@@ -85,6 +93,8 @@ func (r *readiness) check(ctx context.Context) error {
 	r.checked = time.Now()
 	return r.err
 }
+
+func (r *readiness) isDeferring() bool { return r.deferring != nil && r.deferring() }
 
 func (r *readiness) roundTrip(ctx context.Context) error {
 	for _, name := range r.streams {
@@ -107,6 +117,10 @@ func healthHandler(r *readiness, gatherer prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, req *http.Request) {
 		if err := r.check(req.Context()); err != nil {
 			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if r.isDeferring() {
+			w.Write([]byte("ready: waiting for the first version's replicas to stop before upgrading the region; they deliver until then\n"))
 			return
 		}
 		w.Write([]byte("ready\n"))

@@ -3,10 +3,13 @@ package server
 import (
 	"context"
 	"errors"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/subscriber"
@@ -61,6 +64,20 @@ func TestReadyzChecksJetStream(t *testing.T) {
 	if err := r.check(ctx); !errors.Is(err, errDispatcherStopped) {
 		t.Errorf("dispatcher stopped: %v", err)
 	}
+	// A replica waiting for the first version's replicas to stop is ready before it has
+	// provisioned anything, or a rolling update would never stop the old ones.
+	var deferring atomic.Bool
+	r.deferring = deferring.Load
+	deferring.Store(true)
+	if err := r.check(ctx); err != nil {
+		t.Errorf("waiting for the first version, not running, leases bucket gone: %v; want ready", err)
+	}
+	rec := httptest.NewRecorder()
+	healthHandler(r, prometheus.NewRegistry()).ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), "first version") {
+		t.Errorf("/readyz while waiting for the first version: %d %q", rec.Code, rec.Body.String())
+	}
+	deferring.Store(false)
 	running.Store(true)
 	ns.Stop()
 	natstest.WaitFor(t, 5*time.Second, "the client to notice", func() bool { return !nc.IsConnected() })

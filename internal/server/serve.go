@@ -111,6 +111,7 @@ func Serve(ctx context.Context, c Config, log *slog.Logger, version string) erro
 	}
 	var adminSettled atomic.Bool
 	ready := newReadiness(nc, js, d.Names(), func() bool { return d.Ready() && adminSettled.Load() })
+	ready.deferring = d.Deferring
 	registerReadinessMetrics(reg, ready)
 	srv := &http.Server{Handler: healthHandler(ready, reg), ReadHeaderTimeout: 5 * time.Second}
 	// background holds the goroutines Serve starts besides the dispatcher; stop ends them and
