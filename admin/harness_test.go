@@ -83,7 +83,8 @@ func startReplica(t testing.TB, ns *server.Server, cfg dispatcher.Config) *repli
 	t.Cleanup(func() { cancel(); <-done })
 	waitFor(t, 10*time.Second, "replica ready", d.Ready)
 	svc, err := Start(ctx, nc, Config{Region: cfg.Region, Partitions: cfg.Partitions, ReplicaID: cfg.ReplicaID, Version: "dev", Logger: log,
-		Delivers: func(id string) bool { _, ok := d.Directory().Get(id); return ok }})
+		MaxEventBytes: cfg.MaxEventBytes,
+		Delivers:      func(id string) bool { _, ok := d.Directory().Get(id); return ok }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -310,6 +310,9 @@ func (s *Service) renderEvent(subject string, data []byte, seq uint64, stored ti
 	if err != nil {
 		return queue.Queued{}, nil, false
 	}
+	if s.cfg.MaxEventBytes > 0 && len(data) > s.cfg.MaxEventBytes {
+		return queue.Queued{}, nil, false
+	}
 	evt, err := schema.DecodeEvent(data)
 	if err != nil {
 		return queue.Queued{}, nil, false

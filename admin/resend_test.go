@@ -57,7 +57,8 @@ func startResendReplica(t testing.TB, ns *server.Server, cfg dispatcher.Config) 
 	waitFor(t, 10*time.Second, "replica ready", d.Ready)
 	svc, err := Start(ctx, nc, Config{
 		Region: cfg.Region, Partitions: cfg.Partitions, ReplicaID: cfg.ReplicaID, Version: "dev", Logger: log,
-		Delivers: func(id string) bool { _, ok := d.Directory().Get(id); return ok },
+		MaxEventBytes: cfg.MaxEventBytes,
+		Delivers:      func(id string) bool { _, ok := d.Directory().Get(id); return ok },
 		EventFilter: func(id string) (endpoint.EventFilter, bool) {
 			v, ok := d.Directory().Get(id)
 			return v.Filter, ok
@@ -321,6 +322,49 @@ func TestResendWindow(t *testing.T) {
 	}
 	if extra := barrier(t, f.c, f.perRoom, f.first, f.base[f.perRoom], "room-a"); len(extra) > 0 {
 		t.Errorf("the per-room endpoint got %v, which was resent to another endpoint", hookIDs(extra))
+	}
+}
+
+// TestResendSkipsEventsOverMaxEventBytes: an event larger than ROOMHOOK_MAX_EVENT_BYTES is
+// dead-lettered as invalid by the replicas, so a resend counts it Invalid and does not queue
+// it, while it queues the events around it.
+func TestResendSkipsEventsOverMaxEventBytes(t *testing.T) {
+	ns := natstest.NewServer(t)
+	rc := newReceiver(t)
+	cfg := testConfig("r1", rc.URL())
+	cfg.MaxEventBytes = 1 << 10
+	startResendReplica(t, ns, cfg)
+	c := newClient(t, ns)
+	_, js := natstest.Connect(t, ns.ClientURL())
+	ctx := context.Background()
+
+	publishFull(t, js, "room-a", "participant_joined", "before")
+	big := &roomhookv1.Event{
+		Id: proto.String("too-big"), Event: proto.String("participant_joined"), CreatedAt: proto.Int64(1761815000),
+		Room: &roomhookv1.NotifyEventRoom{RoomId: proto.String("room-a"), Metadata: proto.String(strings.Repeat("m", 2<<10))},
+	}
+	if _, err := schema.Publish(ctx, js, testRegion, big); err != nil {
+		t.Fatal(err)
+	}
+	publishFull(t, js, "room-a", "participant_joined", "after")
+	rc.waitCount(t, 2)
+	if ids := hookIDs(rc.deliveries()); len(ids) != 2 || ids[0] != "before" || ids[1] != "after" {
+		t.Fatalf("delivered %v; want before and after, the oversized event dead-lettered", ids)
+	}
+
+	res, err := c.Resend(ctx, ResendRequest{Endpoint: rc.URL(), Since: streamFirst(t, js)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Matched != 2 || res.Queued != 2 || res.Invalid != 1 {
+		t.Errorf("resend answered %+v; want 2 matched and queued, the oversized event counted invalid", res)
+	}
+	publishFull(t, js, "room-a", barrierEvent, "barrier")
+	rc.waitCount(t, 5)
+	for _, id := range hookIDs(rc.deliveries()) {
+		if id == "too-big" {
+			t.Fatal("the resend delivered the event the replicas refused as over ROOMHOOK_MAX_EVENT_BYTES")
+		}
 	}
 }
 

@@ -40,6 +40,10 @@ type Config struct {
 	// endpoint: none is known here; the replicas still skip what an endpoint's filter refuses
 	// when they deliver, but the resend's Matched count then includes those events.
 	EventFilter func(endpointID string) (endpoint.EventFilter, bool)
+	// MaxEventBytes is the replicas' ROOMHOOK_MAX_EVENT_BYTES: they dead-letter a larger event
+	// as invalid, so a resend skips it too (counted Invalid) rather than deliver what the
+	// replicas refused. 0: no limit but the NATS server's max payload.
+	MaxEventBytes int
 }
 
 // DefaultRequestTimeout bounds one request when Config.RequestTimeout is 0.

@@ -30,7 +30,8 @@ func startAdmin(ctx context.Context, nc *nats.Conn, c Config, replicaID, version
 	}
 	_, err := admin.Start(ctx, nc, admin.Config{
 		Region: c.Region, Partitions: c.Partitions, ReplicaID: replicaID, Version: version, Logger: log,
-		Delivers: func(id string) bool { _, ok := dir().Get(id); return ok },
+		MaxEventBytes: c.MaxEventBytes,
+		Delivers:      func(id string) bool { _, ok := dir().Get(id); return ok },
 		EventFilter: func(id string) (endpoint.EventFilter, bool) {
 			v, ok := dir().Get(id)
 			return v.Filter, ok
