@@ -18,6 +18,8 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/roomhook/roomhook/dispatcher"
 	"github.com/roomhook/roomhook/egress"
@@ -140,9 +142,40 @@ func (e *env) dispatcherConfig(id string, eps []endpoint.Endpoint, retry sender.
 
 // replica is one dispatcher running in this process on its own connection.
 type replica struct {
-	d      *dispatcher.Dispatcher
-	cancel context.CancelFunc
-	done   chan struct{}
+	d       *dispatcher.Dispatcher
+	metrics *dispatcher.Metrics // its own, registered nowhere: the bench reads them directly
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// retries is how many retries the env's in-process replicas scheduled after failed attempts:
+// an attempt that timed out after its receiver had the request is sent again, so repeats
+// without retries would point elsewhere.
+func (e *env) retries() float64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	total := 0.0
+	for _, r := range e.replicas {
+		total += counterTotal(r.metrics.Retries)
+	}
+	return total
+}
+
+// counterTotal sums every series of a counter collector.
+func counterTotal(c prometheus.Collector) float64 {
+	ch := make(chan prometheus.Metric)
+	go func() { // ends when Collect returns: the loop below reads until ch is closed
+		c.Collect(ch)
+		close(ch)
+	}()
+	total := 0.0
+	for m := range ch {
+		var pb dto.Metric
+		if m.Write(&pb) == nil && pb.Counter != nil {
+			total += pb.Counter.GetValue()
+		}
+	}
+	return total
 }
 
 func (e *env) startReplica(id string, eps []endpoint.Endpoint, retry sender.RetrySchedule) (*replica, error) {
@@ -156,13 +189,15 @@ func (e *env) startReplica(id string, eps []endpoint.Endpoint, retry sender.Retr
 	if err != nil {
 		return nil, err
 	}
+	m := dispatcher.NewMetrics(nil)
 	d, err := dispatcher.New(js, e.dispatcherConfig(id, eps, retry), dispatcher.WithLogger(e.opts.Log.With("replica", id)),
-		dispatcher.WithSender(sender.New(sender.WithTimeout(sender.DefaultTimeout), sender.WithGuard(guard))))
+		dispatcher.WithSender(sender.New(sender.WithTimeout(sender.DefaultTimeout), sender.WithGuard(guard))),
+		dispatcher.WithMetrics(m))
 	if err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &replica{d: d, cancel: cancel, done: make(chan struct{})}
+	r := &replica{d: d, metrics: m, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
 		if err := d.Run(ctx); err != nil && ctx.Err() == nil {

@@ -30,6 +30,7 @@ const (
 	figFanStoredOne    = "fanout_stored_one"
 	figFanStoredMany   = "fanout_stored_many"
 	figFanDups         = "fanout_repeats"
+	figFanRetries      = "fanout_retries"
 	figPerRoomA        = "perroom_a"
 	figPerRoomB        = "perroom_b"
 	figPerRoomRatio    = "perroom_ratio"
@@ -95,6 +96,7 @@ func rowSpecs(o Options) []rowSpec {
 		{figFanStoredMany, ScenarioFanOut, fmt.Sprintf("messages stored per event (partition + spill streams), %d endpoints", s.FanOutEndpoints),
 			"<= 1.1", func(m float64) bool { return m <= 1.1 }, false},
 		{figFanDups, ScenarioFanOut, repeatsFigure + ", both phases", "", nil, true},
+		{figFanRetries, ScenarioFanOut, "retries scheduled after failed attempts (a timed-out attempt the receiver had is a repeat), both phases", "", nil, true},
 		{figPerRoomA, ScenarioPerRoom, fmt.Sprintf("A: global deliveries/s, 2 global endpoints, %d rooms", s.PerRoomRooms), "", nil, false},
 		{figPerRoomB, ScenarioPerRoom, "B: global deliveries/s, the same events, each room_created with its own URL", "", nil, false},
 		{figPerRoomRatio, ScenarioPerRoom, "ratio B to A", ">= 0.8", func(m float64) bool { return m >= 0.8 }, false},

@@ -330,7 +330,7 @@ func (b *bench) fanOut(ctx context.Context, run int) (map[string]float64, error)
 		return nil, err
 	}
 	figs := map[string]float64{
-		figFanOne: one.rate, figFanOut: many.rate, figFanDups: one.repeats + many.repeats,
+		figFanOne: one.rate, figFanOut: many.rate, figFanDups: one.repeats + many.repeats, figFanRetries: one.retries + many.retries,
 		figFanStoredOne: one.storedPerEvent, figFanStoredMany: many.storedPerEvent,
 	}
 	if one.rate > 0 {
@@ -344,6 +344,7 @@ type fanOutResult struct {
 	rate           float64 // deliveries per second
 	storedPerEvent float64 // messages stored in the partition and spill streams per event
 	repeats        float64
+	retries        float64 // retries the replica scheduled after failed attempts
 }
 
 func (b *bench) fanOutPhase(ctx context.Context, run, n int) (fanOutResult, error) {
@@ -408,6 +409,7 @@ func (b *bench) fanOutPhase(ctx context.Context, run, n int) (fanOutResult, erro
 		rate:           perSecond(deliveries, tr.lastReceipt().Sub(start)),
 		storedPerEvent: float64(storedAfter-storedBefore) / float64(s.FanOutEvents),
 		repeats:        repeats,
+		retries:        e.retries(),
 	}, nil
 }
 
