@@ -136,19 +136,32 @@ const legacyRouterLease = "unit.router"
 func (d *Dispatcher) waitForFirstVersion(ctx context.Context) error {
 	defer d.deferring.Store(false)
 	var freeSince, loggedAt time.Time
+	deadline := time.Now().Add(d.cfg.StartupTimeout)
+	backoff := newBackoff(250*time.Millisecond, 5*time.Second)
 	for {
 		alive, err := d.firstVersionRuns(ctx)
+		var holder string
+		var held bool
+		if err == nil && alive {
+			holder, held, err = d.legacyRouterHolder(ctx)
+		}
 		switch {
+		case err != nil && !d.deferring.Load() && time.Now().After(deadline):
+			return fmt.Errorf("upgrade: look for replicas of the first version: %w", err)
 		case err != nil:
-			// JetStream is not answering yet: provisioning retries it with its own backoff.
-			return nil
+			// Unknown is not "gone": going on could delete a running router's consumer.
+			wait := backoff.next()
+			d.log.Warn("cannot tell whether replicas of the first version still run; asking again", "error", err,
+				"retry_in", wait.Round(time.Millisecond).String())
+			sleep(ctx, wait)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			continue
 		case !alive:
 			return nil
 		}
-		holder, held, err := d.legacyRouterHolder(ctx)
-		if err != nil {
-			return nil
-		}
+		backoff.reset()
 		now := time.Now()
 		if held {
 			freeSince = time.Time{}
