@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/endpoint"
@@ -14,21 +15,29 @@ import (
 	"github.com/roomhook/roomhook/schema"
 )
 
-// firstVersion is what a region running the first version has in NATS, made by hand: its
+// firstVersion is a region running the first version, made by hand on a fresh server: its
 // events stream, its deliver stream, and its router consumer, with a route method that queues
-// events for one endpoint as its router did.
+// events for one endpoint (rc) as its router did; cfg is the configuration of this version's
+// replicas for that endpoint.
 type firstVersion struct {
 	t       *testing.T
-	js      jetstream.JetStream
+	ns      *server.Server
+	rc      *receiver
 	cfg     Config
+	js      jetstream.JetStream
+	p       publisher
 	id      string // the endpoint's id
 	router  jetstream.Consumer
 	deliver jetstream.Stream
 }
 
-func newFirstVersion(t *testing.T, js jetstream.JetStream, cfg Config, endpointID string) *firstVersion {
+func newFirstVersion(t *testing.T) *firstVersion {
 	t.Helper()
 	ctx := context.Background()
+	ns := startServer(t, t.TempDir())
+	rc := newReceiver(t)
+	cfg := testConfig("v2", rc.URL())
+	_, js := connect(t, ns)
 	// The first version's events stream, as it made it.
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: schema.EventsStreamName("default"), Subjects: []string{schema.EventsSubjects("default")},
@@ -50,7 +59,8 @@ func newFirstVersion(t *testing.T, js jetstream.JetStream, cfg Config, endpointI
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &firstVersion{t: t, js: js, cfg: cfg, id: endpointID, router: router, deliver: deliver}
+	return &firstVersion{t: t, ns: ns, rc: rc, cfg: cfg, js: js, p: publisher{t, js}, id: endpoint.ID(rc.URL()),
+		router: router, deliver: deliver}
 }
 
 // route reads n events with the router consumer, queues each for the endpoint in the deliver
@@ -138,12 +148,8 @@ func checkUpgraded(t *testing.T, js jetstream.JetStream, p publisher, rc *receiv
 // consumer.
 func TestUpgradeFromFirstVersion(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t, t.TempDir())
-	rc := newReceiver(t)
-	cfg := testConfig("v2", rc.URL())
-	_, js := connect(t, ns)
-	p := publisher{t, js}
-	v1 := newFirstVersion(t, js, cfg, endpoint.ID(rc.URL()))
+	v1 := newFirstVersion(t)
+	ns, rc, cfg, js, p := v1.ns, v1.rc, v1.cfg, v1.js, v1.p
 
 	const rooms, routed = 3, 4 // routed events per room, queued by the first version
 	room := func(r int) string { return fmt.Sprintf("up-%d", r) }
@@ -181,12 +187,8 @@ func TestUpgradeFromFirstVersion(t *testing.T) {
 // replica started, arrives once and in order, then the events it never routed.
 func TestRollingUpgradeFromFirstVersion(t *testing.T) {
 	ctx := context.Background()
-	ns := startServer(t, t.TempDir())
-	rc := newReceiver(t)
-	cfg := testConfig("v2", rc.URL())
-	_, js := connect(t, ns)
-	p := publisher{t, js}
-	v1 := newFirstVersion(t, js, cfg, endpoint.ID(rc.URL()))
+	v1 := newFirstVersion(t)
+	ns, rc, cfg, js, p := v1.ns, v1.rc, v1.cfg, v1.js, v1.p
 	// The first version's leases bucket, shared with this version, and its router's lease.
 	leases, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMHOOK_LEASES_DEFAULT", Storage: jetstream.FileStorage})
 	if err != nil {
