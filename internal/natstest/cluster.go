@@ -44,10 +44,10 @@ type Cluster struct {
 func NewCluster(t testing.TB, opts ...Option) *Cluster {
 	t.Helper()
 	c := &Cluster{t: t, name: "roomhook-test", servers: make([]*server.Server, ClusterSize)}
-	clusterPorts := make([]int, ClusterSize)
+	ports := FreePorts(t, 2*ClusterSize)
+	clientPorts, clusterPorts := ports[:ClusterSize], ports[ClusterSize:]
 	routes := make([]string, ClusterSize)
 	for i := range clusterPorts {
-		clusterPorts[i] = FreePort(t)
 		routes[i] = "nats-route://127.0.0.1:" + strconv.Itoa(clusterPorts[i])
 	}
 	for i := 0; i < ClusterSize; i++ {
@@ -56,7 +56,7 @@ func NewCluster(t testing.TB, opts ...Option) *Cluster {
 			opt(o)
 		}
 		o.Host = "127.0.0.1"
-		o.Port = FreePort(t)
+		o.Port = clientPorts[i]
 		o.ServerName = fmt.Sprintf("n%d", i)
 		o.JetStream = true
 		o.StoreDir = t.TempDir()
@@ -94,8 +94,9 @@ func (c *Cluster) start(i int) {
 
 func (c *Cluster) waitForClients(i int) {
 	c.t.Helper()
-	if ns := c.Server(i); ns == nil || !ns.ReadyForConnections(10*time.Second) {
-		c.t.Fatalf("cluster node %d did not start on port %d", i, c.opts[i].Port)
+	if ns := c.Server(i); ns == nil || !ns.ReadyForConnections(30*time.Second) {
+		c.t.Fatalf("cluster node %d did not start on port %d (route port %d): %s", i, c.opts[i].Port, c.opts[i].Cluster.Port,
+			portsHeld(c.opts[i].Port, c.opts[i].Cluster.Port))
 	}
 }
 

@@ -55,8 +55,8 @@ func NewServer(t testing.TB, opts ...Option) *server.Server {
 		ns.Shutdown()
 		ns.WaitForShutdown()
 	})
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatalf("NATS server on port %d did not start", o.Port)
+	if !ns.ReadyForConnections(30 * time.Second) {
+		t.Fatalf("NATS server on port %d did not start: %s", o.Port, portsHeld(o.Port))
 	}
 	return ns
 }

@@ -1,7 +1,6 @@
 package natstest
 
 import (
-	"net"
 	"strconv"
 	"testing"
 
@@ -65,15 +64,4 @@ func (s *Restartable) JetStream() jetstream.JetStream {
 	}
 	_, js := Connect(s.t, s.URL(), opts...)
 	return js
-}
-
-// FreePort returns a loopback TCP port that was free a moment ago.
-func FreePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

@@ -66,15 +66,21 @@ func NewSuperCluster(t testing.TB, layout []ClusterSpec, opts ...Option) *SuperC
 	sc := &SuperCluster{t: t, specs: layout, nodes: map[string][]*superNode{}}
 	type ports struct{ client, route, gateway []int }
 	pp := map[string]ports{}
+	total := 0
+	for _, spec := range layout {
+		total += 3 * spec.Nodes
+	}
+	free := FreePorts(t, total) // distinct across the whole super-cluster
 	for _, spec := range layout {
 		if spec.Nodes < 1 || spec.Name == "" || pp[spec.Name].client != nil {
 			t.Fatalf("super-cluster: bad or repeated cluster %+v", spec)
 		}
 		var p ports
 		for i := 0; i < spec.Nodes; i++ {
-			p.client = append(p.client, FreePort(t))
-			p.route = append(p.route, FreePort(t))
-			p.gateway = append(p.gateway, FreePort(t))
+			p.client = append(p.client, free[0])
+			p.route = append(p.route, free[1])
+			p.gateway = append(p.gateway, free[2])
+			free = free[3:]
 		}
 		pp[spec.Name] = p
 	}
@@ -150,8 +156,9 @@ func (sc *SuperCluster) start(cluster string, i int) {
 func (sc *SuperCluster) waitForClients(cluster string) {
 	sc.t.Helper()
 	for i, n := range sc.nodes[cluster] {
-		if ns := sc.Server(cluster, i); ns == nil || !ns.ReadyForConnections(10*time.Second) {
-			sc.t.Fatalf("super-cluster node %s did not start on port %d", n.opts.ServerName, n.opts.Port)
+		if ns := sc.Server(cluster, i); ns == nil || !ns.ReadyForConnections(30*time.Second) {
+			sc.t.Fatalf("super-cluster node %s did not start on port %d: %s", n.opts.ServerName, n.opts.Port,
+				portsHeld(n.opts.Port, n.opts.Cluster.Port, n.opts.Gateway.Port))
 		}
 	}
 }
