@@ -81,6 +81,9 @@ func portsBelowEphemeral() (low, high int) {
 func portsHeld(ports ...int) string {
 	var held []string
 	for _, p := range ports {
+		if p <= 0 { // the kernel chose it
+			continue
+		}
 		ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p))
 		if err != nil {
 			held = append(held, fmt.Sprintf("port %d: %v", p, err))
