@@ -306,30 +306,8 @@ func readEvents(ctx context.Context, st jetstream.Stream, cfg jetstream.OrderedC
 // dispatcher does (dispatcher's readEvent); false for an event it dead-letters as invalid.
 // The urls are a room_created's webhook_urls.
 func (s *Service) renderEvent(subject string, data []byte, seq uint64, stored time.Time) (queue.Queued, []string, bool) {
-	addr, err := schema.ParseSubject(subject)
+	evt, addr, err := schema.CheckEvent(subject, data, s.cfg.MaxEventBytes)
 	if err != nil {
-		return queue.Queued{}, nil, false
-	}
-	if s.cfg.MaxEventBytes > 0 && len(data) > s.cfg.MaxEventBytes {
-		return queue.Queued{}, nil, false
-	}
-	evt, err := schema.DecodeEvent(data)
-	if err != nil {
-		return queue.Queued{}, nil, false
-	}
-	room := evt.GetRoom().GetRoomId()
-	if room == "" || room != addr.Room {
-		return queue.Queued{}, nil, false
-	}
-	name := strings.ToLower(evt.GetEvent())
-	switch {
-	case name == "":
-		name = addr.Event
-		evt.Event = &name
-	case name != addr.Event:
-		return queue.Queued{}, nil, false
-	}
-	if len(evt.GetWebhookUrls()) > 0 && name != schema.EventRoomCreated {
 		return queue.Queued{}, nil, false
 	}
 	fb := schema.Fallback{ID: schema.StreamEventID(s.names.EventsStream(), seq), CreatedAt: stored.Unix()}
@@ -337,19 +315,16 @@ func (s *Service) renderEvent(subject string, data []byte, seq uint64, stored ti
 	if err != nil {
 		return queue.Queued{}, nil, false
 	}
-	if limit := s.maxPayload(); limit > 0 && len(body)+len(room)+resendOverhead > limit {
+	if queue.CheckFits(body, addr.Room, s.maxPayload()) != nil {
 		return queue.Queued{}, nil, false // the dispatcher refuses it as too large to queue
 	}
 	id := evt.GetId()
 	if id == "" {
 		id = fb.ID
 	}
-	q := queue.Queued{Room: room, Event: name, EventID: id, EventSeq: seq, Stored: stored, Body: body}
+	q := queue.Queued{Room: addr.Room, Event: addr.Event, EventID: id, EventSeq: seq, Stored: stored, Body: body}
 	return q, evt.GetWebhookUrls(), true
 }
-
-// resendOverhead is the dispatcher's allowance for a queued delivery's headers.
-const resendOverhead = 4 << 10
 
 func (s *Service) maxPayload() int {
 	if nc := s.js.Conn(); nc != nil {

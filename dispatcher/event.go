@@ -2,7 +2,7 @@ package dispatcher
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"strings"
 	"time"
 
@@ -27,11 +27,6 @@ type inbound struct {
 // headerStreamSource is the header in which the server records where a sourced message came
 // from; it carries the event's sequence in the events stream.
 const headerStreamSource = "Nats-Stream-Source"
-
-// deliveryOverhead bounds the headers a spilled delivery or a dead letter adds to the body.
-// A body that does not fit the server's max payload with them cannot be spilled, replayed or
-// dead-lettered, so it is refused up front rather than stalling its endpoint later.
-const deliveryOverhead = 4 << 10
 
 // readEvent checks a partition-stream message and renders its body. A message that cannot be
 // delivered comes back as the dead letter to record instead, with the reason in Detail.
@@ -59,37 +54,13 @@ func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (in
 		}
 		return inbound{}, dl
 	}
-	addr, err := schema.ParseSubject(eventsSubject)
+	evt, addr, err := schema.CheckEvent(eventsSubject, data, d.cfg.MaxEventBytes)
 	if err != nil {
-		return invalid("", "", err.Error())
+		bad := &schema.InvalidEventError{Detail: err.Error()}
+		errors.As(err, &bad)
+		return invalid(bad.Room, bad.Event, bad.Detail)
 	}
-	if len(data) > d.cfg.MaxEventBytes {
-		return invalid(addr.Room, addr.Event, fmt.Sprintf("event is %d bytes, over ROOMHOOK_MAX_EVENT_BYTES (%d)", len(data), d.cfg.MaxEventBytes))
-	}
-	evt, err := schema.DecodeEvent(data)
-	if err != nil {
-		return invalid(addr.Room, addr.Event, err.Error())
-	}
-	// The subject is the authority: NATS permissions on subjects alone decide what a
-	// publisher can make roomhook do.
-	room := evt.GetRoom().GetRoomId()
-	switch {
-	case room == "":
-		return invalid(addr.Room, addr.Event, "event has no room.room_id")
-	case room != addr.Room:
-		return invalid(addr.Room, addr.Event, fmt.Sprintf("room %q in the payload differs from room %q in the subject", room, addr.Room))
-	}
-	name := strings.ToLower(evt.GetEvent())
-	switch {
-	case name == "":
-		name = addr.Event
-		evt.Event = &name
-	case name != addr.Event:
-		return invalid(addr.Room, addr.Event, fmt.Sprintf("event %q in the payload differs from event %q in the subject", name, addr.Event))
-	}
-	if len(evt.GetWebhookUrls()) > 0 && name != "room_created" {
-		return invalid(room, name, "only room_created may carry webhook_urls")
-	}
+	room, name := addr.Room, addr.Event
 	if evt.CreatedAt == nil && ok {
 		// created_at defaults to when the events stream stored the event (DESIGN 1.3), as
 		// resend and tail render it; the partition copy was stored a moment later.
@@ -102,8 +73,8 @@ func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (in
 	if err != nil {
 		return invalid(room, name, err.Error())
 	}
-	if limit := d.maxPayload(); limit > 0 && len(body)+len(room)+deliveryOverhead > limit {
-		return invalid(room, name, fmt.Sprintf("the rendered body is %d bytes: with its headers it exceeds the NATS server's max payload (%d bytes), so it could not be queued, retried or replayed", len(body), limit))
+	if err := queue.CheckFits(body, room, d.maxPayload()); err != nil {
+		return invalid(room, name, err.Error())
 	}
 	id := evt.GetId()
 	if id == "" {

@@ -1,6 +1,7 @@
 package queue
 
 import (
+	"fmt"
 	"hash/fnv"
 	"strconv"
 	"time"
@@ -100,4 +101,18 @@ func Parse(h nats.Header, body []byte) Queued {
 		}
 	}
 	return q
+}
+
+// HeaderAllowance bounds the headers a spilled delivery or a dead letter adds to the body.
+const HeaderAllowance = 4 << 10
+
+// CheckFits reports, as an error that says so, a body that with its room and HeaderAllowance
+// exceeds maxPayload (the NATS server's max payload; 0: unknown, anything fits). Such a body
+// cannot be spilled, replayed or dead-lettered, so whoever renders it refuses it up front
+// rather than stall its endpoint later.
+func CheckFits(body []byte, room string, maxPayload int) error {
+	if maxPayload > 0 && len(body)+len(room)+HeaderAllowance > maxPayload {
+		return fmt.Errorf("the rendered body is %d bytes: with its headers it exceeds the NATS server's max payload (%d bytes), so it could not be queued, retried or replayed", len(body), maxPayload)
+	}
+	return nil
 }

@@ -48,3 +48,21 @@ func TestPartition(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckFits(t *testing.T) {
+	body := make([]byte, 1000)
+	tests := []struct {
+		name       string
+		maxPayload int
+		fits       bool
+	}{
+		{"max payload unknown", 0, true},
+		{"room in the allowance", len(body) + len("room") + HeaderAllowance, true},
+		{"one byte over", len(body) + len("room") + HeaderAllowance - 1, false},
+	}
+	for _, tt := range tests {
+		if err := CheckFits(body, "room", tt.maxPayload); (err == nil) != tt.fits {
+			t.Errorf("%s: CheckFits = %v, want fits %v", tt.name, err, tt.fits)
+		}
+	}
+}

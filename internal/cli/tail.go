@@ -53,7 +53,7 @@ func tailCommand(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
-	f := tail.Filter{Region: *region, Room: *room, Event: *event}
+	f := tail.Filter{Region: *region, Room: *room, Event: *event, MaxEventBytes: c.MaxEventBytes}
 	if f.Region == "" {
 		f.Region = c.Region
 	}

@@ -18,9 +18,10 @@ import (
 )
 
 // ErrInvalidEvent: a stored event the dispatcher would dead-letter as
-// invalid (undecodable payload, subject not roomhook's, room or event name
-// differing from the subject's, routing fields on an event other than
-// room_created). Event.Err wraps it; the tail goes on.
+// invalid, by the same check (schema.CheckEvent): undecodable payload, subject
+// not roomhook's, room or event name differing from the subject's, routing
+// fields on an event other than room_created, over MaxEventBytes. Event.Err
+// wraps it beside the *schema.InvalidEventError; the tail goes on.
 var ErrInvalidEvent = errors.New("invalid event")
 
 // Filter says which events to follow and from when.
@@ -34,6 +35,9 @@ type Filter struct {
 	// Since, when set, starts at the first event stored at or after it;
 	// otherwise the tail starts with the next event stored.
 	Since time.Time
+	// MaxEventBytes is the replicas' ROOMHOOK_MAX_EVENT_BYTES: a larger event is shown as
+	// the invalid event they dead-letter it as. 0: no bound.
+	MaxEventBytes int
 }
 
 // Subject is the filter subject: roomhook.events.<region>.<room token or
@@ -74,8 +78,9 @@ type Event struct {
 // Tail is a running follow of the events stream. Next is not safe for
 // concurrent use; Stop may be called from any goroutine.
 type Tail struct {
-	stream string
-	msgs   jetstream.MessagesContext
+	stream        string
+	maxEventBytes int
+	msgs          jetstream.MessagesContext
 }
 
 // Start creates the ordered consumer and returns once it exists, so an event
@@ -100,7 +105,7 @@ func Start(ctx context.Context, js jetstream.JetStream, f Filter) (*Tail, error)
 	if err != nil {
 		return nil, fmt.Errorf("tail: following %s: %w", stream, err)
 	}
-	return &Tail{stream: stream, msgs: msgs}, nil
+	return &Tail{stream: stream, maxEventBytes: f.MaxEventBytes, msgs: msgs}, nil
 }
 
 // Next waits for the next event until ctx ends. Its error is ctx's, or
@@ -111,40 +116,27 @@ func (t *Tail) Next(ctx context.Context) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("tail: %w", err)
 	}
-	return render(t.stream, msg), nil
+	return render(t.stream, msg, t.maxEventBytes), nil
 }
 
 // Stop ends the follow; the server removes the ordered consumer.
 func (t *Tail) Stop() { t.msgs.Stop() }
 
 // render turns one stored message into what the dispatcher would send.
-func render(stream string, msg jetstream.Msg) Event {
+func render(stream string, msg jetstream.Msg, maxBytes int) Event {
 	ev := Event{Subject: msg.Subject()}
 	if meta, err := msg.Metadata(); err == nil {
 		ev.Seq, ev.Stored = meta.Sequence.Stream, meta.Timestamp
 	}
-	addr, err := schema.ParseSubject(ev.Subject)
+	evt, addr, err := schema.CheckEvent(ev.Subject, msg.Data(), maxBytes)
 	if err != nil {
+		if bad := (*schema.InvalidEventError)(nil); errors.As(err, &bad) {
+			ev.Room, ev.Name = bad.Room, bad.Event
+		}
 		ev.Err = fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 		return ev
 	}
 	ev.Room, ev.Name = addr.Room, addr.Event
-	evt, err := schema.DecodeEvent(msg.Data())
-	if err != nil {
-		ev.Err = fmt.Errorf("%w: %w", ErrInvalidEvent, err)
-		return ev
-	}
-	switch {
-	case evt.GetRoom().GetRoomId() != addr.Room:
-		ev.Err = fmt.Errorf("%w: room %q in the payload, %q in the subject", ErrInvalidEvent, evt.GetRoom().GetRoomId(), addr.Room)
-		return ev
-	case strings.ToLower(evt.GetEvent()) != addr.Event:
-		ev.Err = fmt.Errorf("%w: event %q in the payload, %q in the subject", ErrInvalidEvent, evt.GetEvent(), addr.Event)
-		return ev
-	case len(evt.GetWebhookUrls()) > 0 && addr.Event != schema.EventRoomCreated:
-		ev.Err = fmt.Errorf("%w: only room_created may carry webhook_urls", ErrInvalidEvent)
-		return ev
-	}
 	body, err := schema.MarshalBody(evt, schema.Fallback{ID: schema.StreamEventID(stream, ev.Seq), CreatedAt: ev.Stored.Unix()})
 	if err != nil {
 		ev.Err = fmt.Errorf("%w: %w", ErrInvalidEvent, err)

@@ -164,9 +164,9 @@ func TestTailFromNow(t *testing.T) {
 	}
 }
 
-// TestTailInvalid: what the dispatcher would dead-letter is shown with its
-// reason, and the tail goes on.
-func TestTailInvalid(t *testing.T) {
+// TestTailEventWithoutName: an event whose payload names no event takes the subject's, as
+// the dispatcher delivers it; the tail showed it as invalid while it was being delivered.
+func TestTailEventWithoutName(t *testing.T) {
 	_, js := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -175,7 +175,39 @@ func TestTailInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer tl.Stop()
+	unnamed := event(schema.EventRoomStarted, "r", "EV_unnamed")
+	unnamed.Event = nil
+	data, err := proto.Marshal(unnamed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(ctx, "roomhook.events.default.r.room_started", data); err != nil {
+		t.Fatal(err)
+	}
+	got := next(t, tl)
+	if got.Err != nil || got.Name != schema.EventRoomStarted || !strings.Contains(string(got.Body), `"event":"room_started"`) {
+		t.Fatalf("got %q %v %s, want room_started rendered", got.Name, got.Err, got.Body)
+	}
+}
 
+// TestTailInvalid: what the dispatcher would dead-letter is shown with its
+// reason, and the tail goes on.
+func TestTailInvalid(t *testing.T) {
+	_, js := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tl, err := Start(ctx, js, Filter{Region: region, MaxEventBytes: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Stop()
+
+	large := event(schema.EventRoomStarted, "r", "EV_large")
+	large.Room.Metadata = proto.String(strings.Repeat("m", 600))
+	oversized, err := proto.Marshal(large)
+	if err != nil {
+		t.Fatal(err)
+	}
 	mismatch, err := proto.Marshal(event(schema.EventRoomStarted, "other", "EV_x"))
 	if err != nil {
 		t.Fatal(err)
@@ -192,6 +224,7 @@ func TestTailInvalid(t *testing.T) {
 		{name: "undecodable", subject: "roomhook.events.default.r.room_started", data: []byte{0xff, 0xff}, reason: "undecodable"},
 		{name: "room differs", subject: "roomhook.events.default.r.room_started", data: mismatch, reason: "in the payload"},
 		{name: "routing field", subject: "roomhook.events.default.r.room_started", data: routing, reason: "webhook_urls"},
+		{name: "over MaxEventBytes", subject: "roomhook.events.default.r.room_started", data: oversized, reason: "over ROOMHOOK_MAX_EVENT_BYTES (512)"},
 		{name: "room token not the codec's", subject: "roomhook.events.default.r%41.room_started", data: mismatch, reason: "room token"},
 	}
 	for _, tt := range tests {
