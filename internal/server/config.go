@@ -151,6 +151,12 @@ func LoadConfig(scope Scope) (Config, error) {
 		}
 		return c, fmt.Errorf("configuration: %w", err)
 	}
+	// MAX_CONNS alone, below the default per-host bound, lowers that bound with it: the
+	// operator asked for fewer connections in all, not for a refusal. A per-host bound set
+	// above MAX_CONNS is still refused by Validate.
+	if v, set := os.LookupEnv(envPrefix + "_MAX_CONNS_PER_HOST"); (!set || v == "") && c.MaxConns >= 1 {
+		c.MaxConnsPerHost = min(c.MaxConnsPerHost, c.MaxConns)
+	}
 	if scope == ScopeClient {
 		return c, c.validateClient()
 	}

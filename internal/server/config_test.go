@@ -46,3 +46,36 @@ func TestDefaultsAreTheLibrariesDefaults(t *testing.T) {
 			c.MaxConnsPerHost, c.MaxConns, sender.DefaultMaxConnsPerHost, sender.DefaultMaxConns)
 	}
 }
+
+// TestMaxConnsAloneLowersThePerHostBound: ROOMHOOK_MAX_CONNS set alone below the default
+// per-host bound takes that bound down with it instead of refusing to start; a per-host bound
+// the operator set stays as set.
+func TestMaxConnsAloneLowersThePerHostBound(t *testing.T) {
+	tests := []struct {
+		maxConns, perHost string // "" leaves the variable unset
+		wantPerHost           int
+	}{
+		{maxConns: "32", wantPerHost: 32},
+		{maxConns: "1000", wantPerHost: sender.DefaultMaxConnsPerHost},
+		{maxConns: "32", perHost: "8", wantPerHost: 8},
+		{maxConns: "", perHost: "8", wantPerHost: 8},
+	}
+	for _, tt := range tests {
+		t.Run(tt.maxConns+"/"+tt.perHost, func(t *testing.T) {
+			natstest.ClearRoomhookEnv(t)
+			if tt.maxConns != "" {
+				t.Setenv("ROOMHOOK_MAX_CONNS", tt.maxConns)
+			}
+			if tt.perHost != "" {
+				t.Setenv("ROOMHOOK_MAX_CONNS_PER_HOST", tt.perHost)
+			}
+			c, err := server.LoadConfig(server.ScopeServe)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.MaxConnsPerHost != tt.wantPerHost {
+				t.Fatalf("ROOMHOOK_MAX_CONNS_PER_HOST is %d, want %d", c.MaxConnsPerHost, tt.wantPerHost)
+			}
+		})
+	}
+}

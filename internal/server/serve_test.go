@@ -555,7 +555,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{env: map[string]string{"ROOMHOOK_MAX_CONNS_PER_HOST": "many"}, want: "ROOMHOOK_MAX_CONNS_PER_HOST"},
 		{env: map[string]string{"ROOMHOOK_MAX_CONNS_PER_HOST": "65", "ROOMHOOK_MAX_CONNS": "64"}, want: "ROOMHOOK_MAX_CONNS_PER_HOST"},
 		{env: map[string]string{"ROOMHOOK_MAX_CONNS": "0"}, want: "ROOMHOOK_MAX_CONNS:"},
-		{env: map[string]string{"ROOMHOOK_MAX_CONNS": "32"}, want: "ROOMHOOK_MAX_CONNS_PER_HOST"}, // below the default per-host 64
+		{env: map[string]string{"ROOMHOOK_MAX_CONNS": "32"}}, // below the default per-host bound, which follows it down
 		{env: map[string]string{"ROOMHOOK_MAX_CONNS_PER_HOST": "8", "ROOMHOOK_MAX_CONNS": "8"}},
 		{env: map[string]string{"ROOMHOOK_PER_ROOM_WEBHOOKS": "maybe"}, want: "ROOMHOOK_PER_ROOM_WEBHOOKS"},
 		{env: map[string]string{"ROOMHOOK_STREAM_REPLICAS": "7"}, want: "ROOMHOOK_STREAM_REPLICAS"},
