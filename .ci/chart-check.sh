@@ -86,6 +86,20 @@ else
   cat "$work/keda.err"; fail "helm template with keda enabled"
 fi
 
+# maxConns set alone below the default per-host bound takes that bound down with it, as
+# ROOMHOOK_MAX_CONNS does without the chart: otherwise the pod would refuse to start.
+if helm template roomhook "$chart" --namespace roomhook --kube-version "${kube_versions[-1]}" "${required[@]}" \
+  --set config.maxConns=100 --show-only templates/deployment.yaml >"$work/conns.yaml" 2>"$work/conns.err"; then
+  got="$(grep -A1 -- '- name: ROOMHOOK_MAX_CONNS_PER_HOST$' "$work/conns.yaml" | sed -n 's/^ *value: "\(.*\)"$/\1/p')"
+  if [[ "$got" == "100" ]]; then
+    pass "maxConns 100 alone lowers ROOMHOOK_MAX_CONNS_PER_HOST to 100"
+  else
+    fail "maxConns 100 alone: ROOMHOOK_MAX_CONNS_PER_HOST is '$got', want 100"
+  fi
+else
+  cat "$work/conns.err"; fail "helm template with config.maxConns=100"
+fi
+
 # Every setting of internal/server/config.go must be mapped by the chart: grep the envconfig tags and look for
 # each variable in the default Deployment. This keeps the Config struct, the chart and the README's
 # table in step.
