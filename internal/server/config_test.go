@@ -53,7 +53,7 @@ func TestDefaultsAreTheLibrariesDefaults(t *testing.T) {
 func TestMaxConnsAloneLowersThePerHostBound(t *testing.T) {
 	tests := []struct {
 		maxConns, perHost string // "" leaves the variable unset
-		wantPerHost           int
+		wantPerHost       int
 	}{
 		{maxConns: "32", wantPerHost: 32},
 		{maxConns: "1000", wantPerHost: sender.DefaultMaxConnsPerHost},

@@ -14,13 +14,15 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomhook/roomhook/queue"
 	"github.com/roomhook/roomhook/schema"
 )
 
 // ErrInvalidEvent: a stored event the dispatcher would dead-letter as
 // invalid, by the same check (schema.CheckEvent): undecodable payload, subject
 // not roomhook's, room or event name differing from the subject's, routing
-// fields on an event other than room_created, over MaxEventBytes. Event.Err
+// fields on an event other than room_created, over MaxEventBytes, a body too
+// large for the server's max payload. Event.Err
 // wraps it beside the *schema.InvalidEventError; the tail goes on.
 var ErrInvalidEvent = errors.New("invalid event")
 
@@ -80,6 +82,7 @@ type Event struct {
 type Tail struct {
 	stream        string
 	maxEventBytes int
+	maxPayload    int // the server's: a body that cannot be queued is dead-lettered invalid
 	msgs          jetstream.MessagesContext
 }
 
@@ -105,7 +108,11 @@ func Start(ctx context.Context, js jetstream.JetStream, f Filter) (*Tail, error)
 	if err != nil {
 		return nil, fmt.Errorf("tail: following %s: %w", stream, err)
 	}
-	return &Tail{stream: stream, maxEventBytes: f.MaxEventBytes, msgs: msgs}, nil
+	maxPayload := 0
+	if nc := js.Conn(); nc != nil {
+		maxPayload = int(nc.MaxPayload())
+	}
+	return &Tail{stream: stream, maxEventBytes: f.MaxEventBytes, maxPayload: maxPayload, msgs: msgs}, nil
 }
 
 // Next waits for the next event until ctx ends. Its error is ctx's, or
@@ -116,14 +123,14 @@ func (t *Tail) Next(ctx context.Context) (Event, error) {
 	if err != nil {
 		return Event{}, fmt.Errorf("tail: %w", err)
 	}
-	return render(t.stream, msg, t.maxEventBytes), nil
+	return render(t.stream, msg, t.maxEventBytes, t.maxPayload), nil
 }
 
 // Stop ends the follow; the server removes the ordered consumer.
 func (t *Tail) Stop() { t.msgs.Stop() }
 
 // render turns one stored message into what the dispatcher would send.
-func render(stream string, msg jetstream.Msg, maxBytes int) Event {
+func render(stream string, msg jetstream.Msg, maxBytes, maxPayload int) Event {
 	ev := Event{Subject: msg.Subject()}
 	if meta, err := msg.Metadata(); err == nil {
 		ev.Seq, ev.Stored = meta.Sequence.Stream, meta.Timestamp
@@ -138,6 +145,9 @@ func render(stream string, msg jetstream.Msg, maxBytes int) Event {
 	}
 	ev.Room, ev.Name = addr.Room, addr.Event
 	body, err := schema.MarshalBody(evt, schema.Fallback{ID: schema.StreamEventID(stream, ev.Seq), CreatedAt: ev.Stored.Unix()})
+	if err == nil {
+		err = queue.CheckFits(body, addr.Room, maxPayload)
+	}
 	if err != nil {
 		ev.Err = fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 		return ev

@@ -190,6 +190,27 @@ func TestTailEventWithoutName(t *testing.T) {
 	}
 }
 
+// TestTailBodyOverMaxPayload: an event that fits the server's max payload but whose body
+// does not (control characters in its metadata render six bytes each) is shown as the invalid
+// event the dispatcher dead-letters it as.
+func TestTailBodyOverMaxPayload(t *testing.T) {
+	nc, js := setup(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tl, err := Start(ctx, js, Filter{Region: region})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tl.Stop()
+	big := event(schema.EventRoomStarted, "r", "EV_big")
+	big.Room.Metadata = proto.String(strings.Repeat("\x01", int(nc.MaxPayload())/5))
+	publish(t, js, big)
+	got := next(t, tl)
+	if !errors.Is(got.Err, ErrInvalidEvent) || !strings.Contains(got.Err.Error(), "exceeds the NATS server's max payload") || got.Body != nil {
+		t.Fatalf("got %v, %d bytes of body; want ErrInvalidEvent for the max payload", got.Err, len(got.Body))
+	}
+}
+
 // TestTailInvalid: what the dispatcher would dead-letter is shown with its
 // reason, and the tail goes on.
 func TestTailInvalid(t *testing.T) {
