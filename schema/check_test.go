@@ -18,7 +18,9 @@ func TestCheckEvent(t *testing.T) {
 		}
 		return b
 	}
-	room := func(id string) *roomhookv1.NotifyEventRoom { return &roomhookv1.NotifyEventRoom{RoomId: proto.String(id)} }
+	room := func(id string) *roomhookv1.NotifyEventRoom {
+		return &roomhookv1.NotifyEventRoom{RoomId: proto.String(id)}
+	}
 	const subject = "roomhook.events.default.r1.room_started"
 	tests := []struct {
 		name      string
