@@ -59,6 +59,19 @@ func publish(t *testing.T, js jetstream.JetStream, evt *roomhookv1.Event) *jetst
 	return ack
 }
 
+// startTail starts a tail that stops when the test ends.
+func startTail(t *testing.T, js jetstream.JetStream, f Filter) *Tail {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tl, err := Start(ctx, js, f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tl.Stop)
+	return tl
+}
+
 func next(t *testing.T, tl *Tail) Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -170,11 +183,7 @@ func TestTailEventWithoutName(t *testing.T) {
 	_, js := setup(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	tl, err := Start(ctx, js, Filter{Region: region})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tl.Stop()
+	tl := startTail(t, js, Filter{Region: region})
 	unnamed := event(schema.EventRoomStarted, "r", "EV_unnamed")
 	unnamed.Event = nil
 	data, err := proto.Marshal(unnamed)
@@ -195,13 +204,7 @@ func TestTailEventWithoutName(t *testing.T) {
 // event the dispatcher dead-letters it as.
 func TestTailBodyOverMaxPayload(t *testing.T) {
 	nc, js := setup(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	tl, err := Start(ctx, js, Filter{Region: region})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tl.Stop()
+	tl := startTail(t, js, Filter{Region: region})
 	big := event(schema.EventRoomStarted, "r", "EV_big")
 	big.Room.Metadata = proto.String(strings.Repeat("\x01", int(nc.MaxPayload())/5))
 	publish(t, js, big)
