@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 )
 
 // DefaultMaxConnsPerHost is how many attempts, and so connections, a Sender has in flight to
@@ -71,10 +72,12 @@ func newConnLimiter(perHost, total int) *connLimiter {
 	return l
 }
 
-// acquire takes a slot of key's host and then a replica-wide one, waiting until both are free
-// or ctx ends; it returns ctx's error then, holding nothing. On success the caller must call
-// release with the returned entry once the attempt is done.
-func (l *connLimiter) acquire(ctx context.Context, key hostKey) (*hostSlots, error) {
+// acquire takes a slot of key's host and then a replica-wide one, waiting until both are free,
+// ctx ends or wait has passed (both waits together); it returns ctx's error, or
+// context.DeadlineExceeded when wait passed, holding nothing. On success the caller must call
+// release with the returned entry once the attempt is done. A timer for wait is made only when
+// a slot is not free at once, so the path of an attempt that does not wait allocates nothing.
+func (l *connLimiter) acquire(ctx context.Context, key hostKey, wait time.Duration) (*hostSlots, error) {
 	l.mu.Lock()
 	h := l.hosts[key]
 	if h == nil {
@@ -84,11 +87,13 @@ func (l *connLimiter) acquire(ctx context.Context, key hostKey) (*hostSlots, err
 	h.refs++
 	l.mu.Unlock()
 
-	if err := take(ctx, h.sem); err != nil {
+	w := slotWait{ctx: ctx, wait: wait}
+	defer w.stop()
+	if err := w.take(h.sem); err != nil {
 		l.unref(key, h)
 		return nil, err
 	}
-	if err := take(ctx, l.total); err != nil {
+	if err := w.take(l.total); err != nil {
 		<-h.sem
 		l.unref(key, h)
 		return nil, err
@@ -96,19 +101,38 @@ func (l *connLimiter) acquire(ctx context.Context, key hostKey) (*hostSlots, err
 	return h, nil
 }
 
-// take takes a slot of sem, waiting until one is free or ctx ends. A free slot is taken even
-// when ctx has ended meanwhile, as the select alone might not.
-func take(ctx context.Context, sem chan struct{}) error {
+// slotWait is one acquire's waiting: until ctx ends or wait has passed since the first slot
+// that was not free at once.
+type slotWait struct {
+	ctx   context.Context
+	wait  time.Duration
+	timer *time.Timer // made when a wait starts
+}
+
+// take takes a slot of sem, waiting until one is free, ctx ends or the wait is over. A free
+// slot is taken even when ctx has ended meanwhile, as the select alone might not.
+func (w *slotWait) take(sem chan struct{}) error {
 	select {
 	case sem <- struct{}{}:
 		return nil
 	default:
 	}
+	if w.timer == nil {
+		w.timer = time.NewTimer(w.wait)
+	}
 	select {
 	case sem <- struct{}{}:
 		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-w.ctx.Done():
+		return w.ctx.Err()
+	case <-w.timer.C:
+		return context.DeadlineExceeded
+	}
+}
+
+func (w *slotWait) stop() {
+	if w.timer != nil {
+		w.timer.Stop()
 	}
 }
 

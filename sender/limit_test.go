@@ -505,7 +505,7 @@ func TestLimiterFreePathDoesNotAllocate(t *testing.T) {
 	// AllocsPerRun truncates the average: the race detector's sync.Pool drops a quarter of
 	// what is put back, which stays below one allocation a run.
 	if n := testing.AllocsPerRun(1000, func() {
-		h, err := l.acquire(ctx, key)
+		h, err := l.acquire(ctx, key, time.Minute)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -407,9 +407,7 @@ func (s *Sender) Send(ctx context.Context, ep endpoint.Endpoint, d Delivery) Att
 
 	// Host slot first, then the replica-wide one: see connLimiter. Released after the drain.
 	key := hostKeyOf(req.URL)
-	wctx, wcancel := context.WithTimeout(ctx, s.timeout)
-	slots, err := s.limit.acquire(wctx, key)
-	wcancel()
+	slots, err := s.limit.acquire(ctx, key, s.timeout)
 	if err != nil {
 		return Attempt{Err: s.waitError(ctx, err), Verdict: Retry, Duration: time.Since(start), NotSent: ctx.Err() == nil}
 	}
