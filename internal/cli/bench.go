@@ -31,6 +31,7 @@ func Bench(ctx context.Context, args []string) error {
 	backlog := fs.Int("backlog", 0, "events queued in the backlog scenario (default 500000, 5000 with --quick)")
 	replicaProcess := fs.Bool("replica-process", true, "run the backlog replica as a child `roomhook serve` process so its own RSS is measured")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file (go tool pprof)")
+	memProfile := fs.String("memprofile", "", "write an allocation profile of the whole run to this file (go tool pprof -sample_index=alloc_space)")
 	idleProfile := fs.String("idle-cpuprofile", "", "write a CPU profile of the perroom scenario's idle window to this file (not with --cpuprofile)")
 	partitions := fs.Int("partitions", 0, "the replicas' ROOMHOOK_PARTITIONS (default 8)")
 	maxInFlight := fs.Int("max-in-flight", 0, "the replicas' ROOMHOOK_MAX_IN_FLIGHT (default 256)")
@@ -94,6 +95,11 @@ func Bench(ctx context.Context, args []string) error {
 	}
 	start := time.Now()
 	rep, err := bench.Run(ctx, opts)
+	if *memProfile != "" {
+		if werr := writeAllocProfile(*memProfile); werr != nil && err == nil {
+			err = werr
+		}
+	}
 	if rep != nil {
 		if werr := rep.WriteTable(os.Stdout); werr != nil && err == nil {
 			err = werr
@@ -102,6 +108,22 @@ func Bench(ctx context.Context, args []string) error {
 	fmt.Fprintf(os.Stderr, "bench took %s\n", time.Since(start).Round(time.Second))
 	if err != nil {
 		return fmt.Errorf("bench: %w", err)
+	}
+	return nil
+}
+
+// writeAllocProfile writes what the process has allocated since it started, by call site.
+func writeAllocProfile(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return fmt.Errorf("bench: writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("bench: writing %s: %w", path, err)
 	}
 	return nil
 }
