@@ -1,5 +1,5 @@
 // Package cli is roomhook's command line: the subcommands (serve, publish, receive, bench,
-// endpoints, status, dlq, tail), their flags and their output. main.go lists the subcommands and
+// endpoints, status, dlq, resend, tail), their flags and their output. main.go lists the subcommands and
 // hands the command line to Main; every subcommand reads its settings with
 // server.LoadConfig, so ROOMHOOK_* means the same in all of them.
 package cli
