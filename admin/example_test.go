@@ -48,8 +48,12 @@ func Example() {
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go d.Run(ctx)
+	ran := make(chan struct{})
+	defer func() { stop(); <-ran }() // the dispatcher stops before the server and the store go
+	go func() {
+		defer close(ran)
+		d.Run(ctx)
+	}()
 	for !d.Ready() {
 		time.Sleep(10 * time.Millisecond)
 	}

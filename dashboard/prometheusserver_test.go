@@ -108,8 +108,14 @@ func startPrometheus(t *testing.T, bin, target string, targetLabels map[string]s
 		cancel()
 		t.Fatalf("start prometheus: %v", err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	// exited is closed once the process is gone, with its error in waitErr: both the
+	// readiness loop and the cleanup wait on it.
+	exited := make(chan struct{})
+	var waitErr error
+	go func() {
+		waitErr = cmd.Wait()
+		close(exited)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		<-exited
@@ -120,8 +126,8 @@ func startPrometheus(t *testing.T, bin, target string, targetLabels map[string]s
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
-		case err := <-exited:
-			t.Fatalf("prometheus exited: %v\n%s", err, p.log.String())
+		case <-exited:
+			t.Fatalf("prometheus exited: %v\n%s", waitErr, p.log.String())
 		default:
 		}
 		if ready(p.api.base + "/-/ready") {

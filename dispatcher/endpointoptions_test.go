@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -59,7 +60,13 @@ func TestEndpointFilterCredentialsAndStandardWebhooksRotation(t *testing.T) {
 		p.publish(newEvent("r", name, "ev-r-"+string(rune('0'+i)), 0))
 	}
 	waitFor(t, 10*time.Second, "all events at the unfiltered endpoint", func() bool { return everything.count() == 4 })
-	time.Sleep(300 * time.Millisecond)
+	// room_finished is the room's last event: a filtered-out event delivered by mistake would
+	// have come before it, in the room's order.
+	waitFor(t, 10*time.Second, "room_finished at the filtered endpoint", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(events, "room_finished")
+	})
 	mu.Lock()
 	defer mu.Unlock()
 	if strings.Join(events, ",") != "room_started,room_finished" {

@@ -122,6 +122,11 @@ type failoverRig struct {
 	overlapSince map[int]time.Time
 	overlaps     []string
 
+	// stop ends the rig's goroutines (publishing, sampling) when the test ends, before the
+	// cluster is shut down; wg waits for them.
+	stop chan struct{}
+	wg   sync.WaitGroup
+
 	pubMu      sync.Mutex
 	stored     map[string]time.Time // when JetStream acknowledged each event's publish
 	pubFailed  int                  // publish attempts that failed (and were retried)
@@ -172,6 +177,13 @@ func newFailoverRig(t *testing.T) *failoverRig {
 	c.WaitStreamReady(t, "", failoverEventsStream, failoverPartStream)
 	_, f.js = natstest.Connect(t, c.ClientURLs())
 	t.Logf("cluster and replicas ready in %s", time.Since(start).Round(time.Millisecond))
+	// Registered after the cluster's and the replicas' cleanups, so it runs before them.
+	f.stop = make(chan struct{})
+	t.Cleanup(func() {
+		close(f.stop)
+		f.wg.Wait()
+	})
+	f.wg.Add(1)
 	go f.watchHeld()
 	t.Cleanup(func() { t.Logf("receiver answered 500 to %d requests", fails.Load()) })
 	return f
@@ -180,6 +192,7 @@ func newFailoverRig(t *testing.T) *failoverRig {
 // watchHeld samples every replica's held-deliveries gauge, and which replicas run each
 // partition, until the test ends.
 func (f *failoverRig) watchHeld() {
+	defer f.wg.Done()
 	ep := endpoint.ID(f.rc.URL())
 	for {
 		running := map[int][]string{}
@@ -207,6 +220,8 @@ func (f *failoverRig) watchHeld() {
 		select {
 		case <-f.reps[0].done:
 			return
+		case <-f.stop:
+			return
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -216,7 +231,8 @@ func failoverID(room, i int) string { return fmt.Sprintf("ev-%d-%d", room, i) }
 
 // publishAll publishes every event, room after room for each index, retrying each publish
 // (same Nats-Msg-Id, so a retry of a stored one is dropped as a duplicate) until JetStream
-// takes it, as a media node does through an election. It returns when all are stored.
+// takes it, as a media node does through an election. It returns when all are stored, or
+// when the test ends first.
 func (f *failoverRig) publishAll(pace time.Duration) {
 	for i := 0; i < failoverPerRoom; i++ {
 		for r := 0; r < failoverRooms; r++ {
@@ -246,9 +262,13 @@ func (f *failoverRig) publishAll(pace time.Duration) {
 					f.t.Errorf("publish %s: %v", evt.GetId(), err)
 					return
 				}
-				time.Sleep(50 * time.Millisecond)
+				if !f.pause(50 * time.Millisecond) {
+					return
+				}
 			}
-			time.Sleep(pace)
+			if !f.pause(pace) {
+				return
+			}
 		}
 	}
 }
@@ -506,11 +526,31 @@ func (f *failoverRig) finish(published <-chan struct{}, healthyAt time.Time) {
 // mid-delivery; the channel closes when all are stored.
 func (f *failoverRig) startPublishing(pace time.Duration) <-chan struct{} {
 	done := make(chan struct{})
+	f.wg.Add(1)
 	go func() {
+		defer f.wg.Done()
 		defer close(done)
 		f.publishAll(pace)
 	}()
 	return done
+}
+
+// pause waits d, or less if the test ends meanwhile; false when it ended.
+func (f *failoverRig) pause(d time.Duration) bool {
+	if d <= 0 {
+		select {
+		case <-f.stop:
+			return false
+		default:
+			return true
+		}
+	}
+	select {
+	case <-f.stop:
+		return false
+	case <-time.After(d):
+		return true
+	}
 }
 
 // killLeaderAndRestart kills stream's leader once a fifth of the events has arrived and

@@ -32,6 +32,7 @@ import (
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 	"github.com/roomhook/roomhook/schema/signature"
 	"github.com/roomhook/roomhook/sender"
+	"github.com/roomhook/roomhook/subscriber"
 )
 
 // The harness runs real parts: an embedded JetStream server, dispatcher replicas each on its
@@ -135,6 +136,32 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// waitSettled waits until the region's partition and spill streams hold nothing: every
+// delivery of every event published so far is delivered, dead-lettered or dropped, so no
+// attempt of one can still come. It is the barrier for "nothing more arrives" where no
+// later event can reach the endpoint in question (it is disabled, or its event was the
+// room's last).
+func waitSettled(t testing.TB, js jetstream.JetStream, timeout time.Duration) {
+	t.Helper()
+	n := subscriber.Names{Region: "default"}
+	waitFor(t, timeout, "the partition and spill streams to be empty", func() bool {
+		for _, name := range []string{n.PartStream(), n.SpillStream()} {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			st, err := js.Stream(ctx, name)
+			if err != nil {
+				cancel()
+				return false
+			}
+			info, err := st.Info(ctx)
+			cancel()
+			if err != nil || info.State.Msgs > 0 {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // received is one webhook request as a receiver saw it.

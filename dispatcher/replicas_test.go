@@ -111,9 +111,14 @@ func TestRestartLosesNothingAndRepeatsNothingAcknowledged(t *testing.T) {
 	}
 	start(2)
 	waitFor(t, 30*time.Second, "every event", func() bool { return distinct(slow) == rooms*perRoom })
-	time.Sleep(300 * time.Millisecond) // a duplicate would arrive now
+	// The barrier: one more event per room. A duplicate of a room's event would be sent before
+	// it, in the room's order.
+	for r := 0; r < rooms; r++ {
+		p.publish(newEvent(fmt.Sprintf("room-%d", r), "participant_joined", fmt.Sprintf("ev-%d-%d", r, perRoom), 1761815000))
+	}
+	waitFor(t, 30*time.Second, "every room's barrier event", func() bool { return distinct(slow) == rooms*(perRoom+1) })
 	got := slow.deliveries()
-	if len(got) != rooms*perRoom {
+	if len(got) != rooms*(perRoom+1) {
 		seen := map[string]int{}
 		for _, g := range got {
 			seen[g.ID]++

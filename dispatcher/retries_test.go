@@ -129,7 +129,7 @@ func TestRetryScheduleThenExhausted(t *testing.T) {
 
 	id := endpoint.ID(a.URL())
 	dls := waitDeadLetters(t, js, dlqSubject(id), 1, 10*time.Second)
-	time.Sleep(2 * schedulingSlack) // an attempt after the dead letter would show up by now
+	waitSettled(t, js, 10*time.Second) // an attempt after the dead letter would come before this
 
 	tries := a.attemptsFor("ev-retry-1")
 	if len(tries) != len(steps) {
@@ -350,7 +350,7 @@ func TestGoneDisablesEndpoint(t *testing.T) {
 	p.publish(newEvent("another room", "room_started", "gn-other-1", 1761815001))
 	waitFor(t, 10*time.Second, "healthy endpoint got every event", func() bool { return len(deliveredIDs(b)) == 2*queued+1 })
 	checkOrder(t, "healthy endpoint", b.deliveries(), eventIndex)
-	time.Sleep(200 * time.Millisecond) // a request to the disabled endpoint would arrive by now
+	waitSettled(t, js, 10*time.Second) // a request to the disabled endpoint would come before this
 	if n := a.attemptCount(); n != 1 {
 		t.Errorf("the disabled endpoint was called %d times, want only the one that answered 410", n)
 	}

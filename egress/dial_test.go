@@ -36,8 +36,13 @@ func listenLoopback(t *testing.T) *countingListener {
 		t.Fatal(err)
 	}
 	cl := &countingListener{Listener: ln}
-	t.Cleanup(func() { ln.Close() })
+	accepting := make(chan struct{})
+	t.Cleanup(func() {
+		ln.Close()
+		<-accepting
+	})
 	go func() {
+		defer close(accepting)
 		for {
 			c, err := cl.Accept()
 			if err != nil {
@@ -115,6 +120,14 @@ type stubNet struct {
 	answers   [][]netip.Addr // one set per lookup; the last repeats
 	lookups   int
 	attempted []string
+	serving   sync.WaitGroup // the in-process DNS answers
+}
+
+// newStubNet returns a stub whose DNS answers are waited for when the test ends.
+func newStubNet(t *testing.T, answers ...[]netip.Addr) *stubNet {
+	s := &stubNet{answers: answers}
+	t.Cleanup(s.serving.Wait)
+	return s
 }
 
 var errStubNoConnect = errors.New("stub: connection not made")
@@ -148,7 +161,9 @@ func (s *stubNet) attempts() []string {
 // dialDNS answers the resolver in process over a pipe, the stream (TCP) DNS framing.
 func (s *stubNet) dialDNS(ctx context.Context, network, address string) (net.Conn, error) {
 	client, server := net.Pipe()
+	s.serving.Add(1)
 	go func() {
+		defer s.serving.Done()
 		defer server.Close()
 		var size [2]byte
 		if _, err := io.ReadFull(server, size[:]); err != nil {
@@ -228,7 +243,7 @@ func TestDialRefusesNonGlobalRangesWithoutConnecting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stub := &stubNet{answers: [][]netip.Addr{tt.resolve}}
+			stub := newStubNet(t, tt.resolve)
 			g, err := egress.New(egress.Config{})
 			if err != nil {
 				t.Fatal(err)
@@ -253,7 +268,7 @@ func TestDialRefusesNonGlobalRangesWithoutConnecting(t *testing.T) {
 // by the stub at the point of connecting, which also shows that the stub sees what the guard
 // lets through.
 func TestDialCatchesRebinding(t *testing.T) {
-	stub := &stubNet{answers: [][]netip.Addr{addrs("203.0.113.7"), addrs("203.0.113.7"), addrs("10.0.0.5")}}
+	stub := newStubNet(t, addrs("203.0.113.7"), addrs("203.0.113.7"), addrs("10.0.0.5"))
 	g, _ := egress.New(egress.Config{})
 	dial := g.DialContext(stub.dialer())
 	// tcp4 makes one lookup per dial.
@@ -287,7 +302,7 @@ func TestDialAllowedTargetsPassToConnect(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			stub := &stubNet{answers: [][]netip.Addr{tt.resolve}}
+			stub := newStubNet(t, tt.resolve)
 			g, err := egress.New(egress.Config{AllowedTargets: tt.allowed})
 			if err != nil {
 				t.Fatal(err)

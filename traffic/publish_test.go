@@ -119,11 +119,16 @@ func TestPublishNeedsStream(t *testing.T) {
 		t.Fatalf("Publish without a stream: %v, want ErrNoStream", err)
 	}
 	// With a wait, a stream created meanwhile (as a starting dispatcher does) is used.
+	created := make(chan error, 1)
 	go func() {
 		time.Sleep(300 * time.Millisecond)
-		js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "LATE", Subjects: []string{schema.EventsSubjects("default")}})
+		_, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "LATE", Subjects: []string{schema.EventsSubjects("default")}})
+		created <- err
 	}()
 	st, err := Publish(context.Background(), js, g, PublishOptions{WaitForStream: 5 * time.Second})
+	if err := <-created; err != nil {
+		t.Fatalf("create the stream: %v", err)
+	}
 	if err != nil || st.Published == 0 || st.Retried != 0 {
 		t.Fatalf("Publish waiting for the stream: %+v, %v", st, err)
 	}
