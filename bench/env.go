@@ -65,8 +65,8 @@ func (b *bench) newEnv() (*env, error) {
 		return nil, err
 	}
 	e.dir = dir
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true,
-		MaxPayload: 8 << 20})
+	// Default limits, as an operator's nats-server has them: the figures claim that.
+	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("embedded NATS: %w", err)
