@@ -537,14 +537,6 @@ func (f *failoverRig) startPublishing(pace time.Duration) <-chan struct{} {
 
 // pause waits d, or less if the test ends meanwhile; false when it ended.
 func (f *failoverRig) pause(d time.Duration) bool {
-	if d <= 0 {
-		select {
-		case <-f.stop:
-			return false
-		default:
-			return true
-		}
-	}
 	select {
 	case <-f.stop:
 		return false
