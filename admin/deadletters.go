@@ -310,7 +310,7 @@ func (s *Service) dlqReplay(ctx context.Context, req micro.Request) (any, error)
 		// A replay goes to the endpoint's spill queue on the room's partition, and the
 		// partition's owner is told to drain it.
 		part := queue.Partition(dl.Room, s.cfg.Partitions)
-		subject := s.names.SpillSubject(dl.EndpointID, part)
+		subject := s.names.SpillSubject(dl.EndpointID, part, 1)
 		ack, err := s.js.PublishMsg(ctx, q.Msg(subject, "replay:"+seq+":"+dl.EndpointID))
 		if err == nil {
 			_ = s.js.Conn().Publish(s.names.NotifySubject(part), []byte(dl.EndpointID))

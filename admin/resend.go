@@ -337,7 +337,7 @@ func (s *Service) maxPayload() int {
 // the spill stream had it from this same request already.
 func (s *Service) queueResend(ctx context.Context, p resendPlan, q queue.Queued) (bool, error) {
 	part := queue.Partition(q.Room, s.cfg.Partitions)
-	subject := s.names.SpillSubject(p.id, part)
+	subject := s.names.SpillSubject(p.id, part, 1)
 	msgID := "resend:" + strconv.FormatUint(q.EventSeq, 10) + ":" + p.id + ":" + p.Nonce
 	ack, err := s.js.PublishMsg(ctx, q.Msg(subject, msgID))
 	if err != nil {

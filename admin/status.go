@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nats.go/micro"
 	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/subscriber"
 )
 
 // queueCounts is what one endpoint's spill queues hold.
@@ -30,15 +31,10 @@ func (s *Service) deliverQueues(ctx context.Context) (map[string]queueCounts, er
 		return nil, fmt.Errorf("spill stream %s: %w", s.names.SpillStream(), err)
 	}
 	out := map[string]queueCounts{}
-	for subject, n := range info.State.Subjects {
-		// roomhook.spill.<region>.<endpoint>.<partition>
-		toks := strings.Split(subject, ".")
-		if len(toks) != 5 {
-			continue
-		}
-		c := out[toks[3]]
+	for q, n := range subscriber.SpillBacklog(info.State.Subjects) {
+		c := out[q.EndpointID]
 		c.backlog += n
-		out[toks[3]] = c
+		out[q.EndpointID] = c
 	}
 	lister := st.ListConsumers(ctx)
 	for ci := range lister.Info() {

@@ -126,9 +126,11 @@ type EndpointStatus struct {
 	// included. A healthy endpoint's deliveries are only in a replica's memory, for moments,
 	// and are not counted.
 	Backlog uint64 `json:"backlog"`
-	// InFlight is the part of Backlog that the drainers of the endpoint's spill queues have
-	// pulled and not settled, their consumers' ack-pending counts (being attempted, waiting
-	// for a retry, or held while the endpoint is paused).
+	// InFlight is how many of the stored messages that hold Backlog the drainers of the
+	// endpoint's spill queues have pulled and not yet acknowledged, their consumers'
+	// ack-pending counts (being attempted, waiting for a retry, or held while the endpoint is
+	// paused). A message holds one delivery, or up to queue.BatchMaxDeliveries of one
+	// partition when the partition's owner spilled them together.
 	InFlight    uint64 `json:"in_flight"`
 	DeadLetters uint64 `json:"dead_letters"` // stored for this endpoint
 	// The latest success and failed attempt any replica recorded (replicas write what they

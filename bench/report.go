@@ -52,6 +52,7 @@ const (
 	figIsoRateAlone    = "iso_rate_alone"
 	figIsoRateBeside   = "iso_rate_beside"
 	figIsoRateRatio    = "iso_rate_ratio"
+	figIsoPerMessage   = "iso_per_message"
 	figBacklogQueue    = "backlog_queue"
 	figBacklogMemory   = "backlog_memory"
 	figBacklogResume   = "backlog_resume"
@@ -118,6 +119,7 @@ func rowSpecs(o Options) []rowSpec {
 		{figIsoRateAlone, ScenarioIsolation, fmt.Sprintf("healthy deliveries/s, alone (%d events as fast as possible)", s.IsolationEvents), "", nil, false},
 		{figIsoRateBeside, ScenarioIsolation, "healthy deliveries/s, beside the same 3 bad endpoints", "", nil, false},
 		{figIsoRateRatio, ScenarioIsolation, "deliveries/s ratio beside to alone", ">= 0.8", func(m float64) bool { return m >= 0.8 }, false},
+		{figIsoPerMessage, ScenarioIsolation, "spilled deliveries per stored message, the down endpoint's queues (as fast as possible)", "", nil, false},
 		{figIsoDups, ScenarioIsolation, repeatsFigure + " at the healthy endpoint, both phases", "", nil, true},
 		{figBacklogQueue, ScenarioBacklog, fmt.Sprintf("events/s queued while down (%d events)", s.BacklogEvents), "", nil, false},
 		{figBacklogMemory, ScenarioBacklog, memory, "< 256", func(m float64) bool { return m < 256 }, false},

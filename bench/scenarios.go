@@ -14,10 +14,12 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/receiver"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/signature"
 	"github.com/roomhook/roomhook/sender"
+	"github.com/roomhook/roomhook/subscriber"
 	"github.com/roomhook/roomhook/traffic"
 )
 
@@ -216,61 +218,109 @@ func (b *bench) throughput(ctx context.Context, run int) (map[string]float64, er
 // tracker and repeats.
 func (b *bench) latencyPhase(ctx context.Context, name string, d time.Duration, bad bool) (*tracker, float64, error) {
 	s := b.opts.Sizes
-	tr, _, dups, err := b.healthyPhase(ctx, name, int(s.LatencyRate*d.Seconds()), s.LatencyRate, bad)
-	return tr, dups, err
+	ph, err := b.healthyPhase(ctx, name, int(s.LatencyRate*d.Seconds()), s.LatencyRate, bad)
+	return ph.tr, ph.repeats, err
+}
+
+// healthyRun is what one phase of the isolation scenario measured.
+type healthyRun struct {
+	tr      *tracker
+	start   time.Time // when publishing started
+	repeats float64   // at the healthy endpoint
+	// Spilled deliveries per stored message in the down endpoint's queues (which nothing
+	// drains during the phase): how well the spill writers batch. 0 without bad endpoints.
+	perMessage float64
 }
 
 // healthyPhase publishes events at rate (0: as fast as possible) to a healthy endpoint and,
 // when bad is set, to three bad ones for the same rooms: one down (connection refused), one
 // that accepts and never answers, and one that answers in 2 s. It waits for every delivery
-// at the healthy endpoint only, and returns its tracker, the time publishing started and its
-// repeats.
-func (b *bench) healthyPhase(ctx context.Context, name string, events int, rate float64, bad bool) (*tracker, time.Time, float64, error) {
+// at the healthy endpoint only.
+func (b *bench) healthyPhase(ctx context.Context, name string, events int, rate float64, bad bool) (healthyRun, error) {
+	fail := func(err error) (healthyRun, error) { return healthyRun{}, err }
 	e, err := b.newEnv()
 	if err != nil {
-		return nil, time.Time{}, 0, err
+		return fail(err)
 	}
 	defer e.close()
 	rc, route, base, err := e.newReceiver(0)
 	if err != nil {
-		return nil, time.Time{}, 0, err
+		return fail(err)
 	}
 	urls := []string{base + "/healthy"}
+	var deadURL string
 	if bad {
 		dead, err := deadAddress()
 		if err != nil {
-			return nil, time.Time{}, 0, err
+			return fail(err)
 		}
 		hanging, err := e.serveHanging()
 		if err != nil {
-			return nil, time.Time{}, 0, err
+			return fail(err)
 		}
 		_, _, slow, err := e.newReceiver(slowAnswer)
 		if err != nil {
-			return nil, time.Time{}, 0, err
+			return fail(err)
 		}
-		urls = append(urls, "http://"+dead+"/dead", hanging+"/hanging", slow+"/slow")
+		deadURL = "http://" + dead + "/dead"
+		urls = append(urls, deadURL, hanging+"/hanging", slow+"/slow")
 	}
 	r, err := e.startReplica(name, endpoints(urls...), sender.DefaultRetrySchedule())
 	if err != nil {
-		return nil, time.Time{}, 0, err
+		return fail(err)
 	}
 	if err := e.waitOwned(ctx, []*replica{r}, 30*time.Second); err != nil {
-		return nil, time.Time{}, 0, err
+		return fail(err)
 	}
 	if err := e.warmUp(ctx, route, "warm"+name, 1); err != nil {
-		return nil, time.Time{}, 0, err
+		return fail(err)
 	}
 	s := b.opts.Sizes
 	tr := route.follow(newTracker(name, true))
 	start, err := e.publish(ctx, name, s.Rooms, s.Participants, events, rate, tr)
 	if err != nil {
-		return nil, time.Time{}, 0, err
+		return fail(err)
 	}
 	if err := tr.wait(ctx, int64(events), name); err != nil {
-		return nil, time.Time{}, 0, err
+		return fail(err)
 	}
-	return tr, start, b.checkReceiver(name, 0, rc), nil
+	run := healthyRun{tr: tr, start: start, repeats: b.checkReceiver(name, 0, rc)}
+	if bad {
+		if run.perMessage, err = e.spillPerMessage(ctx, endpoint.ID(deadURL)); err != nil {
+			return fail(err)
+		}
+	}
+	return run, nil
+}
+
+// spillPerMessage is how many deliveries each message of an endpoint's spill queues holds,
+// on average.
+func (e *env) spillPerMessage(ctx context.Context, endpointID string) (float64, error) {
+	js, err := e.observer()
+	if err != nil {
+		return 0, err
+	}
+	rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := js.Stream(rctx, e.names().SpillStream())
+	if err != nil {
+		return 0, err
+	}
+	info, err := st.Info(rctx, jetstream.WithSubjectFilter(e.names().SpillEndpointFilter(endpointID)))
+	if err != nil {
+		return 0, err
+	}
+	var msgs, deliveries uint64
+	for _, n := range info.State.Subjects {
+		msgs += n
+	}
+	for _, n := range subscriber.SpillBacklog(info.State.Subjects) {
+		deliveries += n
+	}
+	if msgs == 0 {
+		return 0, nil
+	}
+	return float64(deliveries) / float64(msgs), nil
 }
 
 // slowAnswer is how long the isolation scenario's slow endpoint takes to answer.
@@ -303,11 +353,14 @@ func (b *bench) isolation(ctx context.Context, run int) (map[string]float64, err
 	rates := [2]float64{}
 	dups := dupsAlone + dupsBeside
 	for i, bad := range []bool{false, true} {
-		tr, start, d, err := b.healthyPhase(ctx, runName(fmt.Sprintf("isothr%d", i), run), n, 0, bad)
+		ph, err := b.healthyPhase(ctx, runName(fmt.Sprintf("isothr%d", i), run), n, 0, bad)
 		if err != nil {
 			return nil, err
 		}
-		rates[i], dups = perSecond(n, tr.lastReceipt().Sub(start)), dups+d
+		rates[i], dups = perSecond(n, ph.tr.lastReceipt().Sub(ph.start)), dups+ph.repeats
+		if bad {
+			figs[figIsoPerMessage] = ph.perMessage
+		}
 	}
 	figs[figIsoRateAlone], figs[figIsoRateBeside], figs[figIsoDups] = rates[0], rates[1], dups
 	if rates[0] > 0 {
@@ -532,10 +585,16 @@ func (e *env) waitQueued(ctx context.Context, n int) error {
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		st, err := js.Stream(rctx, e.names().SpillStream())
 		if err == nil {
-			info, ierr := st.Info(rctx)
-			if ierr == nil && info.State.Msgs >= uint64(n) {
-				cancel()
-				return nil
+			info, ierr := st.Info(rctx, jetstream.WithSubjectFilter(e.names().SpillSubjects()))
+			if ierr == nil {
+				var queued uint64
+				for _, c := range subscriber.SpillBacklog(info.State.Subjects) {
+					queued += c
+				}
+				if queued >= uint64(n) {
+					cancel()
+					return nil
+				}
 			}
 		}
 		cancel()

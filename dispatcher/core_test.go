@@ -20,6 +20,7 @@ import (
 	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/queue"
 	"github.com/roomhook/roomhook/rooms"
+	"github.com/roomhook/roomhook/subscriber"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -125,7 +126,7 @@ func spillMsgs(t testing.TB, js jetstream.JetStream, filter string) uint64 {
 		t.Fatal(err)
 	}
 	var n uint64
-	for _, c := range info.State.Subjects {
+	for _, c := range subscriber.SpillBacklog(info.State.Subjects) {
 		n += c
 	}
 	return n
@@ -659,7 +660,8 @@ func TestCoreSpillAndRecover(t *testing.T) {
 	waitFor(t, 20*time.Second, "the healthy endpoint gets everything while the other fails", func() bool {
 		return distinct(healthy) == rooms*perRoom
 	})
-	filter := "roomhook.spill.default." + flakyID + ".*"
+	names := subscriber.Names{Region: "default"}
+	filter := names.SpillEndpointFilter(flakyID)
 	waitFor(t, 10*time.Second, "the failing endpoint's deliveries in its spill queues", func() bool {
 		return spillMsgs(t, js, filter) > 0
 	})
@@ -676,7 +678,7 @@ func TestCoreSpillAndRecover(t *testing.T) {
 	if n := spillMsgs(t, js, filter); n == 0 {
 		t.Errorf("the spill queues are empty while the endpoint still fails")
 	}
-	if n := spillMsgs(t, js, "roomhook.spill.default."+endpoint.ID(healthy.URL())+".*"); n != 0 {
+	if n := spillMsgs(t, js, names.SpillEndpointFilter(endpoint.ID(healthy.URL()))); n != 0 {
 		t.Errorf("the healthy endpoint has %d spilled deliveries", n)
 	}
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,7 +116,7 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 	cons, err := d.js.CreateOrUpdateConsumer(rctx, d.names.SpillStream(), jetstream.ConsumerConfig{
 		Durable:       name,
 		Description:   "roomhook: drains one endpoint's spill queue on one partition; deleted once empty",
-		FilterSubject: d.names.SpillSubject(r.id, r.pt.p),
+		FilterSubject: d.names.SpillQueueFilter(r.id, r.pt.p),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       subscriber.AckWait(d.cfg.Takeover),
 		MaxAckPending: d.cfg.MaxInFlight,
@@ -156,9 +157,16 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 		if held.Add(meta.Sequence.Stream, m) {
 			return
 		}
-		q := queue.ParseMsg(m)
-		q.Seq = meta.Sequence.Stream
-		dr.enqueue(laneCtx, q)
+		seq := meta.Sequence.Stream
+		qs, perr := queue.ParseAll(m.Headers(), m.Data())
+		if perr != nil {
+			dr.unreadable(laneCtx, seq, m.Data(), perr)
+			return
+		}
+		for i, q := range qs {
+			q.Seq, q.Part, q.Parts = seq, i, len(qs)
+			dr.enqueue(laneCtx, q)
+		}
 	})
 	if err != nil {
 		return err
@@ -201,7 +209,7 @@ wait:
 			gone = errParked
 			break wait
 		case <-check.C:
-			if dr.drained(ctx, cons) {
+			if dr.drained(ctx) {
 				gone = errDrained
 				break wait
 			}
@@ -232,17 +240,20 @@ wait:
 	}
 	stopKeepAlive()
 	dr.held.HandBack()
+	dr.mu.Lock()
+	dr.lanes = nil // what they held is handed back
+	dr.mu.Unlock()
 	return gone
 }
 
 // drained reports, and makes so, that the route went back to memory: nothing held, nothing
 // waiting to be written, and the spill queue empty as the stream's leader sees it. Every
 // delivery spilled after the check still finds the route spilled, so nothing is left behind.
-func (dr *drainer) drained(ctx context.Context, cons jetstream.Consumer) bool {
+func (dr *drainer) drained(ctx context.Context) bool {
 	r := dr.r
 	d := r.pt.d
 	if dr.held.Len() > 0 {
-		dr.sample(ctx, cons)
+		dr.sample(ctx)
 		return false
 	}
 	r.mu.Lock()
@@ -252,9 +263,9 @@ func (dr *drainer) drained(ctx context.Context, cons jetstream.Consumer) bool {
 	if busy {
 		return false
 	}
-	n, err := d.spillCount(ctx, d.names.SpillSubject(r.id, r.pt.p))
+	n, err := d.spillCount(ctx, d.names.SpillQueueFilter(r.id, r.pt.p))
 	if err != nil || n > 0 {
-		dr.sample(ctx, cons)
+		dr.sample(ctx)
 		return false
 	}
 	r.mu.Lock()
@@ -274,6 +285,7 @@ func (dr *drainer) drained(ctx context.Context, cons jetstream.Consumer) bool {
 	r.drainer = nil
 	close(r.stop)
 	r.doneDirect = nil
+	r.partsDone = nil
 	dr.mu.Lock()
 	dr.backlog, dr.oldestAt = 0, time.Time{}
 	dr.mu.Unlock()
@@ -283,44 +295,58 @@ func (dr *drainer) drained(ctx context.Context, cons jetstream.Consumer) bool {
 
 // sample records the queue's size and oldest delivery for the gauges, at most every few
 // seconds and only while draining.
-func (dr *drainer) sample(ctx context.Context, cons jetstream.Consumer) {
+func (dr *drainer) sample(ctx context.Context) {
 	dr.mu.Lock()
 	defer dr.mu.Unlock()
 	if time.Since(dr.sampledAt) < 5*time.Second {
 		return
 	}
 	dr.sampledAt = time.Now()
-	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
-	defer cancel()
-	info, err := cons.Info(ctx)
+	d := dr.r.pt.d
+	filter := d.names.SpillQueueFilter(dr.r.id, dr.r.pt.p)
+	n, err := d.spillCount(ctx, filter)
 	if err != nil {
 		return
 	}
-	dr.backlog = int(info.NumPending) + info.NumAckPending
-	if dr.backlog == 0 {
+	dr.backlog = int(n)
+	if n == 0 {
 		dr.oldestAt = time.Time{}
 		return
 	}
-	st, err := dr.r.pt.d.js.Stream(ctx, dr.r.pt.d.names.SpillStream())
+	ctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	m, err := d.spillSt.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(filter))
 	if err != nil {
 		return
 	}
-	m, err := st.GetMsg(ctx, 1, jetstream.WithGetMsgSubject(dr.r.pt.d.names.SpillSubject(dr.r.id, dr.r.pt.p)))
-	if err == nil {
-		q := queue.Parse(m.Header, m.Data)
-		dr.oldestAt = q.Stored
+	if qs, err := queue.ParseAll(m.Header, m.Data); err == nil {
+		dr.oldestAt = qs[0].Stored
 	}
 }
 
-// heldLen is how many spilled deliveries the drainer holds in memory.
+// unreadable dead-letters, invalid and with the cause, a spilled message that cannot be read
+// (no version of roomhook writes one), so it stops nothing else of its queue.
+func (dr *drainer) unreadable(ctx context.Context, seq uint64, data []byte, cause error) {
+	r := dr.r
+	r.pt.log.Error("a spilled message cannot be read; dead-lettering it as invalid", "endpoint", r.id, "spill_seq", seq, "error", cause)
+	q := queue.Queued{EventID: "spill-" + strconv.FormatUint(seq, 10), Body: data, Seq: seq, Parts: 1}
+	v, _ := r.pt.d.dir.Get(r.id)
+	dr.wg.Add(1)
+	go func() {
+		defer dr.wg.Done()
+		dr.deadLetter(ctx, q, v, deadletter.ReasonInvalid, cause.Error(), 0, sender.Attempt{}, time.Time{})
+	}()
+}
+
+// heldLen is how many spilled deliveries the drainer holds in memory, not yet settled.
 func (dr *drainer) heldLen() int {
 	dr.mu.Lock()
-	held := dr.held
-	dr.mu.Unlock()
-	if held == nil {
-		return 0
+	defer dr.mu.Unlock()
+	n := 0
+	for _, l := range dr.lanes {
+		n += len(l.queue)
 	}
-	return held.Len()
+	return n
 }
 
 // gauges returns the last sample.
@@ -373,6 +399,9 @@ func (dr *drainer) enqueue(ctx context.Context, q queue.Queued) {
 	}
 	dr.mu.Lock()
 	defer dr.mu.Unlock()
+	if dr.lanes == nil {
+		return // the run has ended and handed its messages back
+	}
 	l := dr.lanes[q.Room]
 	if l == nil {
 		l = &drainLane{}
@@ -381,7 +410,9 @@ func (dr *drainer) enqueue(ctx context.Context, q queue.Queued) {
 		go dr.runLane(ctx, q.Room, l)
 	}
 	// Redeliveries after a reconnect can arrive behind newer messages; keep stream order.
-	i := sort.Search(len(l.queue), func(i int) bool { return l.queue[i].Seq > q.Seq })
+	i := sort.Search(len(l.queue), func(i int) bool {
+		return l.queue[i].Seq > q.Seq || (l.queue[i].Seq == q.Seq && l.queue[i].Part > q.Part)
+	})
 	l.queue = append(l.queue, queue.Queued{})
 	copy(l.queue[i+1:], l.queue[i:])
 	l.queue[i] = q
@@ -431,7 +462,11 @@ func (dr *drainer) deliver(ctx context.Context, q queue.Queued) bool {
 			q.Attempts, q.FirstAttempt, q.NextAttempt = res.tried.Attempts, res.tried.FirstAttempt, res.tried.NextAttempt
 		}
 	}
+	settledBefore := r.partSettledLocked(q)
 	r.mu.Unlock()
+	if settledBefore {
+		return dr.settle(q) // by an earlier run, before its batch could be acknowledged
+	}
 	if direct && res.settled && q.ReplayOf == 0 {
 		return dr.settle(q) // settled by the direct attempt that was in flight when it spilled
 	}
@@ -525,17 +560,25 @@ func (dr *drainer) deadLetter(ctx context.Context, q queue.Queued, v endpoint.Vi
 	return dr.settle(q)
 }
 
-// settle acknowledges a spilled delivery and waits for the server's confirmation: within a
-// spill queue, as in memory, a room's next delivery goes out only once this one cannot come
-// back.
+// settle marks a spilled delivery settled; with the last of its stored message to be settled
+// it acknowledges the message and waits for the server's confirmation. A message of one
+// delivery is acknowledged before its room's next delivery goes out, so that one cannot
+// come back after a newer one; a batch's deliveries are settled one by one and it is
+// acknowledged once all of them are, so a drainer that stops before then (a takeover, a
+// restart) leaves the batch to be delivered again. This replica's next drainer skips what is
+// settled of it; another replica's sends it again, a repeat receivers drop by id.
 func (dr *drainer) settle(q queue.Queued) bool {
 	d := dr.r.pt.d
 	dr.progress.Add(1)
+	if !dr.r.settlePart(q) {
+		return true
+	}
 	if err := dr.held.Ack(context.Background(), q.Seq); err != nil {
 		d.log.Warn("ack not confirmed; the delivery may be repeated", "room", q.Room, "event_id", q.EventID, "endpoint", dr.r.id, "error", err)
 		dr.breakOnce.Do(func() { close(dr.broken) })
 		return false
 	}
+	dr.r.forgetParts(q.Seq)
 	if q.ReplayOf > 0 {
 		// A replayed dead letter leaves the DLQ once its delivery is settled (a new dead
 		// letter replaces it if it failed again).
@@ -548,4 +591,46 @@ func (dr *drainer) settle(q queue.Queued) bool {
 		}
 	}
 	return true
+}
+
+// batchProgress is which deliveries of one stored batch are settled.
+type batchProgress struct {
+	done []bool
+	left int
+}
+
+// settlePart records q settled and reports whether its stored message has nothing left
+// unsettled, so that it can be acknowledged.
+func (r *route) settlePart(q queue.Queued) bool {
+	if q.Parts <= 1 {
+		return true
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.partsDone == nil {
+		r.partsDone = map[uint64]*batchProgress{}
+	}
+	bp := r.partsDone[q.Seq]
+	if bp == nil {
+		bp = &batchProgress{done: make([]bool, q.Parts), left: q.Parts}
+		r.partsDone[q.Seq] = bp
+	}
+	if q.Part < len(bp.done) && !bp.done[q.Part] {
+		bp.done[q.Part] = true
+		bp.left--
+	}
+	return bp.left == 0
+}
+
+// partSettledLocked reports whether an earlier drainer of this route settled q.
+func (r *route) partSettledLocked(q queue.Queued) bool {
+	bp := r.partsDone[q.Seq]
+	return bp != nil && q.Part < len(bp.done) && bp.done[q.Part]
+}
+
+// forgetParts drops the progress of an acknowledged message.
+func (r *route) forgetParts(seq uint64) {
+	r.mu.Lock()
+	delete(r.partsDone, seq)
+	r.mu.Unlock()
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +43,9 @@ type route struct {
 	// spilled, settled after all: the drainer skips their spilled copies.
 	doneDirect map[uint64]directResult
 	drainer    *drainer
+	// partsDone holds, by spill-stream sequence, which deliveries of a stored batch are
+	// settled while others of it are not: a drainer that starts over skips them.
+	partsDone map[uint64]*batchProgress
 
 	// answered is when a direct attempt of the route last came back (unix nanoseconds): an
 	// endpoint whose lanes keep answering is working, however slowly a busy machine makes
@@ -336,33 +340,43 @@ func (r *route) settleDead(ctx context.Context, q queue.Queued, v endpoint.View,
 	return settled
 }
 
-// runWriter stores the route's spilled deliveries in its spill queue, one after the other so
-// the queue keeps stream order, until the route goes back to memory.
+// spillLinger is how long a spill writer waits for a batch to fill. Spilled deliveries are
+// those of an endpoint that failed or fell behind, so a few milliseconds more cost it
+// nothing, and at a thousand deliveries a second per route they fill a batch.
+const spillLinger = 10 * time.Millisecond
+
+// runWriter stores the route's spilled deliveries in its spill queue, in batches of up to
+// queue.BatchMaxDeliveries, one batch after the other so the queue keeps stream order, until
+// the route goes back to memory. A batch that is not full waits up to spillLinger for more.
 func (r *route) runWriter(stop <-chan struct{}) {
 	defer r.pt.wg.Done()
 	ctx := r.pt.ctx
-	d := r.pt.d
-	subject := d.names.SpillSubject(r.id, r.pt.p)
 	for {
 		r.mu.Lock()
-		batch := r.pending
-		r.pending = nil
-		r.writing += len(batch)
+		partial := len(r.pending) > 0 && !r.batchFullLocked()
 		r.mu.Unlock()
-		for i, q := range batch {
-			if !r.write(ctx, subject, q) {
-				r.mu.Lock()
-				r.writing -= len(batch) - i
-				r.mu.Unlock()
+		if partial && !r.fillBatch(ctx, stop) {
+			return
+		}
+		r.mu.Lock()
+		n := r.takeLocked()
+		batch := slices.Clone(r.pending[:n])
+		clear(r.pending[:n])
+		r.pending = r.pending[n:]
+		r.writing += n
+		r.mu.Unlock()
+		if n > 0 {
+			ok := r.writeBatch(ctx, batch)
+			r.mu.Lock()
+			r.writing -= n
+			r.mu.Unlock()
+			if !ok {
 				return // stopping: the partition messages not written are handed back
 			}
-			r.mu.Lock()
-			r.writing--
-			r.mu.Unlock()
-			r.pt.progress.Add(1)
-			q.ev.done()
-		}
-		if len(batch) > 0 {
+			for _, q := range batch {
+				r.pt.progress.Add(1)
+				q.ev.done()
+			}
 			continue
 		}
 		select {
@@ -375,12 +389,53 @@ func (r *route) runWriter(stop <-chan struct{}) {
 	}
 }
 
-// write stores one delivery in the spill queue, retrying with backoff until it is stored or
-// the partition stops; false only when it stops first. A delivery the server refuses for
-// good (too big) is dead-lettered invalid instead, so it stops nothing but itself.
-func (r *route) write(ctx context.Context, subject string, q delivery) bool {
+// batchFullLocked reports whether what waits to be written fills a batch.
+func (r *route) batchFullLocked() bool {
+	n := r.takeLocked()
+	return n == queue.BatchMaxDeliveries || n < len(r.pending)
+}
+
+// fillBatch waits until a batch is full or spillLinger has passed; false when the route or
+// its partition stops first.
+func (r *route) fillBatch(ctx context.Context, stop <-chan struct{}) bool {
+	t := time.NewTimer(spillLinger)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-stop:
+			return false
+		case <-t.C:
+			return true
+		case <-r.wake:
+			r.mu.Lock()
+			full := r.batchFullLocked()
+			r.mu.Unlock()
+			if full {
+				return true
+			}
+		}
+	}
+}
+
+// takeLocked is how many of the waiting deliveries make the next batch.
+func (r *route) takeLocked() int {
+	return queue.Take(len(r.pending), func(i int) int { return len(r.pending[i].Body) })
+}
+
+// writeBatch stores one batch, retrying with backoff until it is stored or the partition
+// stops; false only when it stops first. A batch the server refuses for good is stored one
+// delivery at a time, and a delivery it refuses (too big) is dead-lettered invalid, so it
+// stops nothing but itself.
+func (r *route) writeBatch(ctx context.Context, batch []delivery) bool {
 	d := r.pt.d
-	msg := q.Msg(subject, spillMsgID(q.EventSeq, r.id, q.ReplayOf))
+	qs := make([]queue.Queued, len(batch))
+	for i, q := range batch {
+		qs[i] = q.Queued
+	}
+	subject := d.names.SpillSubject(r.id, r.pt.p, len(qs))
+	msg := queue.BatchMsg(subject, batchMsgID(r.id, qs), qs)
 	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
@@ -393,16 +448,30 @@ func (r *route) write(ctx context.Context, subject string, q delivery) bool {
 			return false
 		}
 		if permanentPublishError(err) {
+			if len(batch) > 1 {
+				for _, q := range batch {
+					if !r.writeBatch(ctx, []delivery{q}) {
+						return false
+					}
+				}
+				return true
+			}
 			v, _ := d.dir.Get(r.id)
 			detail := "spilling the delivery failed for good: " + err.Error()
-			if d.deadLetter(ctx, r.id, v, q.Queued, deadletter.ReasonInvalid, detail, 0, sender.Attempt{}, time.Time{}) == nil {
+			if d.deadLetter(ctx, r.id, v, qs[0], deadletter.ReasonInvalid, detail, 0, sender.Attempt{}, time.Time{}) == nil {
 				return true
 			}
 		}
 		wait := backoff.next()
-		r.pt.log.Warn("spilling a delivery failed; retrying", "endpoint", r.id, "event_id", q.EventID, "error", err, "retry_in", wait.Round(time.Millisecond).String())
+		r.pt.log.Warn("spilling deliveries failed; retrying", "endpoint", r.id, "deliveries", len(qs), "first_event_id", qs[0].EventID, "error", err, "retry_in", wait.Round(time.Millisecond).String())
 		sleep(ctx, wait)
 	}
+}
+
+// batchMsgID makes a repeated publish of the same batch (its acknowledgement was lost) a
+// no-op: the same route, the same first and last event, the same count.
+func batchMsgID(endpointID string, qs []queue.Queued) string {
+	return fmt.Sprintf("b:%d-%d:%d:%s", qs[0].EventSeq, qs[len(qs)-1].EventSeq, len(qs), endpointID)
 }
 
 // spillMsgID makes a repeated spill of the same delivery (after a takeover) a no-op.

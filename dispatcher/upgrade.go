@@ -54,7 +54,7 @@ func (d *Dispatcher) upgrade(ctx context.Context) error {
 		if len(toks) == 5 {
 			q := queue.Parse(m.Header, m.Data)
 			id := toks[3]
-			msg := q.Msg(d.names.SpillSubject(id, queue.Partition(q.Room, d.cfg.Partitions)), spillMsgID(q.EventSeq, id, q.ReplayOf))
+			msg := q.Msg(d.names.SpillSubject(id, queue.Partition(q.Room, d.cfg.Partitions), 1), spillMsgID(q.EventSeq, id, q.ReplayOf))
 			pctx, cancel := context.WithTimeout(ctx, requestTimeout)
 			_, err := d.js.PublishMsg(pctx, msg)
 			cancel()

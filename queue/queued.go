@@ -55,6 +55,9 @@ type Queued struct {
 
 	// Seq is the message's sequence in the spill stream, set by whoever pulled it; not stored.
 	Seq uint64
+	// Part is the delivery's place in its stored message and Parts how many that message
+	// holds (1 but for a batch), set by whoever pulled it; not stored.
+	Part, Parts int
 }
 
 // Msg is the message that queues q on subject; msgID makes a repeated publish a no-op.

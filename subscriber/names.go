@@ -2,6 +2,7 @@ package subscriber
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/roomhook/roomhook/schema"
@@ -50,19 +51,63 @@ func (n Names) SpillStream() string { return "ROOMHOOK_SPILL_" + n.upper() }
 // SpillSubjects is the subject filter of the spill stream.
 func (n Names) SpillSubjects() string { return "roomhook.spill." + n.Region + ".>" }
 
-// SpillSubject is one endpoint's spill queue on one partition.
-func (n Names) SpillSubject(endpointID string, partition int) string {
-	return fmt.Sprintf("roomhook.spill.%s.%s.%d", n.Region, endpointID, partition)
+// SpillSubject is where a stored message of one endpoint's spill queue on one partition
+// goes; the last token is how many deliveries it holds, so that the stream's per-subject
+// counts give every queue's backlog in deliveries without reading a message.
+func (n Names) SpillSubject(endpointID string, partition, deliveries int) string {
+	return fmt.Sprintf("roomhook.spill.%s.%s.%d.%d", n.Region, endpointID, partition, deliveries)
+}
+
+// SpillQueueFilter matches one endpoint's spill queue on one partition.
+func (n Names) SpillQueueFilter(endpointID string, partition int) string {
+	return fmt.Sprintf("roomhook.spill.%s.%s.%d.*", n.Region, endpointID, partition)
 }
 
 // SpillPartitionFilter matches every endpoint's spill queue on one partition.
 func (n Names) SpillPartitionFilter(partition int) string {
-	return fmt.Sprintf("roomhook.spill.%s.*.%d", n.Region, partition)
+	return fmt.Sprintf("roomhook.spill.%s.*.%d.*", n.Region, partition)
 }
 
 // SpillEndpointFilter matches one endpoint's spill queues on every partition.
 func (n Names) SpillEndpointFilter(endpointID string) string {
-	return fmt.Sprintf("roomhook.spill.%s.%s.*", n.Region, endpointID)
+	return fmt.Sprintf("roomhook.spill.%s.%s.*.*", n.Region, endpointID)
+}
+
+// SpillQueue is one spill queue and what it holds, read from a spill subject.
+type SpillQueue struct {
+	EndpointID string
+	Partition  int
+}
+
+// ParseSpillSubject reads a SpillSubject back: its queue and how many deliveries each
+// message on it holds. ok is false for any other subject.
+func ParseSpillSubject(subject string) (q SpillQueue, deliveries uint64, ok bool) {
+	// roomhook.spill.<region>.<endpoint>.<partition>.<deliveries>
+	toks := strings.Split(subject, ".")
+	if len(toks) != 6 || toks[0] != "roomhook" || toks[1] != "spill" || toks[3] == "" {
+		return SpillQueue{}, 0, false
+	}
+	p, err := strconv.Atoi(toks[4])
+	if err != nil || p < 0 {
+		return SpillQueue{}, 0, false
+	}
+	n, err := strconv.ParseUint(toks[5], 10, 64)
+	if err != nil || n == 0 {
+		return SpillQueue{}, 0, false
+	}
+	return SpillQueue{EndpointID: toks[3], Partition: p}, n, true
+}
+
+// SpillBacklog sums per-subject message counts of the spill stream (its State.Subjects)
+// into deliveries per queue.
+func SpillBacklog(subjects map[string]uint64) map[SpillQueue]uint64 {
+	out := map[SpillQueue]uint64{}
+	for subject, msgs := range subjects {
+		if q, per, ok := ParseSpillSubject(subject); ok && msgs > 0 {
+			out[q] += msgs * per
+		}
+	}
+	return out
 }
 
 // SpillConsumer is the consumer that drains one spill queue; it exists only while it drains.

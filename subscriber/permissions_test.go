@@ -155,7 +155,7 @@ func TestPermissionsRoles(t *testing.T) {
 		{"roomhook", "$JS.API.STREAM.PURGE." + names.EventsStream(), false},
 		{"roomhook", "$JS.API.STREAM.DELETE." + names.EventsStream(), false},
 		{"roomhook", "roomhook.events.eu-1.room-a.room_created", false}, // no ingest
-		{"roomhook", names.SpillSubject("0123456789abcdef", 3), true},
+		{"roomhook", names.SpillSubject("0123456789abcdef", 3, 1), true},
 		{"roomhook", names.NotifySubject(3), true},
 	}
 	for _, tt := range tests {
