@@ -29,8 +29,8 @@ func TestHeldGaugeFollowsCountsAndNeverGoesNegative(t *testing.T) {
 
 	pt := &partition{d: d, p: 0, routes: map[string]*route{}}
 	r := pt.route(id)
-	r.pending = []delivery{{}, {}}                      // two waiting to be spilled
-	r.lanes["room-a"] = &lane{queue: []delivery{{}}}    // one in a direct lane
+	r.pending = []delivery{{}, {}}                   // two waiting to be spilled
+	r.lanes["room-a"] = &lane{queue: []delivery{{}}} // one in a direct lane
 	// Two held by a drainer, in one batch: it counts deliveries, not stored messages.
 	dr := &drainer{r: r, held: subscriber.NewHeldSet(), lanes: map[string]*drainLane{
 		"room-b": {queue: []queue.Queued{{Seq: 1, Part: 0, Parts: 2}, {Seq: 1, Part: 1, Parts: 2}}},
