@@ -51,6 +51,14 @@ type drainLane struct {
 	queue []queue.Queued
 }
 
+// drainWindow is how many stored messages a drainer holds at most: MaxInFlight deliveries,
+// counting each message as a full batch, so that batches do not multiply a drainer's memory.
+// A queue of single deliveries (spilled at a few a second) is then drained with fewer in
+// flight, which it does not need more of: it grew that slowly.
+func (d *Dispatcher) drainWindow() int {
+	return max(1, (d.cfg.MaxInFlight+queue.BatchMaxDeliveries-1)/queue.BatchMaxDeliveries)
+}
+
 // errDrained ends a drainer whose queue is empty: the route is back in memory.
 var errDrained = errors.New("spill queue drained")
 
@@ -119,7 +127,7 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 		FilterSubject: d.names.SpillQueueFilter(r.id, r.pt.p),
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       subscriber.AckWait(d.cfg.Takeover),
-		MaxAckPending: d.cfg.MaxInFlight,
+		MaxAckPending: d.drainWindow(),
 		MaxDeliver:    -1,
 		// The spill stream is a work queue: it is the durable record of what is left, so the
 		// consumer's own state may live in memory; a lost consumer is made again.
@@ -185,7 +193,7 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 	park := make(chan struct{})
 	go func() { defer aux.Done(); dr.parkWhenOpen(laneCtx, park) }()
 	watch, lost := subscriber.WatchLoss(cons)
-	cc, err := cons.Consume(handle.Handle, jetstream.PullMaxMessages(d.cfg.MaxInFlight), watch,
+	cc, err := cons.Consume(handle.Handle, jetstream.PullMaxMessages(d.drainWindow()), watch,
 		jetstream.PullExpiry(d.pullExpiry()))
 	if err != nil {
 		return fmt.Errorf("spill consume: %w", err)

@@ -72,7 +72,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "roomhook_in_flight", Help: "HTTP attempts in progress on this replica.",
 		}, []string{"endpoint"}),
 		Held: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "roomhook_held_deliveries", Help: "Deliveries this replica holds in memory and has not yet settled: those of the partition messages it has read (a partition holds at most max(1024, 8*ROOMHOOK_MAX_IN_FLIGHT) messages) and those its spill drainers have pulled (at most ROOMHOOK_MAX_IN_FLIGHT stored messages of up to 8 deliveries per spill queue).",
+			Name: "roomhook_held_deliveries", Help: "Deliveries this replica holds in memory and has not yet settled: those of the partition messages it has read (a partition holds at most max(1024, 8*ROOMHOOK_MAX_IN_FLIGHT) messages) and those its spill drainers have pulled (at most ROOMHOOK_MAX_IN_FLIGHT per spill queue).",
 		}, []string{"endpoint"}),
 		Backlog: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "roomhook_backlog", Help: "Deliveries not yet settled for the partitions this replica owns: those held in memory plus those in spill queues (roomhook_spilled_backlog); sum over replicas.",
