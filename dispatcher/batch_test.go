@@ -99,3 +99,49 @@ func TestSpilledDeliveriesAreBatched(t *testing.T) {
 		t.Errorf("%d deliveries of %d events: a delivery was repeated without a restart", len(got), total)
 	}
 }
+
+// TestReplicaKilledWhileDrainingBatches: a replica dies while it drains an endpoint's batched
+// backlog, some batches half delivered. The survivor takes its partitions over and the
+// endpoint gets every event, each room's first arrivals in order; the repeats this may cost
+// (the dead replica's half-delivered batches, its spilled deliveries not yet acknowledged in
+// the partition) are logged.
+func TestReplicaKilledWhileDrainingBatches(t *testing.T) {
+	const rooms, perRoom = 20, 30
+	ns := startServer(t, t.TempDir())
+	addr := reservePort(t)
+	rc := newReceiver(t)
+	rc.delay = 2 * time.Millisecond
+	url := "http://" + addr + "/webhook"
+	id := endpoint.ID(url)
+	var reps []*replica
+	for i := 0; i < 2; i++ {
+		reps = append(reps, startReplica(t, ns, isolationConfig(fmt.Sprintf("r%d", i), url)))
+	}
+	waitFor(t, 10*time.Second, "both replicas own work", func() bool {
+		return len(reps[0].d.Owned()) > 0 && len(reps[1].d.Owned()) > 0
+	})
+	_, js := connect(t, ns)
+	p := publisher{t, js}
+	publish := func(from, to int) {
+		for i := from; i < to; i++ {
+			for r := 0; r < rooms; r++ {
+				p.publish(newEvent(fmt.Sprintf("room-%d", r), "participant_joined", fmt.Sprintf("ev-%d-%d", r, i), 1761815000))
+			}
+		}
+	}
+	publish(0, perRoom)
+	waitFor(t, 30*time.Second, "the backlog in the spill stream", func() bool {
+		n, err := reps[1].d.spillCount(context.Background(), reps[1].d.names.SpillEndpointFilter(id))
+		return err == nil && n == rooms*perRoom
+	})
+	listenReceiver(t, rc, addr)
+	waitFor(t, 30*time.Second, "part of the backlog delivered", func() bool { return rc.count() >= rooms*perRoom/4 })
+	reps[0].kill()
+	publish(perRoom, perRoom+10) // the survivor's barrier: later events of every room
+	total := rooms * (perRoom + 10)
+	waitFor(t, 60*time.Second, "every event after the kill", func() bool { return distinct(rc) == total })
+	waitSettled(t, js, 30*time.Second)
+	got := rc.deliveries()
+	checkOrder(t, "endpoint", got, eventIndex)
+	t.Logf("%d deliveries of %d events after a replica was killed mid-drain: %d repeats", len(got), total, len(got)-total)
+}
