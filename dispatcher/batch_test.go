@@ -145,3 +145,31 @@ func TestReplicaKilledWhileDrainingBatches(t *testing.T) {
 	checkOrder(t, "endpoint", got, eventIndex)
 	t.Logf("%d deliveries of %d events after a replica was killed mid-drain: %d repeats", len(got), total, len(got)-total)
 }
+
+// A batch published again (its acknowledgement lost) has the same message id, so the spill
+// stream drops it; a batch of other events, even with the same first, last and count, does not.
+func TestBatchMsgID(t *testing.T) {
+	seqs := func(ss ...uint64) []queue.Queued {
+		out := make([]queue.Queued, len(ss))
+		for i, s := range ss {
+			out[i].EventSeq = s
+		}
+		return out
+	}
+	a := batchMsgID("ep", seqs(5, 7, 9))
+	tests := []struct {
+		name string
+		id   string
+		same bool
+	}{
+		{"the same batch again", batchMsgID("ep", seqs(5, 7, 9)), true},
+		{"another event in the middle", batchMsgID("ep", seqs(5, 8, 9)), false},
+		{"another endpoint", batchMsgID("other", seqs(5, 7, 9)), false},
+		{"fewer events", batchMsgID("ep", seqs(5, 9)), false},
+	}
+	for _, tt := range tests {
+		if (tt.id == a) != tt.same {
+			t.Errorf("%s: id %q against %q, want same %v", tt.name, tt.id, a, tt.same)
+		}
+	}
+}

@@ -2,8 +2,10 @@ package dispatcher
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -469,9 +471,16 @@ func (r *route) writeBatch(ctx context.Context, batch []delivery) bool {
 }
 
 // batchMsgID makes a repeated publish of the same batch (its acknowledgement was lost) a
-// no-op: the same route, the same first and last event, the same count.
+// no-op: the same route and the same events, named by the first, the last, their count and
+// a hash of all of them.
 func batchMsgID(endpointID string, qs []queue.Queued) string {
-	return fmt.Sprintf("b:%d-%d:%d:%s", qs[0].EventSeq, qs[len(qs)-1].EventSeq, len(qs), endpointID)
+	h := fnv.New64a()
+	var b [8]byte
+	for _, q := range qs {
+		binary.LittleEndian.PutUint64(b[:], q.EventSeq)
+		h.Write(b[:])
+	}
+	return fmt.Sprintf("b:%d-%d:%d:%x:%s", qs[0].EventSeq, qs[len(qs)-1].EventSeq, len(qs), h.Sum64(), endpointID)
 }
 
 // spillMsgID makes a repeated spill of the same delivery (after a takeover) a no-op.
