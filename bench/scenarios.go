@@ -310,13 +310,11 @@ func (e *env) spillPerMessage(ctx context.Context, endpointID string) (float64, 
 	if err != nil {
 		return 0, err
 	}
-	var msgs, deliveries uint64
+	var msgs uint64
 	for _, n := range info.State.Subjects {
 		msgs += n
 	}
-	for _, n := range subscriber.SpillBacklog(info.State.Subjects) {
-		deliveries += n
-	}
+	deliveries := subscriber.SpillTotal(info.State.Subjects)
 	if msgs == 0 {
 		return 0, nil
 	}
@@ -586,15 +584,9 @@ func (e *env) waitQueued(ctx context.Context, n int) error {
 		st, err := js.Stream(rctx, e.names().SpillStream())
 		if err == nil {
 			info, ierr := st.Info(rctx, jetstream.WithSubjectFilter(e.names().SpillSubjects()))
-			if ierr == nil {
-				var queued uint64
-				for _, c := range subscriber.SpillBacklog(info.State.Subjects) {
-					queued += c
-				}
-				if queued >= uint64(n) {
-					cancel()
-					return nil
-				}
+			if ierr == nil && subscriber.SpillTotal(info.State.Subjects) >= uint64(n) {
+				cancel()
+				return nil
 			}
 		}
 		cancel()

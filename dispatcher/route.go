@@ -483,14 +483,6 @@ func batchMsgID(endpointID string, qs []queue.Queued) string {
 	return fmt.Sprintf("b:%d-%d:%d:%x:%s", qs[0].EventSeq, qs[len(qs)-1].EventSeq, len(qs), h.Sum64(), endpointID)
 }
 
-// spillMsgID makes a repeated spill of the same delivery (after a takeover) a no-op.
-func spillMsgID(eventSeq uint64, endpointID string, replayOf uint64) string {
-	if replayOf > 0 {
-		return fmt.Sprintf("replay:%d:%s", replayOf, endpointID)
-	}
-	return fmt.Sprintf("%d:%s", eventSeq, endpointID)
-}
-
 // permanentPublishError reports errors that retrying the same message cannot fix.
 func permanentPublishError(err error) bool {
 	var apiErr *jetstream.APIError

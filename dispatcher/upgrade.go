@@ -220,3 +220,12 @@ func (d *Dispatcher) legacyRouterHolder(ctx context.Context) (string, bool, erro
 	}
 	return string(e.Value()), true, nil
 }
+
+// spillMsgID makes moving the same delivery again (a concurrent upgrade from another
+// replica) a no-op.
+func spillMsgID(eventSeq uint64, endpointID string, replayOf uint64) string {
+	if replayOf > 0 {
+		return fmt.Sprintf("replay:%d:%s", replayOf, endpointID)
+	}
+	return fmt.Sprintf("%d:%s", eventSeq, endpointID)
+}

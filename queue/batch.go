@@ -113,10 +113,6 @@ func ParseAll(h nats.Header, data []byte) ([]Queued, error) {
 	return out, nil
 }
 
-// IsBatch reports whether a stored message is in the batch format: one its route's owner
-// wrote, as opposed to a replay, a resend or an upgrade, which store one delivery each.
-func IsBatch(h nats.Header) bool { return h.Get(HeaderBatch) != "" }
-
 func appendTime(b []byte, t time.Time) []byte {
 	if t.IsZero() {
 		return binary.AppendVarint(b, 0)

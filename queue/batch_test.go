@@ -21,7 +21,7 @@ func TestBatchRoundTrip(t *testing.T) {
 		{Room: "r", Event: "room_finished", EventID: "e3", EventSeq: 44, Body: nil},
 	}
 	m := BatchMsg("roomhook.spill.x.e.1.3", "b-1", qs)
-	if !IsBatch(m.Header) || m.Header.Get(nats.MsgIdHdr) != "b-1" {
+	if m.Header.Get(HeaderBatch) == "" || m.Header.Get(nats.MsgIdHdr) != "b-1" {
 		t.Fatalf("headers %v", m.Header)
 	}
 	got, err := ParseAll(m.Header, m.Data)
@@ -41,7 +41,7 @@ func TestParseAllOneDelivery(t *testing.T) {
 	q := Queued{Room: "r", Event: "room_started", EventID: "e", EventSeq: 7, Body: []byte("{}"), ReplayOf: 3}
 	m := q.Msg("s", "id")
 	got, err := ParseAll(m.Header, m.Data)
-	if err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], q) || IsBatch(m.Header) {
+	if err != nil || len(got) != 1 || !reflect.DeepEqual(got[0], q) || m.Header.Get(HeaderBatch) != "" {
 		t.Errorf("ParseAll = %+v, %v; want [%+v]", got, err, q)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/schema"
 )
@@ -82,9 +81,6 @@ func (q Queued) Msg(subject, msgID string) *nats.Msg {
 	m.Header[nats.MsgIdHdr] = []string{msgID}
 	return m
 }
-
-// ParseMsg reads a pulled delivery.
-func ParseMsg(m jetstream.Msg) Queued { return Parse(m.Headers(), m.Data()) }
 
 // Parse reads a delivery from the headers and body of its message.
 func Parse(h nats.Header, body []byte) Queued {

@@ -110,6 +110,15 @@ func SpillBacklog(subjects map[string]uint64) map[SpillQueue]uint64 {
 	return out
 }
 
+// SpillTotal is how many deliveries the per-subject counts of the spill stream add up to.
+func SpillTotal(subjects map[string]uint64) uint64 {
+	var n uint64
+	for _, c := range SpillBacklog(subjects) {
+		n += c
+	}
+	return n
+}
+
 // SpillConsumer is the consumer that drains one spill queue; it exists only while it drains.
 func (n Names) SpillConsumer(endpointID string, partition int) string {
 	return fmt.Sprintf("spill_%s_%d", endpointID, partition)
