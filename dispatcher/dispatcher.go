@@ -18,6 +18,7 @@ import (
 
 	"github.com/roomhook/roomhook/breaker"
 	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/internal/backoff"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/signature"
 	"github.com/roomhook/roomhook/sender"
@@ -298,7 +299,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 // a replica never goes on with a stale view. The first failure before the watch was ever
 // ready is reported on failed (when given), which fails start-up.
 func (d *Dispatcher) keepWatching(ctx context.Context, what string, watch func(context.Context) error, failed chan<- error) {
-	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
+	delays := backoff.New(200*time.Millisecond, 10*time.Second)
 	for ctx.Err() == nil {
 		err := watch(ctx)
 		if ctx.Err() != nil {
@@ -313,7 +314,7 @@ func (d *Dispatcher) keepWatching(ctx context.Context, what string, watch func(c
 			default:
 			}
 		}
-		wait := backoff.next()
+		wait := delays.Next()
 		d.log.Warn("watching "+what+" stopped; starting again", "error", err, "retry_in", wait.Round(time.Millisecond).String())
 		sleep(ctx, wait)
 	}
@@ -324,7 +325,7 @@ func (d *Dispatcher) keepWatching(ctx context.Context, what string, watch func(c
 // not retried.
 func (d *Dispatcher) provisionAtStart(ctx context.Context) (*subscriber.Resources, error) {
 	deadline := time.Now().Add(d.cfg.StartupTimeout)
-	backoff := newBackoff(250*time.Millisecond, 5*time.Second)
+	delays := backoff.New(250*time.Millisecond, 5*time.Second)
 	for {
 		// Short attempts: streams made by an attempt that ran out of time stay made, and an
 		// electing cluster answers the next attempt sooner than a long one would wait.
@@ -337,7 +338,7 @@ func (d *Dispatcher) provisionAtStart(ctx context.Context) (*subscriber.Resource
 		if errors.Is(err, subscriber.ErrPartitionsChanged) || ctx.Err() != nil || time.Now().After(deadline) {
 			return nil, err
 		}
-		wait := backoff.next()
+		wait := delays.Next()
 		d.log.Warn("waiting for JetStream to provision streams and buckets", "error", err,
 			"retry_in", wait.Round(time.Millisecond).String(), "gives_up_in", time.Until(deadline).Round(time.Second).String())
 		sleep(ctx, wait)
@@ -493,13 +494,13 @@ func (d *Dispatcher) eventLabel(name string) string {
 // retry runs op until it succeeds or ctx ends, with backoff and jitter: an event must not be
 // skipped because the registry was briefly unreachable.
 func retry(ctx context.Context, d *Dispatcher, what string, op func() error) {
-	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	delays := backoff.New(100*time.Millisecond, 5*time.Second)
 	for ctx.Err() == nil {
 		err := op()
 		if err == nil {
 			return
 		}
-		wait := backoff.next()
+		wait := delays.Next()
 		d.log.Warn(what+" failed; retrying", "error", err, "retry_in", wait.Round(time.Millisecond).String())
 		sleep(ctx, wait)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/roomhook/roomhook/breaker"
 	"github.com/roomhook/roomhook/deadletter"
 	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/internal/backoff"
 	"github.com/roomhook/roomhook/queue"
 	"github.com/roomhook/roomhook/sender"
 	"github.com/roomhook/roomhook/subscriber"
@@ -90,7 +91,7 @@ func (dr *drainer) run(stop <-chan struct{}) {
 		case <-ctx.Done():
 		}
 	}()
-	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
+	delays := backoff.New(200*time.Millisecond, 10*time.Second)
 	for ctx.Err() == nil {
 		// A consumer only while holding a slot; waiting costs nothing, the queue is durable.
 		select {
@@ -105,11 +106,11 @@ func (dr *drainer) run(stop <-chan struct{}) {
 			return
 		case errors.Is(err, errParked):
 			dr.waitForProbe(ctx)
-			backoff.reset()
+			delays.Reset()
 		case errors.Is(err, errStalled):
-			sleep(ctx, backoff.next()) // the stall watch said why
+			sleep(ctx, delays.Next()) // the stall watch said why
 		case err != nil:
-			wait := backoff.next()
+			wait := delays.Next()
 			r.pt.log.Error("spill drainer stopped; starting over", "endpoint", r.id, "error", err, "retry_in", wait.Round(time.Millisecond).String())
 			sleep(ctx, wait)
 		}

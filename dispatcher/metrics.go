@@ -54,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "roomhook_invalid_events_total", Help: "Events dead-lettered with reason invalid: undecodable, without a room, room or event name differing from the subject's, webhook_urls on an event other than room_created, or too big.",
 		}),
 		Deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "roomhook_deliveries_total", Help: "HTTP delivery attempts by endpoint, outcome (delivered, retry, reject, gone) and status class (2xx, 3xx, 4xx, 5xx, or error when no response arrived).",
+			Name: "roomhook_deliveries_total", Help: "HTTP delivery attempts by endpoint, outcome (delivered, retry, reject, gone, forbidden) and status class (2xx, 3xx, 4xx, 5xx, or error when no response arrived).",
 		}, []string{"endpoint", "outcome", "status_class"}),
 		AttemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "roomhook_attempt_duration_seconds", Help: "Duration of one HTTP delivery attempt, reading the response included.", Buckets: attemptBuckets,
@@ -149,7 +149,7 @@ func (m *Metrics) Preset(globals []string, events []string) {
 		m.DeadLetters.WithLabelValues(r)
 	}
 	for _, ep := range endpoints {
-		for _, o := range []sender.Verdict{sender.Delivered, sender.Retry, sender.Reject, sender.Gone} {
+		for _, o := range []sender.Verdict{sender.Delivered, sender.Retry, sender.Reject, sender.Gone, sender.Forbidden} {
 			for _, c := range []string{"2xx", "3xx", "4xx", "5xx", "error"} {
 				m.Deliveries.WithLabelValues(ep, o.String(), c)
 			}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/roomhook/roomhook/deadletter"
 	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/internal/backoff"
 	"github.com/roomhook/roomhook/rooms"
 	"github.com/roomhook/roomhook/subscriber"
 )
@@ -111,7 +112,7 @@ func (d *Dispatcher) window() int { return max(1024, 8*d.cfg.MaxInFlight) }
 func (d *Dispatcher) runPartition(ctx context.Context, p int) {
 	d.metrics.PartitionsOwned.Inc()
 	defer d.metrics.PartitionsOwned.Dec()
-	backoff := newBackoff(200*time.Millisecond, 10*time.Second)
+	delays := backoff.New(200*time.Millisecond, 10*time.Second)
 	for ctx.Err() == nil {
 		start := time.Now()
 		err := d.runPartitionOnce(ctx, p)
@@ -119,9 +120,9 @@ func (d *Dispatcher) runPartition(ctx context.Context, p int) {
 			return
 		}
 		if time.Since(start) > time.Minute {
-			backoff.reset()
+			delays.Reset()
 		}
-		wait := backoff.next()
+		wait := delays.Next()
 		if !errors.Is(err, errStalled) {
 			d.log.Error("partition stopped; starting over", "partition", p, "error", err, "retry_in", wait.Round(time.Millisecond).String())
 		}

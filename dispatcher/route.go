@@ -18,6 +18,7 @@ import (
 	"github.com/roomhook/roomhook/breaker"
 	"github.com/roomhook/roomhook/deadletter"
 	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/internal/backoff"
 	"github.com/roomhook/roomhook/queue"
 	"github.com/roomhook/roomhook/sender"
 )
@@ -438,7 +439,7 @@ func (r *route) writeBatch(ctx context.Context, batch []delivery) bool {
 	}
 	subject := d.names.SpillSubject(r.id, r.pt.p, len(qs))
 	msg := queue.BatchMsg(subject, batchMsgID(r.id, qs), qs)
-	backoff := newBackoff(100*time.Millisecond, 5*time.Second)
+	delays := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		pctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		_, err := d.js.PublishMsg(pctx, msg)
@@ -464,7 +465,7 @@ func (r *route) writeBatch(ctx context.Context, batch []delivery) bool {
 				return true
 			}
 		}
-		wait := backoff.next()
+		wait := delays.Next()
 		r.pt.log.Warn("spilling deliveries failed; retrying", "endpoint", r.id, "deliveries", len(qs), "first_event_id", qs[0].EventID, "error", err, "retry_in", wait.Round(time.Millisecond).String())
 		sleep(ctx, wait)
 	}
@@ -491,24 +492,3 @@ func permanentPublishError(err error) bool {
 	}
 	return errors.Is(err, nats.ErrMaxPayload)
 }
-
-// backoff is an exponential backoff with jitter for restart and retry loops.
-type backoff struct {
-	first, limit, cur time.Duration
-}
-
-func newBackoff(first, limit time.Duration) *backoff {
-	return &backoff{first: first, limit: limit}
-}
-
-// next returns the next wait: doubling up to the limit, each within ±25%.
-func (b *backoff) next() time.Duration {
-	if b.cur == 0 {
-		b.cur = b.first
-	} else if b.cur < b.limit {
-		b.cur = min(2*b.cur, b.limit)
-	}
-	return time.Duration(float64(b.cur) * (0.75 + rand.Float64()/2))
-}
-
-func (b *backoff) reset() { b.cur = 0 }

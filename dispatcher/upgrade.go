@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/roomhook/roomhook/internal/backoff"
 	"github.com/roomhook/roomhook/queue"
 	"github.com/roomhook/roomhook/rooms"
 )
@@ -137,7 +138,7 @@ func (d *Dispatcher) waitForFirstVersion(ctx context.Context) error {
 	defer d.deferring.Store(false)
 	var freeSince, loggedAt time.Time
 	deadline := time.Now().Add(d.cfg.StartupTimeout)
-	backoff := newBackoff(250*time.Millisecond, 5*time.Second)
+	delays := backoff.New(250*time.Millisecond, 5*time.Second)
 	for {
 		alive, err := d.firstVersionRuns(ctx)
 		var holder string
@@ -150,7 +151,7 @@ func (d *Dispatcher) waitForFirstVersion(ctx context.Context) error {
 			return fmt.Errorf("upgrade: look for replicas of the first version: %w", err)
 		case err != nil:
 			// Unknown is not "gone": going on could delete a running router's consumer.
-			wait := backoff.next()
+			wait := delays.Next()
 			d.log.Warn("cannot tell whether replicas of the first version still run; asking again", "error", err,
 				"retry_in", wait.Round(time.Millisecond).String())
 			sleep(ctx, wait)
@@ -161,7 +162,7 @@ func (d *Dispatcher) waitForFirstVersion(ctx context.Context) error {
 		case !alive:
 			return nil
 		}
-		backoff.reset()
+		delays.Reset()
 		now := time.Now()
 		if held {
 			freeSince = time.Time{}
