@@ -57,10 +57,12 @@ func Example() {
 	for !d.Ready() {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if _, err := admin.Start(ctx, nc, admin.Config{Region: "default", Partitions: 4, ReplicaID: "replica-1", Logger: quiet}); err != nil {
+	svc, err := admin.Start(ctx, nc, admin.Config{Region: "default", Partitions: 4, ReplicaID: "replica-1", Logger: quiet})
+	if err != nil {
 		fmt.Println(err)
 		return
 	}
+	defer svc.Stop() // before nc closes: no handler runs after
 
 	// The operator, on a connection of its own.
 	onc, _ := nats.Connect(ns.ClientURL())

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -62,10 +63,21 @@ type Service struct {
 	names   subscriber.Names
 	log     *slog.Logger
 	timeout time.Duration
+
+	// mu guards stopping; a handler joins handlers only while stopping is false, so that
+	// every Add comes before the Wait in stop.
+	mu       sync.Mutex
+	stopping bool
+	handlers sync.WaitGroup
+	quit     chan struct{} // closed by Stop
+	quitOnce sync.Once
+	done     chan struct{} // closed when the service is stopped and no handler runs
+	stopErr  error         // svc.Stop's, read after done
 }
 
 // Start registers the admin service on nc. Requests are answered until ctx ends or Stop is
-// called; each one runs with a context derived from ctx.
+// called; each one runs with a context derived from ctx. The caller owns the service: it calls
+// Stop (or Wait, once ctx has ended) before closing nc, so that no handler runs after.
 func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err := schema.ValidateRegion(cfg.Region); err != nil {
 		return nil, fmt.Errorf("admin service: %w", err)
@@ -77,7 +89,8 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin service: %w", err)
 	}
-	s := &Service{js: js, cfg: cfg, names: subscriber.Names{Region: cfg.Region}, log: cfg.Logger, timeout: cfg.RequestTimeout}
+	s := &Service{js: js, cfg: cfg, names: subscriber.Names{Region: cfg.Region}, log: cfg.Logger, timeout: cfg.RequestTimeout,
+		quit: make(chan struct{}), done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -134,15 +147,39 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		_ = s.svc.Stop()
 		return nil, fmt.Errorf("admin service: %w", err)
 	}
-	go func() {
-		<-ctx.Done()
-		_ = s.svc.Stop()
+	go func() { // joined by Stop and Wait
+		defer close(s.done)
+		select {
+		case <-ctx.Done():
+		case <-s.quit:
+		}
+		s.stop()
 	}()
 	return s, nil
 }
 
-// Stop stops answering; requests being handled finish first.
-func (s *Service) Stop() error { return s.svc.Stop() }
+// Stop stops answering and returns once the requests being handled have finished.
+func (s *Service) Stop() error {
+	s.quitOnce.Do(func() { close(s.quit) })
+	return s.Wait()
+}
+
+// Wait returns once the service has stopped (ctx ended or Stop was called) and the requests
+// being handled have finished.
+func (s *Service) Wait() error {
+	<-s.done
+	return s.stopErr
+}
+
+// stop drains the subscriptions and waits for the handlers. A request the drain still hands
+// over is answered with an error rather than handled.
+func (s *Service) stop() {
+	s.mu.Lock()
+	s.stopping = true
+	s.mu.Unlock()
+	s.stopErr = s.svc.Stop()
+	s.handlers.Wait()
+}
 
 // endpointName turns "dlq.list" into a micro endpoint name, "dlq_list".
 func endpointName(op string) string {
@@ -181,6 +218,15 @@ func notFound(format string, args ...any) error {
 
 func (s *Service) handle(base context.Context, op string, h func(context.Context, micro.Request) (any, error)) micro.Handler {
 	return micro.HandlerFunc(func(req micro.Request) {
+		s.mu.Lock()
+		if s.stopping {
+			s.mu.Unlock()
+			_ = req.Error(CodeInternal, "the replica's admin service is stopping", nil)
+			return
+		}
+		s.handlers.Add(1)
+		s.mu.Unlock()
+		defer s.handlers.Done()
 		ctx, cancel := context.WithTimeout(base, s.timeout)
 		defer cancel()
 		resp, err := h(ctx, req)

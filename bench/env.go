@@ -71,7 +71,7 @@ func (b *bench) newEnv() (*env, error) {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("embedded NATS: %w", err)
 	}
-	go ns.Start()
+	ns.Start() // does not block: it starts the server's own goroutines, which ns.Shutdown ends
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
 		os.RemoveAll(dir)
@@ -265,12 +265,17 @@ func (e *env) serve(h http.Handler) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
-// serveOn serves h on ln until the env closes; the returned function stops it early.
+// serveOn serves h on ln until the env closes; the returned function stops it early. Either
+// returns once Serve has.
 func (e *env) serveOn(ln net.Listener, h http.Handler) func() {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, ErrorLog: nil}
-	go func() { _ = srv.Serve(ln) }()
+	var served sync.WaitGroup
+	served.Go(func() { _ = srv.Serve(ln) })
 	var once sync.Once
-	stop := func() { once.Do(func() { srv.Close() }) }
+	stop := func() {
+		once.Do(func() { srv.Close() })
+		served.Wait()
+	}
 	e.mu.Lock()
 	e.closers = append(e.closers, stop)
 	e.mu.Unlock()
@@ -294,28 +299,30 @@ func (e *env) serveHanging() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	var mu sync.Mutex
+	// The closer joins the accept loop before it reads conns and waits for the readers: every
+	// readers.Go has happened by then.
 	var conns []net.Conn
+	var readers sync.WaitGroup
+	accepting := make(chan struct{})
 	go func() {
+		defer close(accepting)
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			mu.Lock()
 			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
+			readers.Go(func() { _, _ = io.Copy(io.Discard, c) })
 		}
 	}()
 	e.mu.Lock()
 	e.closers = append(e.closers, func() {
 		ln.Close()
-		mu.Lock()
-		defer mu.Unlock()
+		<-accepting
 		for _, c := range conns {
 			c.Close()
 		}
+		readers.Wait()
 	})
 	e.mu.Unlock()
 	return "http://" + ln.Addr().String(), nil

@@ -8,7 +8,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/internal/backoff"
 	"github.com/roomhook/roomhook/queue"
 )
 
@@ -144,19 +146,14 @@ func Parse(m *jetstream.RawStreamMsg) Letter {
 // record that an event was not delivered, so it must not be dropped on a transient error.
 func Publish(ctx context.Context, js jetstream.JetStream, subject string, dl Letter) error {
 	msg := dl.msg(subject)
-	backoff := 100 * time.Millisecond
+	b := backoff.New(100*time.Millisecond, 5*time.Second)
 	for {
 		_, err := js.PublishMsg(ctx, msg)
 		if err == nil {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if !b.Wait(ctx) {
 			return fmt.Errorf("dead letter for %s: %w", dl.EventID, err)
-		case <-time.After(backoff):
-		}
-		if backoff < 5*time.Second {
-			backoff *= 2
 		}
 	}
 }

@@ -62,7 +62,10 @@ func deadLetterReason(at sender.Attempt) (reason, detail string) {
 
 // disableGone marks an endpoint that answered 410 Gone disabled, for every replica.
 func (d *Dispatcher) disableGone(ctx context.Context, id string) {
-	if err := d.dir.Update(context.WithoutCancel(ctx), id, func(r *endpoint.Record) {
+	// Not cancelled with ctx, as the dead letter it goes with is not, but bounded.
+	uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), requestTimeout)
+	defer cancel()
+	if err := d.dir.Update(uctx, id, func(r *endpoint.Record) {
 		r.Disabled, r.Reason = true, "answered 410 Gone"
 	}); err != nil && !errors.Is(err, endpoint.ErrNotFound) {
 		d.log.Warn("could not disable endpoint", "endpoint", id, "error", err)

@@ -219,7 +219,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		return err
 	}
 	d.dir = endpoint.NewDirectory(res.Endpoints, d.cfg.Credentials, d.cfg.Endpoints, d.log)
-	if err := d.dir.Register(ctx); err != nil {
+	if err := d.registerGlobals(ctx); err != nil {
 		return err
 	}
 	d.rooms = res.Rooms
@@ -356,19 +356,19 @@ func (d *Dispatcher) provision(ctx context.Context) (*subscriber.Resources, erro
 // keepProvisioned puts back streams and buckets that disappeared (NATS restarted without its
 // storage, or an operator deleted one), so the replica recovers without a restart. Messages
 // that were in a lost stream are gone with it; durable NATS storage is what prevents that.
+//
+// It looks every 5 s or so, jittered; while re-provisioning fails it waits longer each time,
+// up to 30 s, so that replicas facing a server in trouble do not ask it in step. A look that
+// fails (the server is away) is one small request and keeps the 5 s, so that a server back
+// without its storage is provisioned again soon.
 func (d *Dispatcher) keepProvisioned(ctx context.Context) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	delays := backoff.New(5*time.Second, 30*time.Second)
+	for delays.Wait(ctx) {
 		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 		missing, err := subscriber.Missing(rctx, d.js, d.names)
 		cancel()
 		if err != nil || !missing {
+			delays.Reset()
 			continue
 		}
 		d.log.Warn("a roomhook stream or bucket is missing; creating it again")
@@ -379,10 +379,20 @@ func (d *Dispatcher) keepProvisioned(ctx context.Context) {
 			d.log.Error("re-provisioning failed", "error", err)
 			continue
 		}
-		if err := d.dir.Register(ctx); err != nil {
+		if err := d.registerGlobals(ctx); err != nil {
 			d.log.Error("re-registering endpoints failed", "error", err)
+			continue
 		}
+		delays.Reset()
 	}
+}
+
+// registerGlobals writes the configured global endpoints into the endpoints bucket
+// (endpoint.Directory.Register), bounded: it makes a request or two per endpoint.
+func (d *Dispatcher) registerGlobals(ctx context.Context) error {
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return d.dir.Register(rctx)
 }
 
 func (d *Dispatcher) runUnit(ctx context.Context, unit string) {

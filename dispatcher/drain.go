@@ -193,7 +193,8 @@ func (dr *drainer) runOnce(ctx context.Context) error {
 	aux.Add(1)
 	park := make(chan struct{})
 	go func() { defer aux.Done(); dr.parkWhenOpen(laneCtx, park) }()
-	watch, lost := subscriber.WatchLoss(cons)
+	watch, lost, stopWatch := subscriber.WatchLoss(cons)
+	defer stopWatch() // after the consume is closed below: joins a check of the consumer
 	cc, err := cons.Consume(handle.Handle, jetstream.PullMaxMessages(d.drainWindow()), watch,
 		jetstream.PullExpiry(d.pullExpiry()))
 	if err != nil {

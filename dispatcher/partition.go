@@ -176,7 +176,8 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 		return fmt.Errorf("partition %d: subscribe to notifications: %w", p, err)
 	}
 	defer func() { _ = notify.Unsubscribe() }()
-	watch, lost := subscriber.WatchLoss(cons)
+	watch, lost, stopWatch := subscriber.WatchLoss(cons)
+	defer stopWatch() // after the consume is closed below: joins a check of the consumer
 	cc, err := cons.Consume(handle.Handle, jetstream.PullMaxMessages(min(d.window(), 1024)), watch,
 		jetstream.PullExpiry(d.pullExpiry()))
 	if err != nil {
@@ -391,7 +392,9 @@ func (pt *partition) targets(ctx context.Context, ev inbound) []string {
 		for _, u := range valid {
 			var err error
 			retry(ctx, d, "register endpoint", func() error {
-				_, err = d.dir.EnsurePerRoom(ctx, u, d.cfg.MaxRoomEndpoints)
+				rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+				defer cancel()
+				_, err = d.dir.EnsurePerRoom(rctx, u, d.cfg.MaxRoomEndpoints)
 				if errors.Is(err, endpoint.ErrTooMany) {
 					return nil
 				}

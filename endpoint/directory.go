@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomhook/roomhook/internal/backoff"
 	"github.com/roomhook/roomhook/subscriber"
 
 	"github.com/roomhook/roomhook/schema/signature"
@@ -117,17 +118,48 @@ func (d *Directory) create(ctx context.Context, id string, rec Record) error {
 // a room registers it again. Registering refreshes the endpoint's Registered time with a
 // compare-and-set, so it cannot race with its retirement: a retirement that read the old
 // record fails, and one that already happened makes the endpoint anew.
+//
+// A compare-and-set that loses to another writer reads the record again and starts over, up
+// to ensureTries times with a short jittered wait between tries.
 func (d *Directory) EnsurePerRoom(ctx context.Context, url string, limit int) (string, error) {
+	b := backoff.New(ensureRetryFirst, ensureRetryLimit)
+	for try := 1; ; try++ {
+		id, again, err := d.ensurePerRoomOnce(ctx, url, limit)
+		if !again {
+			return id, err
+		}
+		if try >= ensureTries {
+			return "", fmt.Errorf("register endpoint %s: %w", id, errEnsureConflicts)
+		}
+		if !b.Wait(ctx) {
+			return "", fmt.Errorf("register endpoint %s: %w", id, ctx.Err())
+		}
+	}
+}
+
+// Tries of EnsurePerRoom, and the jittered waits between them.
+const (
+	ensureTries      = 10
+	ensureRetryFirst = 10 * time.Millisecond
+	ensureRetryLimit = 200 * time.Millisecond
+)
+
+// errEnsureConflicts is why EnsurePerRoom gave up: every try lost a compare-and-set.
+var errEnsureConflicts = fmt.Errorf("record changed by another writer on each of %d tries", ensureTries)
+
+// ensurePerRoomOnce is one try of EnsurePerRoom; again reports a lost compare-and-set, after
+// which the record has been read again and the caller tries again.
+func (d *Directory) ensurePerRoomOnce(ctx context.Context, url string, limit int) (_ string, again bool, _ error) {
 	id := ID(url)
 	d.mu.RLock()
 	v, ok := d.views[id]
 	full := limit > 0 && d.perRoom >= limit
 	d.mu.RUnlock()
 	if ok && v.Global {
-		return id, nil
+		return id, false, nil
 	}
 	if ok && !v.Disabled && time.Since(v.Registered) < RegisteredRefresh {
-		return id, nil
+		return id, false, nil
 	}
 	now := time.Now().UTC()
 	if ok && v.rev > 0 {
@@ -136,27 +168,29 @@ func (d *Directory) EnsurePerRoom(ctx context.Context, url string, limit int) (s
 		rev, err := d.kv.Update(ctx, id, b, v.rev)
 		if err == nil {
 			d.apply(id, &rec, rev)
-			return id, nil
+			return id, false, nil
 		}
 		if !subscriber.IsConflict(err) && !errors.Is(err, jetstream.ErrKeyNotFound) {
-			return "", fmt.Errorf("register endpoint %s: %w", id, err)
+			return "", false, fmt.Errorf("register endpoint %s: %w", id, err)
 		}
 		// Changed or retired meanwhile: read it again.
 		e, gerr := d.kv.Get(ctx, id)
 		if gerr == nil {
 			var cur Record
-			if json.Unmarshal(e.Value(), &cur) == nil {
+			uerr := json.Unmarshal(e.Value(), &cur)
+			if uerr == nil {
 				d.apply(id, &cur, e.Revision())
-				return d.EnsurePerRoom(ctx, url, limit)
+				return id, true, nil
 			}
+			gerr = fmt.Errorf("its stored record does not decode: %w", uerr)
 		}
 		if !errors.Is(gerr, jetstream.ErrKeyNotFound) {
-			return "", fmt.Errorf("register endpoint %s: %w", id, gerr)
+			return "", false, fmt.Errorf("register endpoint %s: %w", id, gerr)
 		}
 		d.remove(id)
 	}
 	if !ok && full {
-		return "", ErrTooMany
+		return "", false, ErrTooMany
 	}
 	rec := Record{URL: url, Registered: now, Updated: now}
 	b, _ := json.Marshal(rec)
@@ -164,20 +198,20 @@ func (d *Directory) EnsurePerRoom(ctx context.Context, url string, limit int) (s
 	if subscriber.IsConflict(err) {
 		e, gerr := d.kv.Get(ctx, id)
 		if gerr != nil {
-			return "", fmt.Errorf("register endpoint %s: %w", id, gerr)
+			return "", false, fmt.Errorf("register endpoint %s: %w", id, gerr)
 		}
 		var cur Record
 		if json.Unmarshal(e.Value(), &cur) == nil {
 			d.apply(id, &cur, e.Revision())
 		}
-		return d.EnsurePerRoom(ctx, url, limit)
+		return id, true, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("register endpoint %s: %w", id, err)
+		return "", false, fmt.Errorf("register endpoint %s: %w", id, err)
 	}
 	// Make it visible to this replica at once, before the watch reports it.
 	d.apply(id, &rec, rev)
-	return id, nil
+	return id, false, nil
 }
 
 // Retire removes an idle per-room endpoint from the bucket, if its record is still the one

@@ -81,13 +81,14 @@ func canonicalWebhookURL(raw string) (string, error) {
 	return canonical, err
 }
 
-// checkWebhookURL returns raw's canonical form, or an error naming raw (password redacted)
+// checkWebhookURL returns raw's canonical form, or an error naming raw as RedactURL shows it
 // and the URLReason* word for it.
 func checkWebhookURL(raw string) (string, string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		// url.Error repeats the raw text, which may hold a password; name the entry without it.
-		return "", URLReasonInvalid, fmt.Errorf("%w %q: not a URL", ErrInvalidURL, redactUserInfo(raw))
+		// url.Error repeats the raw text, which may hold a password or a query token; name the
+		// entry without them.
+		return "", URLReasonInvalid, fmt.Errorf("%w %q: not a URL", ErrInvalidURL, RedactURL(raw))
 	}
 	switch {
 	case u.Scheme != "http" && u.Scheme != "https":
@@ -177,41 +178,48 @@ func urlProblem(err error) string {
 
 // RedactURL is what may be shown or stored of a webhook URL outside the endpoints bucket:
 // scheme, host, port and path, without user info, query or fragment, where receivers take
-// tokens. Text that does not parse as a URL is cut before its first '?' or '#' and whatever
-// precedes an '@' in its authority becomes xxxxx.
+// tokens. An opaque URL (https:user:pw@host) loses what precedes its last '@' to xxxxx. Text
+// that does not parse as a URL is shown as redactUnparsed does: user info and query go even
+// where a password holds a '/', '?' or '#'.
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
-		if i := strings.IndexAny(raw, "?#"); i >= 0 {
-			raw = raw[:i]
-		}
-		return redactUserInfo(raw)
+		return redactUnparsed(raw)
 	}
 	u.User = nil
 	u.RawQuery = ""
 	u.ForceQuery = false
 	u.Fragment = ""
 	u.RawFragment = ""
+	if at := strings.LastIndex(u.Opaque, "@"); at >= 0 {
+		u.Opaque = "xxxxx@" + u.Opaque[at+1:]
+	}
 	return u.String()
 }
 
-// redactUserInfo hides everything between "://" and the last "@" of the authority in text that
-// did not parse as a URL.
-func redactUserInfo(raw string) string {
-	scheme, rest, ok := strings.Cut(raw, "://")
-	if !ok {
-		return raw
+// redactUnparsed is RedactURL of text that did not parse as a URL, where the authority's end is
+// not known: a password may hold '/', '?' or '#'. After the scheme's "://" (or from the start
+// without one), everything up to the last '@' becomes xxxxx and the rest is cut before its first
+// '?' or '#'. An '@' after a '?' or '#' could be in a query or in a password, so then all but
+// the scheme is hidden.
+func redactUnparsed(raw string) string {
+	prefix, rest := "", raw
+	if scheme, after, ok := strings.Cut(raw, "://"); ok {
+		prefix, rest = scheme+"://", after
 	}
-	authority, path, _ := strings.Cut(rest, "/")
-	at := strings.LastIndex(authority, "@")
-	if at < 0 {
-		return raw
+	cut := strings.IndexAny(rest, "?#")
+	at := strings.LastIndex(rest, "@")
+	switch {
+	case at >= 0 && cut >= 0 && at > cut:
+		return prefix + "xxxxx"
+	case at >= 0:
+		prefix, rest = prefix+"xxxxx@", rest[at+1:]
+		cut = strings.IndexAny(rest, "?#")
 	}
-	redacted := scheme + "://xxxxx@" + authority[at+1:]
-	if len(authority) < len(rest) {
-		redacted += "/" + path
+	if cut >= 0 {
+		rest = rest[:cut]
 	}
-	return redacted
+	return prefix + rest
 }
 
 // URLHost is what logs show of a webhook URL: its host, since the query may carry a token.

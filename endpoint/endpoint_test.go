@@ -98,6 +98,18 @@ func TestEndpointParseWebhookURLs(t *testing.T) {
 			errNames: "ftp://files.example/h", errHidden: "hunter3"},
 		{name: "port out of range", in: []string{"http://hooks.example:99999/h?token=hunter4"},
 			errNames: "port 99999", errHidden: "hunter4"},
+		{name: "unparsable with a query token", in: []string{"https://exa mple.com/hook?token=hunter5"},
+			errNames: `"https://exa mple.com/hook": not a URL`, errHidden: "hunter5"},
+		{name: "unparsable with a fragment token", in: []string{"https://exa mple.com/hook#access_token=hunter6"},
+			errNames: `"https://exa mple.com/hook": not a URL`, errHidden: "hunter6"},
+		{name: "unparsable with a password and a query token", in: []string{"https://u:hunter7@exa mple.com/h?token=hunter8"},
+			errNames: `"https://xxxxx@exa mple.com/h": not a URL`, errHidden: "hunter"},
+		{name: "unparsable with a '/' in the password", in: []string{"https://u:hun/ter9@exa mple.com/h"},
+			errNames: "exa mple.com/h", errHidden: "ter9"},
+		{name: "unparsable with an '@' in the query", in: []string{"https://exa mple.com/h?to=a@b.example&token=hunter10"},
+			errNames: "not a URL", errHidden: "hunter10"},
+		{name: "opaque with user info", in: []string{"https:u:hunter11@hooks.example/x"},
+			errNames: "hooks.example/x", errHidden: "hunter11"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -206,6 +218,15 @@ func TestEndpointRedactURL(t *testing.T) {
 		{"http://[::1]:9000/h?k=v", "http://[::1]:9000/h"},
 		{"http://u:pw@bad host/p?token=s3cr3t", "http://xxxxx@bad host/p"},
 		{"not a url %zz?token=s3cr3t", "not a url %zz"},
+		{"https://exa mple.com/hook?token=s3cr3t", "https://exa mple.com/hook"},
+		{"https://exa mple.com/hook#token=s3cr3t", "https://exa mple.com/hook"},
+		{"http://u:pw#s3cr3t@bad host/p", "http://xxxxx"}, // an '@' after '#': a password's or a fragment's
+		{"http://u:pw?s3cr3t@bad host/p?token=s3cr3t", "http://xxxxx"},
+		{"http://u:pw/s3cr3t@bad host/p", "http://xxxxx@bad host/p"},
+		{"http://bad host/p?to=a@b.example&token=s3cr3t", "http://xxxxx"},
+		{"u:s3cr3t@bad host/p?x", "u:xxxxx@bad host/p"}, // parses: scheme u, opaque
+		{"https:u:s3cr3t@hooks.example/p?token=s3cr3t", "https:xxxxx@hooks.example/p"},
+		{"://bad?secret=1", "://bad"},
 		{"", ""},
 	}
 	for _, tt := range tests {

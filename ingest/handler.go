@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"regexp"
 	"strings"
 	"time"
 
@@ -218,7 +219,9 @@ func checkContentType(value string) error {
 func parseEvent(body []byte) (*roomhookv1.Event, error) {
 	evt, err := schema.ParseBody(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotEvent, err)
+		// protojson quotes the offending token (a webhook URL with its ?token=,
+		// say), and the reason is logged and answered: say only where it is.
+		return nil, fmt.Errorf("%w: %w: the body is not a valid plugNmeet webhook JSON%s", ErrNotEvent, schema.ErrParseBody, parsePosition(err))
 	}
 	name := strings.ToLower(evt.GetEvent())
 	switch {
@@ -228,7 +231,8 @@ func parseEvent(body []byte) (*roomhookv1.Event, error) {
 		return nil, fmt.Errorf("%w: no room id", ErrNotEvent)
 	}
 	if err := schema.ValidateEvent(name); err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrNotEvent, err)
+		// ValidateEvent's text quotes the name, which is the sender's text.
+		return nil, fmt.Errorf("%w: %w: %d bytes, want [a-z0-9_]", ErrNotEvent, schema.ErrInvalidEvent, len(name))
 	}
 	// A NATS server closes the connection of a client whose publish line is
 	// over its max_control_line (4096 bytes by default), which would cut off
@@ -246,6 +250,19 @@ func parseEvent(body []byte) (*roomhookv1.Event, error) {
 		evt.Id = proto.String(uuid.NewSHA1(bodyIDNamespace(), body).String())
 	}
 	return evt, nil
+}
+
+// protojsonPosition finds the "(line L:C)" protojson puts in its errors.
+var protojsonPosition = regexp.MustCompile(`\(line \d+:\d+\)`)
+
+// parsePosition is " at line L:C" where the decoder's error gives one, else "":
+// the position and nothing of the decoder's text, which quotes the body.
+func parsePosition(err error) string {
+	m := protojsonPosition.FindString(err.Error())
+	if m == "" {
+		return ""
+	}
+	return " at " + strings.Trim(m, "()")
 }
 
 // maxRoomTokenBytes leaves room, under the default max_control_line of 4096,
@@ -286,7 +303,8 @@ func (h *Handler) publish(ctx context.Context, evt *roomhookv1.Event) (Stored, e
 }
 
 // refuse answers status with the reason as plain text and counts it. The
-// reason never holds a token or a secret (signature's errors do not).
+// reason never holds a token or a secret (signature's errors do not) nor the
+// body's text (parseEvent names only positions and sizes).
 func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, status int, outcome string, reason error) {
 	h.requests.WithLabelValues(outcome).Inc()
 	level := slog.LevelWarn

@@ -47,6 +47,15 @@ type Registry struct {
 // maxCachedRooms bounds a partition's cache; past it the cache starts over from the bucket.
 const maxCachedRooms = 100_000
 
+// requestTimeout bounds each request to the bucket (a get, put or delete), and scanTimeout a
+// read of a whole partition's or region's keys, whatever deadline the caller's context has:
+// a partition's main loop waits on them, and must not wait forever on a server that does
+// not answer.
+const (
+	requestTimeout = 5 * time.Second
+	scanTimeout    = 30 * time.Second
+)
+
 // New returns partition's registry over kv; grace is how long after room_finished a
 // room's URLs still receive its events.
 func New(kv jetstream.KeyValue, grace time.Duration, partition int) *Registry {
@@ -75,7 +84,9 @@ func (r *Registry) load(ctx context.Context, room string) (*Record, error) {
 	if len(r.cache) >= maxCachedRooms {
 		r.Reset()
 	}
-	e, err := r.kv.Get(ctx, Key(r.partition, room))
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	e, err := r.kv.Get(rctx, Key(r.partition, room))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		r.cache[room] = nil
 		return nil, nil
@@ -93,7 +104,9 @@ func (r *Registry) load(ctx context.Context, room string) (*Record, error) {
 
 func (r *Registry) store(ctx context.Context, rec *Record) error {
 	b, _ := json.Marshal(rec)
-	if _, err := r.kv.Put(ctx, Key(r.partition, rec.Room), b); err != nil {
+	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+	defer cancel()
+	if _, err := r.kv.Put(rctx, Key(r.partition, rec.Room), b); err != nil {
 		return fmt.Errorf("room registry: %w", err)
 	}
 	r.cache[rec.Room] = rec
@@ -167,7 +180,9 @@ func (r *Registry) Endpoints(ctx context.Context, room string, stored time.Time)
 // known to have finished, and ask nothing of NATS until one's grace has passed.
 func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
 	if !r.scanned {
-		err := subscriber.ReadKV(ctx, r.kv, "p"+strconv.Itoa(r.partition)+".*", func(e jetstream.KeyValueEntry) {
+		sctx, cancel := context.WithTimeout(ctx, scanTimeout)
+		defer cancel()
+		err := subscriber.ReadKV(sctx, r.kv, "p"+strconv.Itoa(r.partition)+".*", func(e jetstream.KeyValueEntry) {
 			var rec Record
 			if json.Unmarshal(e.Value(), &rec) == nil && !rec.FinishedAt.IsZero() {
 				if _, known := r.finished[rec.Room]; !known {
@@ -187,7 +202,10 @@ func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
 		}
 	}
 	for _, room := range expired {
-		if err := r.kv.Delete(ctx, Key(r.partition, room)); err != nil {
+		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+		err := r.kv.Delete(rctx, Key(r.partition, room))
+		cancel()
+		if err != nil {
 			return 0, fmt.Errorf("room registry sweep: %w", err)
 		}
 		delete(r.cache, room)
@@ -200,6 +218,8 @@ func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
 // registered: the endpoints that must not be retired.
 func LiveEndpoints(ctx context.Context, kv jetstream.KeyValue) (map[string]bool, error) {
 	live := map[string]bool{}
+	ctx, cancel := context.WithTimeout(ctx, scanTimeout)
+	defer cancel()
 	err := subscriber.ReadKV(ctx, kv, jetstream.AllKeys, func(e jetstream.KeyValueEntry) {
 		var rec Record
 		if json.Unmarshal(e.Value(), &rec) == nil {

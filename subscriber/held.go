@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/internal/backoff"
 )
 
 // HeldSet is the messages of one consumer that this replica holds: pulled, not yet settled.
@@ -40,12 +42,21 @@ func (h *HeldSet) Add(seq uint64, m jetstream.Msg) (already bool) {
 	return already
 }
 
+// Tries of Ack, the deadline of each, and the jittered waits between them.
+const (
+	ackTries      = 3
+	ackTimeout    = 2 * time.Second
+	ackRetryFirst = 50 * time.Millisecond
+	ackRetryLimit = 500 * time.Millisecond
+)
+
 // Ack settles a message, waits until the server has confirmed it, and forgets it. Waiting is
 // what lets a room's next delivery go out only once this one can no longer come back: after a
 // crash a receiver may see the delivery that was in flight again, but never an older one.
 //
-// When the server does not confirm, the message stays held and the error is returned: the
-// caller must not go on with the room, because the message may come back.
+// It tries up to ackTries times, each with a deadline of ackTimeout and a short jittered
+// wait between tries. When the server does not confirm, the message stays held and the error
+// is returned: the caller must not go on with the room, because the message may come back.
 func (h *HeldSet) Ack(ctx context.Context, seq uint64) error {
 	h.mu.Lock()
 	hm, ok := h.msgs[seq]
@@ -55,8 +66,12 @@ func (h *HeldSet) Ack(ctx context.Context, seq uint64) error {
 	}
 	m := hm.m
 	var err error
-	for try := 0; try < 3; try++ {
-		actx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	b := backoff.New(ackRetryFirst, ackRetryLimit)
+	for try := 0; try < ackTries; try++ {
+		if try > 0 && !b.Wait(ctx) {
+			break
+		}
+		actx, cancel := context.WithTimeout(ctx, ackTimeout)
 		err = m.DoubleAck(actx)
 		cancel()
 		if err == nil {

@@ -2,6 +2,7 @@ package subscriber
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -115,5 +116,60 @@ func TestKeepAliveMarksOnlyLongHeldMessages(t *testing.T) {
 		if n := progress[m.Reply()]; n != 0 {
 			t.Errorf("a message settled within half a keep-alive interval was marked in progress %d times", n)
 		}
+	}
+}
+
+// failingAckMsg is a message whose DoubleAck fails its first fails calls, noting when each was.
+type failingAckMsg struct {
+	jetstream.Msg
+	fails int
+	calls []time.Time
+}
+
+func (m *failingAckMsg) DoubleAck(context.Context) error {
+	m.calls = append(m.calls, time.Now())
+	if len(m.calls) <= m.fails {
+		return errors.New("nats: timeout")
+	}
+	return nil
+}
+
+func TestAckRetriesAfterAJitteredWait(t *testing.T) {
+	ctx := context.Background()
+	h := NewHeldSet()
+	m := &failingAckMsg{fails: 2}
+	h.Add(1, m)
+	if err := h.Ack(ctx, 1); err != nil {
+		t.Fatalf("ack failing twice, then working: %v", err)
+	}
+	if len(m.calls) != 3 || h.Len() != 0 {
+		t.Fatalf("%d tries, %d held; want 3 tries and the message forgotten", len(m.calls), h.Len())
+	}
+	for i := 1; i < len(m.calls); i++ {
+		if gap := m.calls[i].Sub(m.calls[i-1]); gap < ackRetryFirst*3/4 {
+			t.Errorf("try %d came %s after the one before, want a wait of about %s or more", i+1, gap, ackRetryFirst)
+		}
+	}
+
+	// Failing every try: ackTries of them, no wait after the last, and the message stays held.
+	m = &failingAckMsg{fails: ackTries}
+	h.Add(2, m)
+	if err := h.Ack(ctx, 2); err == nil {
+		t.Fatal("ack failing every try: no error")
+	}
+	if len(m.calls) != ackTries || h.Len() != 1 {
+		t.Fatalf("%d tries, %d held; want %d tries and the message still held", len(m.calls), h.Len(), ackTries)
+	}
+	if tail := time.Since(m.calls[len(m.calls)-1]); tail > ackRetryFirst/2 {
+		t.Errorf("returned %s after the last try: waited after it", tail)
+	}
+
+	// A context that ends stops the waits.
+	m = &failingAckMsg{fails: ackTries}
+	h.Add(3, m)
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := h.Ack(cctx, 3); err == nil || len(m.calls) != 1 {
+		t.Fatalf("cancelled context: error %v after %d tries, want an error after 1", err, len(m.calls))
 	}
 }

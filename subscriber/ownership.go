@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/internal/backoff"
 )
 
 // Timings derived from the takeover budget. A dead replica's leases expire after LeaseTTL and
@@ -94,6 +96,14 @@ type heldUnit struct {
 	// renewal succeeds.
 	fence  *time.Timer
 	fenced atomic.Bool
+	// Work that stops on its own soon after it started is started again after a jittered wait
+	// that grows while it keeps doing so (restarts; a fresh one for each time the unit is
+	// taken). started is when the work last started, ended when it returned (written by the
+	// work's goroutine before done is closed), and restartAt when stopped work is due to start
+	// again (zero until the stop is noticed).
+	restarts       *backoff.Backoff
+	started, ended time.Time
+	restartAt      time.Time
 }
 
 // ErrHandingOver is the cause with which a unit's work is cancelled when this replica gives
@@ -314,7 +324,7 @@ func (o *Ownership) keep(unit string, h *heldUnit, r renewal, want, unsure bool)
 		}
 		if (want || unsure) && !h.fenced.Load() {
 			// The work stopped on its own (an error it could not get past); start it again.
-			o.start(unit, h)
+			o.restartStopped(unit, h)
 		}
 	default:
 	}
@@ -380,9 +390,34 @@ func (o *Ownership) acquire(ctx context.Context, unit string) bool {
 	return true
 }
 
+// restartStopped starts again work that stopped on its own: at once when it had run for more
+// than a tick, otherwise on the first tick after a jittered wait from when it stopped, which
+// grows while the work keeps stopping early.
+func (o *Ownership) restartStopped(unit string, h *heldUnit) {
+	now := time.Now()
+	if h.restartAt.IsZero() {
+		if h.restarts == nil {
+			h.restarts = backoff.New(tickEvery(o.takeover), 2*o.takeover)
+		}
+		if h.ended.Sub(h.started) > tickEvery(o.takeover) {
+			h.restarts.Reset()
+			h.restartAt = now
+		} else {
+			wait := h.restarts.Next()
+			h.restartAt = h.ended.Add(wait)
+			o.log.Debug("unit's work stopped soon after it started; starting it again later", "unit", unit,
+				"ran_for", h.ended.Sub(h.started).Round(time.Millisecond).String(), "retry_in", wait.Round(time.Millisecond).String())
+		}
+	}
+	if !now.Before(h.restartAt) {
+		o.start(unit, h)
+	}
+}
+
 func (o *Ownership) start(unit string, h *heldUnit) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	h.cancel, h.done = cancel, make(chan struct{})
+	h.started, h.restartAt = time.Now(), time.Time{}
 	if h.fence != nil {
 		h.fence.Stop()
 	}
@@ -397,6 +432,7 @@ func (o *Ownership) start(unit string, h *heldUnit) {
 	done := h.done
 	go func() {
 		defer close(done)
+		defer func() { h.ended = time.Now() }() // before done is closed: read only after it is
 		o.work(ctx, unit)
 	}()
 }

@@ -181,3 +181,71 @@ func TestOwnershipLogsAFailingListingOncePerStateChange(t *testing.T) {
 		t.Errorf("took a unit %d times, want 2 (no restarts while listing failed)", n)
 	}
 }
+
+// heldDone is the done channel of the unit's running (or last) work.
+func heldDone(t *testing.T, o *Ownership, unit string) <-chan struct{} {
+	t.Helper()
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	h := o.owned[unit]
+	if h == nil {
+		t.Fatalf("%s not owned", unit)
+	}
+	return h.done
+}
+
+func TestOwnershipBacksOffWorkThatKeepsStopping(t *testing.T) {
+	members, leases := newFlakyKV(), newFlakyKV()
+	var mu sync.Mutex
+	starts := 0
+	runFor := time.Duration(0)
+	work := func(ctx context.Context, _ string) {
+		mu.Lock()
+		starts++
+		d := runFor
+		mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+	count := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		return starts
+	}
+	// Takeover 1 s: a tick is 200 ms, the waits before a restart about 200 ms, 400 ms, 800 ms.
+	o := NewOwnership(members, members, leases, "r0", time.Second, []string{"p0"}, work,
+		WithOwnershipLogger(slog.New(&logRecords{})))
+	defer o.releaseAll()
+	ctx := context.Background()
+	o.step(ctx)
+	<-heldDone(t, o, "p0")
+	// Stepping far faster than the ticks: work stopping at once is not started at every step.
+	for end := time.Now().Add(1200 * time.Millisecond); time.Now().Before(end); {
+		o.step(ctx)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := count(); n < 2 || n > 5 {
+		t.Fatalf("work that stops at once started %d times in 1.2 s of 20 ms steps, want 2 to 5", n)
+	}
+
+	// Work that ran for longer than a tick is started again at the next step.
+	mu.Lock()
+	runFor = 300 * time.Millisecond
+	mu.Unlock()
+	for before := count(); count() == before; {
+		o.step(ctx)
+		time.Sleep(20 * time.Millisecond)
+	}
+	<-heldDone(t, o, "p0")
+	before := count()
+	o.step(ctx)
+	if n := count(); n != before+1 {
+		// The work's goroutine counts the start: give it a moment.
+		time.Sleep(50 * time.Millisecond)
+		if n = count(); n != before+1 {
+			t.Fatalf("work that ran 300 ms: %d starts after the next step, want %d", n, before+1)
+		}
+	}
+}

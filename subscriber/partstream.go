@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/internal/backoff"
 )
 
 // ErrPartitionsChanged is returned when ROOMHOOK_PARTITIONS differs from the partition count
@@ -18,6 +21,15 @@ var ErrPartitionsChanged = errors.New("partition count differs from the region's
 // partitionsMetadata is the partition stream's metadata key for its partition count.
 const partitionsMetadata = "roomhook_partitions"
 
+// partStreamTries bounds how often provisionPartStream looks again after another replica made
+// the partition stream first, with the jittered waits between tries from partStreamRetryFirst
+// up to partStreamRetryLimit.
+const (
+	partStreamTries      = 10
+	partStreamRetryFirst = 50 * time.Millisecond
+	partStreamRetryLimit = 500 * time.Millisecond
+)
+
 // provisionPartStream creates the partition stream, or checks the existing one.
 //
 // A new partition stream sources the events stream from its start, so events published
@@ -25,16 +37,39 @@ const partitionsMetadata = "roomhook_partitions"
 // has a router consumer on the events stream: the partition stream then starts after what
 // that router acknowledged, since everything before it is already in the first version's
 // deliver stream, which the upgrade moves into the spill stream.
+//
+// When another replica creates the stream first, it looks again (up to partStreamTries
+// times, with a jittered wait between tries).
 func provisionPartStream(ctx context.Context, js jetstream.JetStream, n Names, s StreamSettings) (jetstream.Stream, error) {
+	b := backoff.New(partStreamRetryFirst, partStreamRetryLimit)
+	for try := 1; ; try++ {
+		st, raced, err := provisionPartStreamOnce(ctx, js, n, s)
+		if !raced {
+			return st, err
+		}
+		// Another replica made it first: look again.
+		if try >= partStreamTries {
+			return nil, fmt.Errorf("provision stream %s: gave up after %d tries, each lost to a stream of that name that then could not be read: %w",
+				n.PartStream(), try, err)
+		}
+		if !b.Wait(ctx) {
+			return nil, fmt.Errorf("provision stream %s: %w", n.PartStream(), ctx.Err())
+		}
+	}
+}
+
+// provisionPartStreamOnce is one try of provisionPartStream; raced reports that the creation
+// lost to another replica's (err is then jetstream.ErrStreamNameAlreadyInUse).
+func provisionPartStreamOnce(ctx context.Context, js jetstream.JetStream, n Names, s StreamSettings) (_ jetstream.Stream, raced bool, _ error) {
 	if st, err := js.Stream(ctx, n.PartStream()); err == nil {
 		have := st.CachedInfo().Config
 		if got := have.Metadata[partitionsMetadata]; got != strconv.Itoa(s.Partitions) {
-			return nil, fmt.Errorf("%w: ROOMHOOK_PARTITIONS is %d, but stream %s was made with %s partitions; "+
+			return nil, false, fmt.Errorf("%w: ROOMHOOK_PARTITIONS is %d, but stream %s was made with %s partitions; "+
 				"set ROOMHOOK_PARTITIONS=%s, or drain the region and delete the stream to change it",
 				ErrPartitionsChanged, s.Partitions, n.PartStream(), got, got)
 		}
 		if max(have.Replicas, 1) == max(s.Replicas, 1) && samePlacement(have.Placement, s.placement()) {
-			return st, nil
+			return st, false, nil
 		}
 		have.Replicas = s.Replicas
 		if p := s.placement(); p != nil {
@@ -42,11 +77,11 @@ func provisionPartStream(ctx context.Context, js jetstream.JetStream, n Names, s
 		}
 		st, err := js.UpdateStream(ctx, have)
 		if err != nil {
-			return nil, fmt.Errorf("provision stream %s: %w", n.PartStream(), err)
+			return nil, false, fmt.Errorf("provision stream %s: %w", n.PartStream(), err)
 		}
-		return st, nil
+		return st, false, nil
 	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("provision stream %s: %w", n.PartStream(), err)
+		return nil, false, fmt.Errorf("provision stream %s: %w", n.PartStream(), err)
 	}
 	var start uint64
 	if c, err := js.Consumer(ctx, n.EventsStream(), n.LegacyRouterConsumer()); err == nil {
@@ -71,12 +106,12 @@ func provisionPartStream(ctx context.Context, js jetstream.JetStream, n Names, s
 	st, err := js.CreateStream(ctx, cfg)
 	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 		// Another replica made it first.
-		return provisionPartStream(ctx, js, n, s)
+		return nil, true, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("provision stream %s: %w", n.PartStream(), err)
+		return nil, false, fmt.Errorf("provision stream %s: %w", n.PartStream(), err)
 	}
-	return st, nil
+	return st, false, nil
 }
 
 // SourceSequence is the events-stream sequence of a message the partition stream sourced,

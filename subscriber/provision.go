@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/internal/backoff"
 )
 
 // StreamSettings are the operator's choices for what Provision creates.
@@ -141,12 +143,24 @@ func unchanged(have, want jetstream.StreamConfig) bool {
 		samePlacement(have.Placement, want.Placement)
 }
 
+// Tries of a stream or bucket creation that lost a race with another replica (or failed
+// otherwise, for buckets), and the jittered waits between them.
+const (
+	provisionTries      = 5
+	provisionRetryFirst = 50 * time.Millisecond
+	provisionRetryLimit = 400 * time.Millisecond
+)
+
 func createOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	if st, err := js.Stream(ctx, cfg.Name); err == nil && unchanged(st.CachedInfo().Config, cfg) {
 		return st, nil
 	}
 	var lastErr error
-	for try := 0; try < 5; try++ {
+	b := backoff.New(provisionRetryFirst, provisionRetryLimit)
+	for try := 0; try < provisionTries; try++ {
+		if try > 0 && !b.Wait(ctx) {
+			return nil, fmt.Errorf("provision stream %s: %w", cfg.Name, ctx.Err())
+		}
 		st, err := js.CreateOrUpdateStream(ctx, cfg)
 		if err == nil {
 			return st, nil
@@ -155,7 +169,6 @@ func createOrUpdateStream(ctx context.Context, js jetstream.JetStream, cfg jetst
 		if !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			break
 		}
-		time.Sleep(time.Duration(try+1) * 50 * time.Millisecond)
 	}
 	return nil, fmt.Errorf("provision stream %s: %w", cfg.Name, lastErr)
 }
@@ -171,13 +184,16 @@ func createOrUpdateBucket(ctx context.Context, js jetstream.JetStream, cfg jetst
 		}
 	}
 	var lastErr error
-	for try := 0; try < 5; try++ {
+	b := backoff.New(provisionRetryFirst, provisionRetryLimit)
+	for try := 0; try < provisionTries; try++ {
+		if try > 0 && !b.Wait(ctx) {
+			return nil, fmt.Errorf("provision bucket %s: %w", cfg.Bucket, ctx.Err())
+		}
 		kv, err := js.CreateOrUpdateKeyValue(ctx, cfg)
 		if err == nil {
 			return kv, nil
 		}
 		lastErr = err
-		time.Sleep(time.Duration(try+1) * 50 * time.Millisecond)
 	}
 	return nil, fmt.Errorf("provision bucket %s: %w", cfg.Bucket, lastErr)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomhook/roomhook/internal/backoff"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 )
@@ -25,6 +26,19 @@ const DefaultWindow = 1024
 // drainTimeout bounds the wait for the last acknowledgements.
 const drainTimeout = 30 * time.Second
 
+// AckTimeout is the default of PublishOptions.AckTimeout. Give the JetStream handle
+// jetstream.WithPublishAsyncTimeout(AckTimeout) as well, so the client also forgets a lost
+// acknowledgement instead of holding it among its pending ones.
+const AckTimeout = 10 * time.Second
+
+// Jittered waits of the polls for the events stream and of the retries of a publish that
+// the client refused for too many pending acknowledgements: short, so neither start nor
+// publishing speed suffers.
+const (
+	streamPollFirst, streamPollLimit = 50 * time.Millisecond, 500 * time.Millisecond
+	stallRetryFirst, stallRetryLimit = 2 * time.Millisecond, 50 * time.Millisecond
+)
+
 // PublishOptions tune Publish.
 type PublishOptions struct {
 	// Region is the subject region (default "default").
@@ -41,6 +55,10 @@ type PublishOptions struct {
 	// WaitForStream is how long to wait for a stream that stores the region's events (the
 	// dispatcher creates it when it starts); 0 checks once.
 	WaitForStream time.Duration
+	// AckTimeout bounds the wait for each publish's acknowledgement (default AckTimeout): one
+	// that does not come in time counts as failed and is sent again synchronously, so a lost
+	// acknowledgement cannot hang Publish.
+	AckTimeout time.Duration
 }
 
 // ErrNoStream: no JetStream stream stores the region's event subjects, so publishing would
@@ -53,6 +71,7 @@ var ErrNoStream = errors.New("no stream stores roomhook events for this region")
 func waitForStream(ctx context.Context, js jetstream.JetStream, region string, wait time.Duration) error {
 	probe := schema.SubjectPrefix + "." + region + ".probe.room_created"
 	deadline := time.Now().Add(wait)
+	b := backoff.New(streamPollFirst, streamPollLimit)
 	for {
 		_, err := js.StreamNameBySubject(ctx, probe)
 		switch {
@@ -63,10 +82,8 @@ func waitForStream(ctx context.Context, js jetstream.JetStream, region string, w
 		case time.Now().After(deadline):
 			return fmt.Errorf("traffic: %w %q (subjects %s)", ErrNoStream, region, schema.EventsSubjects(region))
 		}
-		select {
-		case <-ctx.Done():
+		if !b.Wait(ctx) {
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
@@ -94,8 +111,9 @@ func (s PublishStats) Rate() float64 {
 // wraps ErrNoStream.
 //
 // One connection publishes in order, so each room's events are stored in the order the Source
-// gave them. A publish whose acknowledgement fails is sent again synchronously; since the
-// retry can land behind later events of its room, Retried says how often that happened.
+// gave them. A publish whose acknowledgement fails, or does not come within AckTimeout, is
+// sent again synchronously; since the retry can land behind later events of its room, Retried
+// says how often that happened.
 func Publish(ctx context.Context, js jetstream.JetStream, src Source, opts PublishOptions) (PublishStats, error) {
 	if opts.Region == "" {
 		opts.Region = "default"
@@ -109,7 +127,10 @@ func Publish(ctx context.Context, js jetstream.JetStream, src Source, opts Publi
 	if err := waitForStream(ctx, js, opts.Region, opts.WaitForStream); err != nil {
 		return PublishStats{}, err
 	}
-	p := &publisher{js: js, ring: make([]jetstream.PubAckFuture, opts.Window)}
+	if opts.AckTimeout <= 0 {
+		opts.AckTimeout = AckTimeout
+	}
+	p := &publisher{js: js, ring: make([]jetstream.PubAckFuture, opts.Window), ackTimeout: opts.AckTimeout}
 	start := time.Now()
 	var interval time.Duration
 	if opts.Rate > 0 {
@@ -163,6 +184,8 @@ type publisher struct {
 	oldest  int                      // index in ring of the oldest pending one
 	pending int
 	st      PublishStats
+
+	ackTimeout time.Duration // PublishOptions.AckTimeout
 }
 
 func (p *publisher) stats(start time.Time) PublishStats {
@@ -172,6 +195,7 @@ func (p *publisher) stats(start time.Time) PublishStats {
 }
 
 func (p *publisher) send(ctx context.Context, region string, evt *roomhookv1.Event) error {
+	var stalled *backoff.Backoff
 	for {
 		f, err := schema.PublishAsync(p.js, region, evt)
 		switch {
@@ -181,43 +205,70 @@ func (p *publisher) send(ctx context.Context, region string, evt *roomhookv1.Eve
 			return nil
 		case errors.Is(err, jetstream.ErrTooManyStalledMsgs):
 			// The connection's own limit of pending acknowledgements; wait for some to arrive.
+			if stalled == nil {
+				stalled = backoff.New(stallRetryFirst, stallRetryLimit)
+			}
+			t := time.NewTimer(stalled.Next())
 			select {
 			case <-p.js.PublishAsyncComplete():
-			case <-time.After(10 * time.Millisecond):
+			case <-t.C:
 			case <-ctx.Done():
+				t.Stop()
 				return ctx.Err()
 			}
+			t.Stop()
 		default:
 			return err
 		}
 	}
 }
 
-// settleOldest waits for the oldest pending acknowledgement.
+// settleOldest waits for the oldest pending acknowledgement, at most p.ackTimeout.
 func (p *publisher) settleOldest(ctx context.Context) error {
 	f := p.ring[p.oldest]
 	p.ring[p.oldest] = nil
 	p.oldest = (p.oldest + 1) % len(p.ring)
 	p.pending--
+	// Most acknowledgements are in by now: take those without starting a timer.
 	select {
 	case ack := <-f.Ok():
-		p.st.Published++
-		if ack.Duplicate {
-			p.st.Duplicates++
-		}
+		p.stored(ack)
 		return nil
 	case err := <-f.Err():
-		p.st.Retried++
-		ack, rerr := p.js.PublishMsg(ctx, f.Msg())
-		if rerr != nil {
-			return fmt.Errorf("traffic: publish failed (%v), and so did its retry: %w", err, rerr)
-		}
-		p.st.Published++
-		if ack.Duplicate {
-			p.st.Duplicates++
-		}
+		return p.retry(ctx, f, err)
+	default:
+	}
+	t := time.NewTimer(p.ackTimeout)
+	defer t.Stop()
+	select {
+	case ack := <-f.Ok():
+		p.stored(ack)
 		return nil
+	case err := <-f.Err():
+		return p.retry(ctx, f, err)
+	case <-t.C:
+		return p.retry(ctx, f, fmt.Errorf("no acknowledgement within %s", p.ackTimeout))
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// retry sends the message of a failed asynchronous publish again, synchronously (the request
+// has JetStream's default timeout unless ctx has a deadline).
+func (p *publisher) retry(ctx context.Context, f jetstream.PubAckFuture, err error) error {
+	p.st.Retried++
+	ack, rerr := p.js.PublishMsg(ctx, f.Msg())
+	if rerr != nil {
+		return fmt.Errorf("traffic: publish failed (%v), and so did its retry: %w", err, rerr)
+	}
+	p.stored(ack)
+	return nil
+}
+
+// stored counts a stored publish.
+func (p *publisher) stored(ack *jetstream.PubAck) {
+	p.st.Published++
+	if ack.Duplicate {
+		p.st.Duplicates++
 	}
 }

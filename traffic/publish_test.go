@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/internal/natstest"
@@ -131,5 +132,43 @@ func TestPublishNeedsStream(t *testing.T) {
 	}
 	if err != nil || st.Published == 0 || st.Retried != 0 {
 		t.Fatalf("Publish waiting for the stream: %+v, %v", st, err)
+	}
+}
+
+// losingJS is a JetStream that loses the acknowledgement of the first asynchronous publish:
+// its future never resolves (the message is not sent either).
+type losingJS struct {
+	jetstream.JetStream
+	lost bool
+}
+
+type lostFuture struct{ msg *nats.Msg }
+
+func (f lostFuture) Ok() <-chan *jetstream.PubAck { return nil }
+func (f lostFuture) Err() <-chan error            { return nil }
+func (f lostFuture) Msg() *nats.Msg               { return f.msg }
+
+func (js *losingJS) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if !js.lost {
+		js.lost = true
+		return lostFuture{msg: m}, nil
+	}
+	return js.JetStream.PublishMsgAsync(m, opts...)
+}
+
+func TestPublishRetriesALostAcknowledgement(t *testing.T) {
+	js, stream := newStream(t)
+	g, _ := NewGenerator(Config{Run: "lost", Rooms: 2, Continuous: true})
+	const events = 50
+	st, err := Publish(context.Background(), &losingJS{JetStream: js}, g, PublishOptions{Events: events, Window: 8, AckTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Published != events || st.Retried != 1 || st.Duplicates != 0 {
+		t.Fatalf("stats %+v, want %d published, 1 retried", st, events)
+	}
+	info, err := stream.Info(context.Background())
+	if err != nil || info.State.Msgs != events {
+		t.Fatalf("stream: %+v, %v; want %d messages", info, err, events)
 	}
 }

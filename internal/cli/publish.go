@@ -87,7 +87,9 @@ func Publish(ctx context.Context, args []string) error {
 		return fmt.Errorf("publish: %w", err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	// A lost acknowledgement fails its publish after traffic.AckTimeout (and is sent again)
+	// instead of staying pending for good.
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncTimeout(traffic.AckTimeout))
 	if err != nil {
 		return fmt.Errorf("publish: jetstream: %w", err)
 	}

@@ -75,7 +75,7 @@ func Receive(ctx context.Context, args []string) error {
 	}
 	srv := &http.Server{Handler: rc, ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	go func() { served <- srv.Serve(ln) }() // joined by both ways out of the loop below
 
 	creds := "API key " + *apiKey
 	if dev {
@@ -108,6 +108,7 @@ func Receive(ctx context.Context, args []string) error {
 			shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			_ = srv.Shutdown(shutdown)
+			<-served // Serve returns ErrServerClosed as soon as Shutdown begins
 			fmt.Fprintf(os.Stderr, "%s\n", rc.Stats())
 			return nil
 		}

@@ -13,22 +13,23 @@ import (
 
 // startAdmin starts this replica's admin service (roomhook.admin.<region>.>) once the
 // dispatcher is running, so that a replica answers only when the streams and buckets exist,
-// calls settled, and returns. settled comes after the server has the service's subscriptions
+// and calls settled. settled comes after the server has the service's subscriptions
 // (or after the service failed to start, which is logged): /readyz waits for it, so that a
 // replica reported ready also answers `roomhook endpoints|status|dlq`. The service stops when
-// ctx ends; one replica of the region answers each request.
+// ctx ends, and startAdmin returns once it has stopped and its handlers have finished, so that
+// a caller that waits for it may close nc; one replica of the region answers each request.
 func startAdmin(ctx context.Context, nc *nats.Conn, c Config, replicaID, version string, running func() bool, dir func() *endpoint.Directory, log *slog.Logger, settled func()) {
-	defer settled()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for !running() {
 		select {
 		case <-ctx.Done():
+			settled()
 			return
 		case <-tick.C:
 		}
 	}
-	_, err := admin.Start(ctx, nc, admin.Config{
+	svc, err := admin.Start(ctx, nc, admin.Config{
 		Region: c.Region, Partitions: c.Partitions, ReplicaID: replicaID, Version: version, Logger: log,
 		MaxEventBytes: c.MaxEventBytes,
 		Delivers:      func(id string) bool { _, ok := dir().Get(id); return ok },
@@ -39,6 +40,7 @@ func startAdmin(ctx context.Context, nc *nats.Conn, c Config, replicaID, version
 	})
 	if err != nil {
 		log.Error("admin service not started: `roomhook endpoints|status|dlq` will not reach this replica", "error", err)
+		settled()
 		return
 	}
 	// The subscriptions are only sent; a request from another connection could reach the
@@ -47,4 +49,9 @@ func startAdmin(ctx context.Context, nc *nats.Conn, c Config, replicaID, version
 		log.Warn("admin service: subscriptions not confirmed by the server", "error", err)
 	}
 	log.Info("admin service running", "subjects", admin.SubjectPrefix(c.Region)+".>")
+	settled()
+	<-ctx.Done()
+	if err := svc.Wait(); err != nil {
+		log.Warn("admin service: not stopped cleanly", "error", err)
+	}
 }

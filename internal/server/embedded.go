@@ -53,7 +53,7 @@ func startEmbeddedNATSAnnouncing(listen, dataDir string, announce io.Writer) (*s
 	if err != nil {
 		return nil, creds, fmt.Errorf("embedded NATS: %w", err)
 	}
-	go ns.Start()
+	ns.Start() // does not block: it starts the server's own goroutines, which ns.Shutdown ends
 	if !ns.ReadyForConnections(10 * time.Second) {
 		ns.Shutdown()
 		return nil, creds, fmt.Errorf("embedded NATS did not start listening on %s", listen)

@@ -3,6 +3,7 @@ package servertest
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -21,11 +22,17 @@ func RoomEvent(room, name, id string, webhookURLs ...string) *roomhookv1.Event {
 	}
 }
 
+// publishTimeout bounds each publish's wait for the server's acknowledgement.
+const publishTimeout = 10 * time.Second
+
 // Publish publishes the events in region default, in order, each stored before the next.
 func Publish(t testing.TB, js jetstream.JetStream, evts ...*roomhookv1.Event) {
 	t.Helper()
 	for _, evt := range evts {
-		if _, err := schema.Publish(context.Background(), js, "default", evt); err != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+		_, err := schema.Publish(ctx, js, "default", evt)
+		cancel()
+		if err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -38,7 +45,9 @@ func PublishGarbage(t testing.TB, js jetstream.JetStream, room string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := js.Publish(context.Background(), subject, []byte{0xff, 0xff, 0xff, 0xff}); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), publishTimeout)
+	defer cancel()
+	if _, err := js.Publish(ctx, subject, []byte{0xff, 0xff, 0xff, 0xff}); err != nil {
 		t.Fatal(err)
 	}
 }
