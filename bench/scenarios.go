@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/internal/backoff"
 	"github.com/roomhook/roomhook/receiver"
 	"github.com/roomhook/roomhook/schema"
 	"github.com/roomhook/roomhook/schema/signature"
@@ -604,12 +605,13 @@ func (e *env) waitQueued(ctx context.Context, n int) error {
 // listenAgain listens on an address that was closed a moment ago.
 func listenAgain(addr string) (net.Listener, error) {
 	var err error
+	delays := backoff.New(50*time.Millisecond, 200*time.Millisecond)
 	for range 50 {
 		var ln net.Listener
 		if ln, err = net.Listen("tcp", addr); err == nil {
 			return ln, nil
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(delays.Next())
 	}
 	return nil, fmt.Errorf("bringing the endpoint back on %s: %w", addr, err)
 }
