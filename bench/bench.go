@@ -193,6 +193,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 				figs[figThroughputRatio] = thr / raw
 			}
 		}
+		if raw, ok := figs[figRawCPU]; ok {
+			if thr, ok := figs[figThroughputCPU]; ok {
+				figs[figThroughputAbove] = thr - raw
+			}
+		}
 		if lk, ok := figs[figNotifier]; ok && lk > 0 {
 			if thr, ok := figs[figThroughput]; ok {
 				figs[figNotifierRatio] = thr / lk

@@ -41,9 +41,9 @@ func TestQuick(t *testing.T) {
 		t.Errorf("%d rows, want %d", got, want)
 	}
 	for _, r := range rep.Rows {
-		// Counts of anomalies (repeats) and idle figures are legitimately 0; every other row
-		// measured something.
-		if len(r.Values) != 1 || r.Median() < 0 || (r.Median() == 0 && !r.zeroOK) {
+		// Counts of anomalies (repeats) and idle figures are legitimately 0, and differences of
+		// CPU figures may be 0 or below in a run this small; every other row measured something.
+		if len(r.Values) != 1 || (r.Median() <= 0 && !r.zeroOK) {
 			t.Errorf("%s / %s: values %v", r.Scenario, r.Figure, r.Values)
 		}
 		if !strings.Contains(table.String(), "| "+r.Scenario+" | "+r.Figure+" |") {

@@ -6,7 +6,8 @@
 // The scenarios and what they report:
 //   - raw: signed POSTs from a bare Go HTTP client straight to a receiver, with the pipeline's
 //     concurrency and no NATS: the machine's limit, measured in the same run as the others;
-//   - throughput: events delivered per second to one endpoint, and the ratio to raw;
+//   - throughput: events delivered per second to one endpoint, and the ratio to raw; for both,
+//     the whole process's CPU per POST and per event, and what the pipeline adds;
 //   - notifier: the peer row, LiveKit's in-memory ResourceURLNotifier (livekit/protocol)
 //     sending the same events over the same rooms to the same receiver, keyed by room, with a
 //     queue that drops nothing; roomhook's throughput as a ratio to it;
@@ -18,7 +19,8 @@
 //   - perroom: 50,000 events over 10,000 meetings to 2 global endpoints, as fast as possible,
 //     first without and then with every room_created carrying a URL of its own (a path and a
 //     token per room, all on one loopback receiver): every delivery must arrive, at its
-//     room's URL only and in order; the global endpoints' rate with per-room URLs as a ratio to without; the
+//     room's URL only and in order; the global endpoints' rate with per-room URLs as a ratio to
+//     without, and the whole process's CPU per event in each phase; the
 //     server's peak consumers meanwhile, apart and together with those draining spill
 //     queues (the bound is partitions + 16 + endpoints being drained); once everything is
 //     delivered, the CPU the whole benchmark process (replica and nats-server in-process)

@@ -47,6 +47,10 @@ func (b *bench) perRoom(ctx context.Context, run int) (map[string]float64, error
 		figPerRoomPeak: float64(bs.peakConsumers), figPerRoomSteady: float64(bs.peakSteady), figPerRoomDraining: float64(bs.peakDraining),
 		figPerRoomNewP50: bs.newP50, figPerRoomNewP99: bs.newP99, figPerRoomDups: a.repeats + bs.repeats,
 	}
+	if a.cpuPerEvent >= 0 && bs.cpuPerEvent >= 0 {
+		figs[figPerRoomACPU], figs[figPerRoomBCPU] = a.cpuPerEvent, bs.cpuPerEvent
+		figs[figPerRoomExtraCPU] = bs.cpuPerEvent - a.cpuPerEvent
+	}
 	if bs.idleCPU >= 0 {
 		figs[figPerRoomIdleCPU] = bs.idleCPU
 	}
@@ -60,10 +64,11 @@ func (b *bench) perRoom(ctx context.Context, run int) (map[string]float64, error
 // perRoomResult is what one phase of the per-room scenario measured; phase A measures only
 // the rate and the repeats.
 type perRoomResult struct {
-	globalRate float64 // deliveries per second to the 2 global endpoints together
-	allRate    float64 // B: deliveries per second to the global endpoints and the rooms' URLs together
-	repeats    float64
-	known      int // distinct per-room URLs registered by the traffic
+	globalRate  float64 // deliveries per second to the 2 global endpoints together
+	cpuPerEvent float64 // whole-process CPU µs per event, every delivery of it included; negative: not measured
+	allRate     float64 // B: deliveries per second to the global endpoints and the rooms' URLs together
+	repeats     float64
+	known       int // distinct per-room URLs registered by the traffic
 
 	peakConsumers, peakSteady, peakDraining int
 
@@ -168,6 +173,7 @@ func (b *bench) perRoomPhase(ctx context.Context, run int, withURLs bool) (perRo
 	}
 	gtr := groute.follow(newTracker(name, false))
 	rtr := rroute.follow(newTracker(name, false))
+	cpu := startCPU()
 	start, err := e.publishFrom(ctx, name, src, s.PerRoomEvents, 0, gtr)
 	if err != nil {
 		return res, err
@@ -177,12 +183,19 @@ func (b *bench) perRoomPhase(ctx context.Context, run int, withURLs bool) (perRo
 	}
 	res.globalRate = perSecond(2*s.PerRoomEvents, gtr.lastReceipt().Sub(start))
 	what := "perroom " + strings.ToUpper(phase)
+	res.cpuPerEvent = -1
 	if !withURLs {
+		if per, ok := cpu.microsPer(s.PerRoomEvents); ok {
+			res.cpuPerEvent = per
+		}
 		res.repeats = b.checkReceiver(what, run, grc)
 		return res, nil
 	}
 	if err := rtr.wait(ctx, int64(s.PerRoomEvents), "per-room deliveries"); err != nil {
 		return res, err
+	}
+	if per, ok := cpu.microsPer(s.PerRoomEvents); ok {
+		res.cpuPerEvent = per
 	}
 	last := gtr.lastReceipt()
 	if r := rtr.lastReceipt(); r.After(last) {

@@ -17,6 +17,9 @@ const (
 	figRaw             = "raw"
 	figThroughput      = "throughput"
 	figThroughputRatio = "throughput_ratio"
+	figRawCPU          = "raw_cpu"
+	figThroughputCPU   = "throughput_cpu"
+	figThroughputAbove = "throughput_cpu_above_raw"
 	figNotifier        = "notifier"
 	figNotifierRatio   = "notifier_ratio"
 	figP50             = "p50"
@@ -35,6 +38,9 @@ const (
 	figPerRoomB        = "perroom_b"
 	figPerRoomRatio    = "perroom_ratio"
 	figPerRoomAllRatio = "perroom_all_ratio"
+	figPerRoomACPU     = "perroom_a_cpu"
+	figPerRoomBCPU     = "perroom_b_cpu"
+	figPerRoomExtraCPU = "perroom_extra_cpu"
 	figPerRoomKnown    = "perroom_known"
 	figPerRoomPeak     = "perroom_consumers"
 	figPerRoomSteady   = "perroom_consumers_steady"
@@ -67,7 +73,7 @@ type rowSpec struct {
 	key, scenario, figure string
 	target                string
 	met                   func(median float64) bool
-	zeroOK                bool // a count that is 0 in a healthy run (repeats, spill drainers)
+	zeroOK                bool // a count that is 0 in a healthy run (repeats, spill drainers), or a difference that a tiny run may put at 0 or below
 }
 
 // repeatsFigure is the figure of a scenario's repeats row.
@@ -81,9 +87,12 @@ func rowSpecs(o Options) []rowSpec {
 	}
 	return []rowSpec{
 		{figRaw, ScenarioRaw, fmt.Sprintf("signed POSTs/s, %d concurrent, no NATS", s.Rooms), "", nil, false},
+		{figRawCPU, ScenarioRaw, "CPU µs per POST, whole process (client, signing, receiver)", "", nil, false},
 		{figThroughput, ScenarioThroughput, "events/s delivered, 1 endpoint", "", nil, false},
 		{figThroughputRatio, ScenarioThroughput, "ratio to raw", ">= 0.50", func(m float64) bool { return m >= 0.5 }, false},
 		{figThroughputDups, ScenarioThroughput, repeatsFigure, "", nil, true},
+		{figThroughputCPU, ScenarioThroughput, "CPU µs per event delivered, whole process (publisher, nats-server, roomhook, receiver)", "", nil, false},
+		{figThroughputAbove, ScenarioThroughput, "CPU µs per event above raw's per POST: what publishing, nats-server and roomhook add", "", nil, true},
 		{figNotifier, ScenarioNotifier, "events/s delivered by LiveKit's ResourceURLNotifier (in memory, no NATS), 1 endpoint", "", nil, false},
 		{figNotifierRatio, ScenarioNotifier, "roomhook throughput / notifier", ">= 1", func(m float64) bool { return m >= 1 }, false},
 		{figP50, ScenarioLatency, fmt.Sprintf("p50 ms at %g ev/s", s.LatencyRate), "", nil, false},
@@ -102,6 +111,9 @@ func rowSpecs(o Options) []rowSpec {
 		{figPerRoomB, ScenarioPerRoom, "B: global deliveries/s, the same events, each room_created with its own URL", "", nil, false},
 		{figPerRoomRatio, ScenarioPerRoom, "ratio B to A", ">= 0.8", func(m float64) bool { return m >= 0.8 }, false},
 		{figPerRoomAllRatio, ScenarioPerRoom, "ratio B to A of all deliveries/s (B also delivers one per event to its room's URL: 1.5x A's work)", "", nil, false},
+		{figPerRoomACPU, ScenarioPerRoom, "A: CPU µs per event (its 2 deliveries), whole process", "", nil, false},
+		{figPerRoomBCPU, ScenarioPerRoom, "B: CPU µs per event (its 3 deliveries), whole process", "", nil, false},
+		{figPerRoomExtraCPU, ScenarioPerRoom, "B - A: CPU µs of one per-room delivery, its share of registering the URL included", "", nil, true},
 		{figPerRoomKnown, ScenarioPerRoom, "B: distinct per-room URLs registered (endpoints known)", "", nil, false},
 		{figPerRoomPeak, ScenarioPerRoom, "B: peak consumers on the server", "", nil, false},
 		{figPerRoomSteady, ScenarioPerRoom, "B: peak consumers not draining a spill queue (bound: partitions + 16)",
@@ -140,7 +152,7 @@ type Row struct {
 	Values   []float64 // one per run
 	Target   string    // "" when none
 	met      func(float64) bool
-	zeroOK   bool // 0 is a legitimate value (a count of anomalies, an idle figure)
+	zeroOK   bool // 0 is a legitimate value (a count of anomalies, an idle figure), or below 0 (a difference)
 }
 
 // Median of the runs (the mean of the middle two for an even count).
@@ -206,7 +218,7 @@ func newReport(o Options) *Report {
 		if !slices.Contains(o.Scenarios, s.scenario) {
 			continue
 		}
-		if s.key == figThroughputRatio && !slices.Contains(o.Scenarios, ScenarioRaw) {
+		if (s.key == figThroughputRatio || s.key == figThroughputAbove) && !slices.Contains(o.Scenarios, ScenarioRaw) {
 			continue
 		}
 		if s.key == figNotifierRatio && !slices.Contains(o.Scenarios, ScenarioThroughput) {

@@ -135,6 +135,7 @@ func (b *bench) raw(ctx context.Context, run int) (map[string]float64, error) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	errs := make(chan error, s.Rooms)
+	cpu := startCPU()
 	start := time.Now()
 	for w := 0; w < s.Rooms; w++ {
 		wg.Add(1)
@@ -169,6 +170,7 @@ func (b *bench) raw(ctx context.Context, run int) (map[string]float64, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpuPer, cpuOK := cpu.microsPer(s.RawRequests)
 	close(errs)
 	if err := <-errs; err != nil {
 		return nil, err
@@ -177,7 +179,11 @@ func (b *bench) raw(ctx context.Context, run int) (map[string]float64, error) {
 	if got, st := tr.count.Load(), rc.Stats(); got != int64(s.RawRequests) || st.Rejected > 0 {
 		return nil, fmt.Errorf("receiver accepted %d of %d: %v", got, s.RawRequests, st)
 	}
-	return map[string]float64{figRaw: perSecond(s.RawRequests, elapsed)}, nil
+	figs := map[string]float64{figRaw: perSecond(s.RawRequests, elapsed)}
+	if cpuOK {
+		figs[figRawCPU] = cpuPer
+	}
+	return figs, nil
 }
 
 // throughput publishes as fast as possible to one endpoint and times the deliveries.
@@ -203,6 +209,7 @@ func (b *bench) throughput(ctx context.Context, run int) (map[string]float64, er
 	}
 	s := b.opts.Sizes
 	tr := route.follow(newTracker(runName("thr", run), false))
+	cpu := startCPU()
 	start, err := e.publish(ctx, runName("thr", run), s.Rooms, s.Participants, s.ThroughputEvents, 0, tr)
 	if err != nil {
 		return nil, err
@@ -210,8 +217,13 @@ func (b *bench) throughput(ctx context.Context, run int) (map[string]float64, er
 	if err := tr.wait(ctx, int64(s.ThroughputEvents), "throughput"); err != nil {
 		return nil, err
 	}
+	cpuPer, cpuOK := cpu.microsPer(s.ThroughputEvents)
 	dups := b.checkReceiver("throughput", run, rc)
-	return map[string]float64{figThroughput: perSecond(s.ThroughputEvents, tr.lastReceipt().Sub(start)), figThroughputDups: dups}, nil
+	figs := map[string]float64{figThroughput: perSecond(s.ThroughputEvents, tr.lastReceipt().Sub(start)), figThroughputDups: dups}
+	if cpuOK {
+		figs[figThroughputCPU] = cpuPer
+	}
+	return figs, nil
 }
 
 // latencyPhase publishes at the latency rate for d to a healthy endpoint, beside the bad
