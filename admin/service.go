@@ -69,10 +69,9 @@ type Service struct {
 	mu       sync.Mutex
 	stopping bool
 	handlers sync.WaitGroup
-	quit     chan struct{} // closed by Stop
-	quitOnce sync.Once
-	done     chan struct{} // closed when the service is stopped and no handler runs
-	stopErr  error         // svc.Stop's, read after done
+	quit     context.CancelFunc // Stop's way to end the wait in Start's goroutine
+	done     chan struct{}      // closed when the service is stopped and no handler runs
+	stopErr  error              // svc.Stop's, read after done
 }
 
 // Start registers the admin service on nc. Requests are answered until ctx ends or Stop is
@@ -90,7 +89,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		return nil, fmt.Errorf("admin service: %w", err)
 	}
 	s := &Service{js: js, cfg: cfg, names: subscriber.Names{Region: cfg.Region}, log: cfg.Logger, timeout: cfg.RequestTimeout,
-		quit: make(chan struct{}), done: make(chan struct{})}
+		done: make(chan struct{})}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -147,12 +146,12 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 		_ = s.svc.Stop()
 		return nil, fmt.Errorf("admin service: %w", err)
 	}
+	// Handlers keep ctx: Stop lets those in flight finish rather than cancelling them.
+	stopCtx, quit := context.WithCancel(ctx)
+	s.quit = quit
 	go func() { // joined by Stop and Wait
 		defer close(s.done)
-		select {
-		case <-ctx.Done():
-		case <-s.quit:
-		}
+		<-stopCtx.Done()
 		s.stop()
 	}()
 	return s, nil
@@ -160,7 +159,7 @@ func Start(ctx context.Context, nc *nats.Conn, cfg Config) (*Service, error) {
 
 // Stop stops answering and returns once the requests being handled have finished.
 func (s *Service) Stop() error {
-	s.quitOnce.Do(func() { close(s.quit) })
+	s.quit()
 	return s.Wait()
 }
 
