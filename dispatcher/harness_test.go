@@ -269,6 +269,13 @@ func (p publisher) publishRaw(room, event, id string, data []byte) {
 	if err != nil {
 		p.t.Fatal(err)
 	}
+	p.publishOn(subj, id, data)
+}
+
+// publishOn publishes data on any subject, as a media node that does not use the subject
+// codec could.
+func (p publisher) publishOn(subj, id string, data []byte) {
+	p.t.Helper()
 	msg := nats.NewMsg(subj)
 	msg.Data = data
 	if id != "" {

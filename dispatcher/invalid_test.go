@@ -2,11 +2,13 @@ package dispatcher
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/roomhook/roomhook/deadletter"
@@ -127,6 +129,177 @@ func TestInvalidEventsDeadLettered(t *testing.T) {
 	waitFor(t, 10*time.Second, "a later event delivered", func() bool { return deliveredIDs(rc)[later] > 0 })
 	if !rep.d.Ready() {
 		t.Errorf("dispatcher is not ready after invalid input")
+	}
+	checkOrder(t, "receiver", rc.deliveries(), eventIndex)
+}
+
+// misshapenSubjects are events subjects of region "default" that the events stream stores
+// (they are under roomhook.events.default.>) but that have more than the contract's five
+// tokens. (One with four is not copied into the partition stream: docs/architecture.md,
+// "Limits we know of".)
+var misshapenSubjects = []struct {
+	name, subject, room string
+}{
+	{"a token too many", "roomhook.events.default.misshapen-room.participant_joined.extra", "misshapen-room"},
+	{"two tokens too many", "roomhook.events.default.misshapen-room.participant_joined.a.b", "misshapen-room"},
+}
+
+// TestMisshapenSubjectsDeadLettered publishes events on subjects with too many tokens between valid events of the same room: each is dead-lettered invalid with a reason
+// naming its subject, and the valid ones are delivered, in order.
+func TestMisshapenSubjectsDeadLettered(t *testing.T) {
+	const room = "misshapen-room"
+	rc := newReceiver(t)
+	ns := startServer(t, t.TempDir())
+	startReplica(t, ns, testConfig("r1", rc.URL()))
+	_, js := connect(t, ns)
+	p := publisher{t, js}
+	good := func(i int) string { return fmt.Sprintf("ev-shape-%d", i) }
+	for i, bad := range misshapenSubjects {
+		p.publish(newEvent(room, "participant_joined", good(i), 1761815000))
+		p.publishOn(bad.subject, fmt.Sprintf("bad-shape-%d", i), mustMarshal(t, newEvent(room, "participant_joined", fmt.Sprintf("bad-shape-%d", i), 1761815000)))
+	}
+	last := good(len(misshapenSubjects))
+	p.publish(newEvent(room, "participant_joined", last, 1761815000))
+
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, name := range []string{"ROOMHOOK_EVENTS_DEFAULT", "ROOMHOOK_PART_DEFAULT"} {
+			st, err := js.Stream(context.Background(), name)
+			if err != nil {
+				t.Logf("%s: %v", name, err)
+				continue
+			}
+			si := st.CachedInfo()
+			t.Logf("%s: msgs=%d first=%d last=%d", name, si.State.Msgs, si.State.FirstSeq, si.State.LastSeq)
+			for _, src := range si.Sources {
+				t.Logf("  source %v lag=%d seq=%d active=%s err=%v", src.SubjectTransforms, src.Lag, src.Seq, src.Active, src.Error)
+			}
+		}
+		for p := 0; p < 4; p++ {
+			c, err := js.Consumer(context.Background(), "ROOMHOOK_PART_DEFAULT", fmt.Sprintf("part_%d", p))
+			if err == nil {
+				ci := c.CachedInfo()
+				t.Logf("part_%d: pending=%d ackpending=%d delivered=%d floor=%d waiting=%d", p, ci.NumPending, ci.NumAckPending, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumWaiting)
+			}
+		}
+	})
+	dls := waitDeadLetters(t, js, "roomhook.dlq.default.invalid", len(misshapenSubjects), 10*time.Second)
+	waitFor(t, 10*time.Second, "the last good event delivered", func() bool { return deliveredIDs(rc)[last] > 0 })
+	if len(dls) != len(misshapenSubjects) {
+		t.Fatalf("%d invalid dead letters, want %d", len(dls), len(misshapenSubjects))
+	}
+	for i, bad := range misshapenSubjects {
+		t.Run(bad.name, func(t *testing.T) {
+			dl := dls[i] // one room, one partition: dead-lettered in publish order
+			if dl.Reason != deadletter.ReasonInvalid || dl.Subject != bad.subject || dl.Room != bad.room {
+				t.Errorf("reason %q, subject %q, room %q; want %q, %q, %q", dl.Reason, dl.Subject, dl.Room,
+					deadletter.ReasonInvalid, bad.subject, bad.room)
+			}
+			if !strings.Contains(dl.Detail, "tokens") {
+				t.Errorf("detail %q does not say what is wrong with the subject", dl.Detail)
+			}
+			if dl.EventSeq == 0 {
+				t.Errorf("EventSeq = 0, want the event's sequence in the events stream")
+			}
+		})
+	}
+	for id, n := range deliveredIDs(rc) {
+		if !strings.HasPrefix(id, "ev-shape-") || n != 1 {
+			t.Errorf("%s delivered %d times; want only the good events, once each", id, n)
+		}
+	}
+	if got := len(deliveredIDs(rc)); got != len(misshapenSubjects)+1 {
+		t.Errorf("%d good events delivered, want %d", got, len(misshapenSubjects)+1)
+	}
+	checkOrder(t, "receiver", rc.deliveries(), eventIndex)
+}
+
+// TestMisshapenSubjectsAfterUpgrade runs this build on a region whose partition stream an
+// earlier build made, copying only well-formed subjects. Provisioning gives its source the
+// new transforms without copying again what the old one had copied: the events published
+// before (without a Nats-Msg-Id, so that the partition stream could not drop second copies)
+// are delivered once each, a misshapen event published before the last of them stays in the
+// events stream only, as documented, and one published after the upgrade is dead-lettered.
+func TestMisshapenSubjectsAfterUpgrade(t *testing.T) {
+	ctx := context.Background()
+	rc := newReceiver(t)
+	ns := startServer(t, t.TempDir())
+	_, js := connect(t, ns)
+	p := publisher{t, js}
+	const partStream = "ROOMHOOK_PART_DEFAULT"
+	// The streams as the earlier build made them.
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: schema.EventsStreamName("default"), Subjects: []string{schema.EventsSubjects("default")},
+		Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, MaxAge: time.Hour, Duplicates: 2 * time.Minute,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
+		Name: partStream,
+		Sources: []*jetstream.StreamSource{{Name: schema.EventsStreamName("default"), SubjectTransforms: []jetstream.SubjectTransformConfig{{
+			Source: "roomhook.events.default.*.*", Destination: "roomhook.part.default.{{partition(4,1)}}.{{wildcard(1)}}.{{wildcard(2)}}",
+		}}}},
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+		Metadata: map[string]string{"roomhook_partitions": "4"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rooms := []string{"up-a", "up-b", "up-c"}
+	const before = 12
+	publishGood := func(i int, withID bool) string {
+		room := rooms[i%len(rooms)]
+		id := fmt.Sprintf("ev-%s-%d", room, i)
+		msgID := ""
+		if withID {
+			msgID = id
+		}
+		p.publishRaw(room, "participant_joined", msgID, mustMarshal(t, newEvent(room, "participant_joined", id, 1761815000)))
+		return id
+	}
+	for i := range before {
+		if i == before/2 {
+			p.publishOn("roomhook.events.default.up-a.participant_joined.x", "", mustMarshal(t, newEvent("up-a", "participant_joined", "bad-before", 1761815000)))
+		}
+		publishGood(i, false)
+	}
+	waitFor(t, 10*time.Second, "the earlier build's partition stream copied the events", func() bool {
+		st, err := js.Stream(ctx, partStream)
+		return err == nil && st.CachedInfo().State.Msgs == before
+	})
+
+	startReplica(t, ns, testConfig("r1", rc.URL()))
+	st, err := js.Stream(ctx, partStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srcs := st.CachedInfo().Config.Sources; len(srcs) != 1 || len(srcs[0].SubjectTransforms) != 1 ||
+		srcs[0].SubjectTransforms[0].Source != "roomhook.events.default.*.>" {
+		t.Fatalf("partition stream sources after the upgrade: %+v; want one, copying roomhook.events.default.*.>", srcs)
+	}
+	p.publishOn("roomhook.events.default.up-b.participant_joined.extra", "bad-after",
+		mustMarshal(t, newEvent("up-b", "participant_joined", "bad-after", 1761815000)))
+	const after = 2 * 3 // two for each room
+	for i := before; i < before+after; i++ {
+		publishGood(i, true)
+	}
+	dls := waitDeadLetters(t, js, "roomhook.dlq.default.invalid", 1, 10*time.Second)
+	waitFor(t, 10*time.Second, "every event delivered", func() bool { return len(deliveredIDs(rc)) == before+after })
+	// Every room's events after the upgrade are delivered, and a room's partition is read in
+	// order: a second copy of an earlier event, or a copy of bad-before, would have come first.
+	if len(dls) != 1 || dls[0].Subject != "roomhook.events.default.up-b.participant_joined.extra" {
+		t.Errorf("dead letters %+v; want only bad-after's", dls)
+	}
+	got := deliveredIDs(rc)
+	for i := range before + after {
+		room := rooms[i%len(rooms)]
+		if id := fmt.Sprintf("ev-%s-%d", room, i); got[id] != 1 {
+			t.Errorf("%s delivered %d times, want once", id, got[id])
+		}
+	}
+	if len(got) != before+after {
+		t.Errorf("%d events delivered, want %d: %v", len(got), before+after, got)
 	}
 	checkOrder(t, "receiver", rc.deliveries(), eventIndex)
 }

@@ -38,7 +38,7 @@ func (e *InvalidEventError) Is(target error) bool { return target == ErrUndelive
 func CheckEvent(subject string, data []byte, maxBytes int) (*roomhookv1.Event, Address, error) {
 	addr, err := ParseSubject(subject)
 	if err != nil {
-		return nil, Address{}, &InvalidEventError{Detail: err.Error()}
+		return nil, Address{}, &InvalidEventError{Room: subjectRoom(subject), Detail: err.Error()}
 	}
 	invalid := func(format string, args ...any) error {
 		return &InvalidEventError{Room: addr.Room, Event: addr.Event, Detail: fmt.Sprintf(format, args...)}
@@ -66,4 +66,19 @@ func CheckEvent(subject string, data []byte, maxBytes int) (*roomhookv1.Event, A
 		return nil, addr, invalid("only room_created may carry webhook_urls")
 	}
 	return evt, addr, nil
+}
+
+// subjectRoom is the room of a subject that ParseSubject refused, read from the token after
+// the region as in a well-formed subject, so that a dead letter of a misshapen subject can
+// still be found by its room; "" when that token is missing or not a room token.
+func subjectRoom(subject string) string {
+	parts := strings.SplitN(subject, ".", 5)
+	if len(parts) < 4 || parts[0] != "roomhook" || parts[1] != "events" {
+		return ""
+	}
+	room, err := DecodeRoomToken(parts[3])
+	if err != nil {
+		return ""
+	}
+	return room
 }

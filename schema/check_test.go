@@ -37,6 +37,8 @@ func TestCheckEvent(t *testing.T) {
 		{name: "room_created with webhook_urls", subject: "roomhook.events.default.r1.room_created",
 			data: marshal(&roomhookv1.Event{Event: proto.String("room_created"), Room: room("r1"), WebhookUrls: []string{"https://lms.example/hook"}}), wantEvent: "room_created"},
 		{name: "not an events subject", subject: "roomhook.part.default.3.r1.room_started", data: marshal(&roomhookv1.Event{Room: room("r1")}), wantErr: "invalid roomhook subject"},
+		{name: "no event token", subject: "roomhook.events.default.r1", data: marshal(&roomhookv1.Event{Room: room("r1")}), wantErr: "got 4 tokens", wantRoom: "r1"},
+		{name: "a token too many", subject: subject + ".x", data: marshal(&roomhookv1.Event{Room: room("r1")}), wantErr: "got 6 tokens", wantRoom: "r1"},
 		{name: "over the byte bound", subject: subject, data: marshal(&roomhookv1.Event{Room: room("r1")}), maxBytes: 3, wantErr: "over ROOMHOOK_MAX_EVENT_BYTES (3)", wantRoom: "r1"},
 		{name: "undecodable", subject: subject, data: []byte{0xff, 0xff}, wantErr: "undecodable event payload", wantRoom: "r1"},
 		{name: "no room id", subject: subject, data: marshal(&roomhookv1.Event{Event: proto.String("room_started")}), wantErr: "no room.room_id", wantRoom: "r1"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -68,8 +69,18 @@ func provisionPartStreamOnce(ctx context.Context, js jetstream.JetStream, n Name
 				"set ROOMHOOK_PARTITIONS=%s, or drain the region and delete the stream to change it",
 				ErrPartitionsChanged, s.Partitions, n.PartStream(), got, got)
 		}
-		if max(have.Replicas, 1) == max(s.Replicas, 1) && samePlacement(have.Placement, s.placement()) {
+		want := n.PartTransforms(s.Partitions)
+		i := slices.IndexFunc(have.Sources, func(src *jetstream.StreamSource) bool { return src != nil && src.Name == n.EventsStream() })
+		stale := i >= 0 && !slices.Equal(have.Sources[i].SubjectTransforms, want)
+		if !stale && max(have.Replicas, 1) == max(s.Replicas, 1) && samePlacement(have.Placement, s.placement()) {
 			return st, false, nil
+		}
+		if stale {
+			src, err := restartedSource(st.CachedInfo(), have.Sources[i], want)
+			if err != nil {
+				return nil, false, fmt.Errorf("provision stream %s: %w", n.PartStream(), err)
+			}
+			have.Sources[i] = src
 		}
 		have.Replicas = s.Replicas
 		if p := s.placement(); p != nil {
@@ -87,10 +98,9 @@ func provisionPartStreamOnce(ctx context.Context, js jetstream.JetStream, n Name
 	if c, err := js.Consumer(ctx, n.EventsStream(), n.LegacyRouterConsumer()); err == nil {
 		start = c.CachedInfo().AckFloor.Stream + 1
 	}
-	src, dest := n.PartTransform(s.Partitions)
 	source := &jetstream.StreamSource{
 		Name:              n.EventsStream(),
-		SubjectTransforms: []jetstream.SubjectTransformConfig{{Source: src, Destination: dest}},
+		SubjectTransforms: n.PartTransforms(s.Partitions),
 		OptStartSeq:       start,
 	}
 	cfg := jetstream.StreamConfig{
@@ -112,6 +122,33 @@ func provisionPartStreamOnce(ctx context.Context, js jetstream.JetStream, n Name
 		return nil, false, fmt.Errorf("provision stream %s: %w", n.PartStream(), err)
 	}
 	return st, false, nil
+}
+
+// errSourcePositionUnknown: the partition stream's leader does not report how far its source
+// has copied yet (it sets sources up a moment after an election); provisioning tries again.
+var errSourcePositionUnknown = errors.New("the partition stream does not report its source's position yet")
+
+// restartedSource is the partition stream's source with new transforms, for a stream made by
+// a build with other ones (before 4 December 2026 only well-formed subjects were copied, so
+// misshapen ones were neither delivered nor dead-lettered). The server identifies a source by
+// its stream and transforms: with new transforms it is a new source, which would copy the
+// events stream again from its configured start. So it starts after the last event the old
+// one copied. An event the old one copies between this look and the update is copied twice,
+// and its endpoints may get it twice (a repeat, which the contract allows). Misshapen events published before the last event the old one copied stay only in
+// the events stream.
+func restartedSource(info *jetstream.StreamInfo, old *jetstream.StreamSource, transforms []jetstream.SubjectTransformConfig) (*jetstream.StreamSource, error) {
+	i := slices.IndexFunc(info.Sources, func(si *jetstream.StreamSourceInfo) bool {
+		return si != nil && si.Name == old.Name && slices.Equal(si.SubjectTransforms, old.SubjectTransforms)
+	})
+	if i < 0 {
+		return nil, errSourcePositionUnknown
+	}
+	src := *old
+	src.SubjectTransforms = transforms
+	// Not 0: a source without a start that has copied nothing, set up again on a stream that
+	// has removed messages, starts from that stream's last message time instead.
+	src.OptStartSeq = max(info.Sources[i].Seq+1, old.OptStartSeq, 1)
+	return &src, nil
 }
 
 // SourceSequence is the events-stream sequence of a message the partition stream sourced,

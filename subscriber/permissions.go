@@ -75,7 +75,7 @@ const inbox = "_INBOX.>"
 func (n Names) Permissions(role Role, opts PermissionOptions) (Permissions, error) {
 	switch role {
 	case RoleMediaNode:
-		return Permissions{Publish: []string{n.EventsSubjects()}, Subscribe: []string{inbox}}, nil
+		return Permissions{Publish: []string{n.EventsPublishSubjects()}, Subscribe: []string{inbox}}, nil
 	case RoleDispatcher:
 		return n.dispatcherPermissions(opts), nil
 	case RoleReadOnlyOperator:
@@ -161,7 +161,7 @@ func (n Names) dispatcherPermissions(opts PermissionOptions) Permissions {
 		pub = append(pub, "$KV."+b+".>")
 	}
 	if opts.Ingest {
-		pub = append(pub, n.EventsSubjects())
+		pub = append(pub, n.EventsPublishSubjects())
 	}
 	sub := []string{
 		inbox,

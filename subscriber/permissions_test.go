@@ -130,7 +130,9 @@ func TestPermissionsRoles(t *testing.T) {
 		allowed       bool
 	}{
 		{"media", "roomhook.events.eu-1.room-b.participant_joined", true},
-		{"media", "roomhook.events.us.room-b.participant_joined", false}, // another region
+		{"media", "roomhook.events.us.room-b.participant_joined", false},         // another region
+		{"media", "roomhook.events.eu-1.room-b", false},                          // no event token
+		{"media", "roomhook.events.eu-1.room-b.participant_joined.extra", false}, // a token too many
 		{"media", "roomhook.admin.eu-1.read.status", false},
 		{"media", "roomhook.admin.eu-1.write.dlq.purge", false},
 		{"media", "$JS.API.STREAM.MSG.GET." + names.DLQStream(), false},
@@ -174,7 +176,7 @@ func TestPermissionsIngestAndErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(strings.Join(p.Publish, " "), names.EventsSubjects()) {
+	if !strings.Contains(strings.Join(p.Publish, " "), names.EventsPublishSubjects()) {
 		t.Errorf("a dispatcher serving the ingest may not publish events: %v", p.Publish)
 	}
 	if _, err := names.Permissions("admin", subscriber.PermissionOptions{}); !errors.Is(err, subscriber.ErrUnknownRole) {
