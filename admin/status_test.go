@@ -28,7 +28,7 @@ func TestStatus(t *testing.T) {
 		t.Fatal(err)
 	}
 	if st.Region != testRegion || st.Replica != "r1" || st.Totals.Endpoints != 3 || st.Totals.Backlog != 0 ||
-		st.DeadLetters.Total != 0 || len(st.DeadLetters.ByReason) != 0 {
+		st.DeadLetters.Total != 0 || len(st.DeadLetters.ByReason) != 0 || st.Unrouted != 0 {
 		t.Fatalf("status before any event: %+v", st)
 	}
 
@@ -42,6 +42,10 @@ func TestStatus(t *testing.T) {
 	}
 	publishGarbage(t, js, "room-x")
 	publishGarbage(t, js, "room-y")
+	// A subject without the event token: stored, neither delivered nor dead-lettered.
+	if _, err := js.Publish(ctx, "roomhook.events."+testRegion+".room-z", []byte("no event token")); err != nil {
+		t.Fatal(err)
+	}
 
 	want := map[string]uint64{deadletter.ReasonRejected: events, deadletter.ReasonInvalid: 2}
 	waitFor(t, 15*time.Second, "status to show every event", func() bool {
@@ -54,6 +58,9 @@ func TestStatus(t *testing.T) {
 		if st.DeadLetters.ByReason[reason] != n {
 			t.Errorf("dead letters %s: %d, want %d (all: %v)", reason, st.DeadLetters.ByReason[reason], n, st.DeadLetters.ByReason)
 		}
+	}
+	if st.Unrouted != 1 {
+		t.Errorf("unrouted events %d, want 1", st.Unrouted)
 	}
 	if len(st.DeadLetters.ByReason) != len(want) {
 		t.Errorf("dead letters by reason %v, want only %v", st.DeadLetters.ByReason, want)

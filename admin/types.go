@@ -116,6 +116,10 @@ type Status struct {
 	Endpoints   []EndpointStatus `json:"endpoints"`
 	Totals      Totals           `json:"totals"`
 	DeadLetters DeadLetterCounts `json:"dead_letters"`
+	// Unrouted counts the events stored on roomhook.events.<region>.<room>, a subject with
+	// no event token: the events stream takes them, but they are neither delivered nor
+	// dead-lettered, so a publisher sending them sees no error but this one.
+	Unrouted uint64 `json:"unrouted_events"`
 }
 
 // EndpointStatus is one endpoint's backlog and health.

@@ -38,7 +38,8 @@ func (d *Dispatcher) readEvent(m jetstream.Msg, meta *jetstream.MsgMetadata) (in
 	}
 	stored := meta.Timestamp
 	// The partition stream's subject is roomhook.part.<region>.<p>.<room>.<event>; the
-	// events subject it was made from has the same room and event tokens.
+	// events subject it was made from has the same room and event tokens, and any tokens
+	// after them (such a subject is refused by CheckEvent).
 	eventsSubject := subject
 	if toks := strings.SplitN(subject, ".", 5); len(toks) == 5 {
 		eventsSubject = "roomhook.events." + toks[2] + "." + toks[4]

@@ -33,6 +33,11 @@ func (n Names) EventsSubjects() string { return schema.EventsSubjects(n.Region) 
 // the narrower permission.
 func (n Names) EventsPublishSubjects() string { return "roomhook.events." + n.Region + ".*.*" }
 
+// EventsUnroutedSubjects are the subjects the events stream stores but the partition stream
+// does not copy: roomhook.events.<region>.<room>, with no event token. What they hold is
+// neither delivered nor dead-lettered, so the status reports it.
+func (n Names) EventsUnroutedSubjects() string { return "roomhook.events." + n.Region + ".*" }
+
 // PartStream is the server-made copy of the events stream partitioned by room: the events
 // stream sources into it with a subject transform that puts {{partition(N, room)}} in the
 // subject, so one durable consumer per partition reads a partition's rooms in order. The

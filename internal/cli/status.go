@@ -66,4 +66,7 @@ func printStatus(w io.Writer, st admin.Status) {
 		fmt.Fprintf(w, " (%s)", strings.Join(parts, ", "))
 	}
 	fmt.Fprintln(w)
+	if st.Unrouted > 0 {
+		fmt.Fprintf(w, "events without an event token in their subject (stored, never delivered or dead-lettered): %d\n", st.Unrouted)
+	}
 }
