@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/roomhook/roomhook/deadletter"
+	"github.com/roomhook/roomhook/internal/natstest"
 	"github.com/roomhook/roomhook/schema"
 )
 
@@ -223,16 +224,43 @@ func TestMisshapenSubjectsDeadLettered(t *testing.T) {
 // are delivered once each, a misshapen event published before the last of them stays in the
 // events stream only, as documented, and one published after the upgrade is dead-lettered.
 func TestMisshapenSubjectsAfterUpgrade(t *testing.T) {
+	for _, tt := range []struct {
+		name     string
+		replicas int // of the streams; 3 on a 3-node cluster
+	}{{"one server", 1}, {"3-node cluster", 3}} {
+		t.Run(tt.name, func(t *testing.T) { testMisshapenSubjectsAfterUpgrade(t, tt.replicas) })
+	}
+}
+
+func testMisshapenSubjectsAfterUpgrade(t *testing.T, replicas int) {
 	ctx := context.Background()
 	rc := newReceiver(t)
-	ns := startServer(t, t.TempDir())
-	_, js := connect(t, ns)
+	cfg := testConfig("r1", rc.URL())
+	cfg.StreamReplicas = replicas
+	var js jetstream.JetStream
+	var startThisBuild func()
+	if replicas == 1 {
+		ns := startServer(t, t.TempDir())
+		_, js = connect(t, ns)
+		startThisBuild = func() { startReplica(t, ns, cfg) }
+	} else {
+		if testing.Short() {
+			t.Skip("starts a 3-node JetStream cluster")
+		}
+		c := natstest.NewCluster(t)
+		_, js = natstest.Connect(t, c.ClientURLs())
+		startThisBuild = func() {
+			r := startClusterReplica(t, c, cfg)
+			waitFor(t, 30*time.Second, "replica ready", r.d.Ready)
+		}
+	}
 	p := publisher{t, js}
 	const partStream = "ROOMHOOK_PART_DEFAULT"
 	// The streams as the earlier build made them.
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
 		Name: schema.EventsStreamName("default"), Subjects: []string{schema.EventsSubjects("default")},
 		Retention: jetstream.LimitsPolicy, Storage: jetstream.FileStorage, MaxAge: time.Hour, Duplicates: 2 * time.Minute,
+		Replicas: replicas,
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -241,7 +269,7 @@ func TestMisshapenSubjectsAfterUpgrade(t *testing.T) {
 		Sources: []*jetstream.StreamSource{{Name: schema.EventsStreamName("default"), SubjectTransforms: []jetstream.SubjectTransformConfig{{
 			Source: "roomhook.events.default.*.*", Destination: "roomhook.part.default.{{partition(4,1)}}.{{wildcard(1)}}.{{wildcard(2)}}",
 		}}}},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage, Replicas: replicas,
 		Metadata: map[string]string{"roomhook_partitions": "4"},
 	}); err != nil {
 		t.Fatal(err)
@@ -269,7 +297,7 @@ func TestMisshapenSubjectsAfterUpgrade(t *testing.T) {
 		return err == nil && st.CachedInfo().State.Msgs == before
 	})
 
-	startReplica(t, ns, testConfig("r1", rc.URL()))
+	startThisBuild()
 	st, err := js.Stream(ctx, partStream)
 	if err != nil {
 		t.Fatal(err)
