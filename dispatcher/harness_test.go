@@ -506,3 +506,37 @@ func endpointRecord(t testing.TB, js jetstream.JetStream, id string) endpoint.Re
 	}
 	return rec
 }
+
+// logCopyOnFailure logs, when the test fails, the events and partition streams of region
+// "default" with the partition stream's sources, and the partition consumers: how a copy
+// that stopped, or a partition that stopped reading, shows itself.
+func logCopyOnFailure(t testing.TB, js jetstream.JetStream, partitions int) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		ctx := context.Background()
+		for _, name := range []string{"ROOMHOOK_EVENTS_DEFAULT", "ROOMHOOK_PART_DEFAULT"} {
+			st, err := js.Stream(ctx, name)
+			if err != nil {
+				t.Logf("%s: %v", name, err)
+				continue
+			}
+			si := st.CachedInfo()
+			t.Logf("%s: msgs=%d first=%d last=%d", name, si.State.Msgs, si.State.FirstSeq, si.State.LastSeq)
+			for _, src := range si.Sources {
+				t.Logf("  source %v lag=%d seq=%d active=%s err=%v", src.SubjectTransforms, src.Lag, src.Seq, src.Active, src.Error)
+			}
+		}
+		for p := range partitions {
+			c, err := js.Consumer(ctx, "ROOMHOOK_PART_DEFAULT", fmt.Sprintf("part_%d", p))
+			if err != nil {
+				t.Logf("part_%d: %v", p, err)
+				continue
+			}
+			ci := c.CachedInfo()
+			t.Logf("part_%d: pending=%d ack_pending=%d delivered=%d ack_floor=%d waiting=%d",
+				p, ci.NumPending, ci.NumAckPending, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumWaiting)
+		}
+	})
+}

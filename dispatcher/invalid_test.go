@@ -162,30 +162,7 @@ func TestMisshapenSubjectsDeadLettered(t *testing.T) {
 	last := good(len(misshapenSubjects))
 	p.publish(newEvent(room, "participant_joined", last, 1761815000))
 
-	t.Cleanup(func() {
-		if !t.Failed() {
-			return
-		}
-		for _, name := range []string{"ROOMHOOK_EVENTS_DEFAULT", "ROOMHOOK_PART_DEFAULT"} {
-			st, err := js.Stream(context.Background(), name)
-			if err != nil {
-				t.Logf("%s: %v", name, err)
-				continue
-			}
-			si := st.CachedInfo()
-			t.Logf("%s: msgs=%d first=%d last=%d", name, si.State.Msgs, si.State.FirstSeq, si.State.LastSeq)
-			for _, src := range si.Sources {
-				t.Logf("  source %v lag=%d seq=%d active=%s err=%v", src.SubjectTransforms, src.Lag, src.Seq, src.Active, src.Error)
-			}
-		}
-		for p := 0; p < 4; p++ {
-			c, err := js.Consumer(context.Background(), "ROOMHOOK_PART_DEFAULT", fmt.Sprintf("part_%d", p))
-			if err == nil {
-				ci := c.CachedInfo()
-				t.Logf("part_%d: pending=%d ackpending=%d delivered=%d floor=%d waiting=%d", p, ci.NumPending, ci.NumAckPending, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumWaiting)
-			}
-		}
-	})
+	logCopyOnFailure(t, js, 4)
 	dls := waitDeadLetters(t, js, "roomhook.dlq.default.invalid", len(misshapenSubjects), 10*time.Second)
 	waitFor(t, 10*time.Second, "the last good event delivered", func() bool { return deliveredIDs(rc)[last] > 0 })
 	if len(dls) != len(misshapenSubjects) {
@@ -255,6 +232,7 @@ func testMisshapenSubjectsAfterUpgrade(t *testing.T, replicas int) {
 		}
 	}
 	p := publisher{t, js}
+	logCopyOnFailure(t, js, 4)
 	const partStream = "ROOMHOOK_PART_DEFAULT"
 	// The streams as the earlier build made them.
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{
