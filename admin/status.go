@@ -86,24 +86,6 @@ func (s *Service) deadLetterCounts(ctx context.Context) (DeadLetterCounts, map[s
 	return counts, byEndpoint, err
 }
 
-// unrouted counts the events stream's messages on subjects the partition stream does not copy
-// (subscriber.Names.EventsUnroutedSubjects), from the stream's subject counts.
-func (s *Service) unrouted(ctx context.Context) (uint64, error) {
-	st, err := s.js.Stream(ctx, s.names.EventsStream())
-	if err != nil {
-		return 0, fmt.Errorf("events stream %s: %w", s.names.EventsStream(), err)
-	}
-	info, err := st.Info(ctx, jetstream.WithSubjectFilter(s.names.EventsUnroutedSubjects()))
-	if err != nil {
-		return 0, fmt.Errorf("events stream %s: %w", s.names.EventsStream(), err)
-	}
-	var n uint64
-	for _, c := range info.State.Subjects {
-		n += c
-	}
-	return n, nil
-}
-
 func (s *Service) status(ctx context.Context, _ micro.Request) (any, error) {
 	eps, h, err := s.readEndpoints(ctx)
 	if err != nil {
@@ -117,7 +99,7 @@ func (s *Service) status(ctx context.Context, _ micro.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	unrouted, err := s.unrouted(ctx)
+	unrouted, err := subscriber.UnroutedEvents(ctx, s.js, s.names)
 	if err != nil {
 		return nil, err
 	}

@@ -79,7 +79,8 @@ func (f ruleFile) alerts() []rule {
 // replace, with a severity and a runbook that docs/alerts.md has.
 func TestAlertRulesShape(t *testing.T) {
 	want := []string{"RoomhookNoReadyReplica", "RoomhookOldestUndeliveredTooOld", "RoomhookBreakerOpen",
-		"RoomhookDeadLettersRising", "RoomhookInvalidEvents", "RoomhookPartitionsUnowned", "RoomhookNATSDisconnected"}
+		"RoomhookDeadLettersRising", "RoomhookInvalidEvents", "RoomhookUnroutedEvents", "RoomhookPartitionsUnowned",
+		"RoomhookNATSDisconnected"}
 	docs, err := os.ReadFile("../docs/alerts.md")
 	if err != nil {
 		t.Fatal(err)

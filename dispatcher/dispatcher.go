@@ -125,6 +125,9 @@ type Dispatcher struct {
 	metrics *Metrics
 	sender  *sender.Sender
 	known   map[string]bool
+	// unroutedEvery is how often the replica counts the unrouted events (unroutedEvery;
+	// tests shorten it).
+	unroutedEvery time.Duration
 	// drainSlots bounds the spill queues drained at once: each has a consumer, and the
 	// server allows 1,000 per stream by default whatever the number of endpoints.
 	drainSlots chan struct{}
@@ -164,7 +167,7 @@ func New(js jetstream.JetStream, cfg Config, opts ...Option) (*Dispatcher, error
 		return nil, err
 	}
 	d := &Dispatcher{js: js, cfg: cfg, names: subscriber.Names{Region: cfg.Region}, known: map[string]bool{},
-		partitions: map[int]*partition{}, drainSlots: make(chan struct{}, cfg.MaxDraining)}
+		partitions: map[int]*partition{}, drainSlots: make(chan struct{}, cfg.MaxDraining), unroutedEvery: unroutedEvery}
 	for _, n := range schema.KnownEventNames() {
 		d.known[n] = true
 	}
@@ -241,7 +244,7 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		bg.Wait()
 	}()
 	dirReady := make(chan error, 1)
-	bg.Add(6)
+	bg.Add(7)
 	go func() {
 		defer bg.Done()
 		d.keepWatching(bgCtx, "endpoint directory", d.dir.Watch, dirReady)
@@ -265,6 +268,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	go func() {
 		defer bg.Done()
 		d.watchSource(bgCtx)
+	}()
+	go func() {
+		defer bg.Done()
+		d.watchUnrouted(bgCtx, d.unroutedEvery)
 	}()
 	select {
 	case <-d.dir.Ready():

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/roomhook/roomhook/deadletter"
@@ -308,4 +309,30 @@ func testMisshapenSubjectsAfterUpgrade(t *testing.T, replicas int) {
 		t.Errorf("%d events delivered, want %d: %v", len(got), before+after, got)
 	}
 	checkOrder(t, "receiver", rc.deliveries(), eventIndex)
+}
+
+// TestUnroutedEventsGauge publishes events on a subject without an event token, which the
+// events stream stores and the partition stream does not copy: the replica reports how many
+// there are, so that an alert can tell, and events after them flow.
+func TestUnroutedEventsGauge(t *testing.T) {
+	rc := newReceiver(t)
+	ns := startServer(t, t.TempDir())
+	m := NewMetrics(nil)
+	startReplica(t, ns, testConfig("r1", rc.URL()), WithMetrics(m),
+		func(d *Dispatcher) { d.unroutedEvery = 50 * time.Millisecond })
+	_, js := connect(t, ns)
+	p := publisher{t, js}
+	for i := range 2 {
+		p.publishOn("roomhook.events.default.unrouted-room", fmt.Sprintf("unrouted-%d", i),
+			mustMarshal(t, newEvent("unrouted-room", "participant_joined", fmt.Sprintf("unrouted-%d", i), 1761815000)))
+	}
+	p.publish(newEvent("unrouted-room", "participant_joined", "ev-after-0", 1761815000))
+	waitFor(t, 10*time.Second, "the gauge to count both", func() bool { return testutil.ToFloat64(m.UnroutedEvents) == 2 })
+	waitFor(t, 10*time.Second, "the event after them delivered", func() bool { return deliveredIDs(rc)["ev-after-0"] == 1 })
+	if got := deliveredIDs(rc); len(got) != 1 {
+		t.Errorf("delivered %v, want only ev-after-0", got)
+	}
+	if dls := deadLetters(t, js, "roomhook.dlq.default.invalid"); len(dls) != 0 {
+		t.Errorf("%d dead letters, want none: the unrouted events are counted, not dead-lettered", len(dls))
+	}
 }

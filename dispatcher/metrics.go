@@ -38,6 +38,10 @@ type Metrics struct {
 	RoomEndpointsRefused prometheus.Counter
 	// EndpointsRetired counts per-room endpoints removed after their last room was forgotten.
 	EndpointsRetired prometheus.Counter
+	// UnroutedEvents is how many events the events stream holds on subjects without an event
+	// token, which are neither delivered nor dead-lettered; every replica counts them (take
+	// max over replicas).
+	UnroutedEvents prometheus.Gauge
 }
 
 // NewMetrics creates the series and registers them with reg (nil: not registered).
@@ -104,12 +108,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		EndpointsRetired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "roomhook_endpoints_retired_total", Help: "Per-room endpoints removed with their state after their last room was forgotten and their backlog was empty.",
 		}),
+		UnroutedEvents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "roomhook_unrouted_events", Help: "Events the events stream holds on roomhook.events.<region>.<room>, a subject without an event token: neither delivered nor dead-lettered. Every replica counts them every 30 s; take max over replicas.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.EventsConsumed, m.InvalidEvents, m.Deliveries, m.AttemptDuration, m.EndToEnd,
 			m.Retries, m.DeadLetters, m.InFlight, m.Held, m.Backlog, m.BreakersOpen, m.UnitsOwned,
 			m.OldestUndelivered, m.Spilled, m.PartitionsOwned, m.Consumers, m.RoomURLsIgnored,
-			m.RoomEndpointsRefused, m.EndpointsRetired)
+			m.RoomEndpointsRefused, m.EndpointsRetired, m.UnroutedEvents)
 	}
 	return m
 }
