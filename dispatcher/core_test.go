@@ -224,9 +224,7 @@ func TestCorePerRoomURLsAtScale(t *testing.T) {
 					t.Logf("spill consumer %s: %v", name, err)
 					continue
 				}
-				ci := c.CachedInfo()
-				t.Logf("spill consumer %s left after delivery: pending %d, ack pending %d, delivered %d, ack floor %d, waiting %d",
-					name, ci.NumPending, ci.NumAckPending, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumWaiting)
+				t.Logf("spill consumer %s left after delivery: %v", name, consumerState(context.Background(), c))
 			}
 			t.Fatalf("%d spill consumers left %s after every delivery arrived (spill stream holds %d); drained queues must lose their consumer",
 				len(left), 15*time.Second, spillMsgs(t, js, "roomhook.spill.default.>"))

@@ -534,9 +534,7 @@ func logCopyOnFailure(t testing.TB, js jetstream.JetStream, partitions int) {
 				t.Logf("part_%d: %v", p, err)
 				continue
 			}
-			ci := c.CachedInfo()
-			t.Logf("part_%d: pending=%d ack_pending=%d delivered=%d ack_floor=%d waiting=%d",
-				p, ci.NumPending, ci.NumAckPending, ci.Delivered.Stream, ci.AckFloor.Stream, ci.NumWaiting)
+			t.Logf("part_%d: %v", p, consumerState(ctx, c))
 		}
 	})
 }

@@ -31,12 +31,12 @@ func (n Names) EventsSubjects() string { return schema.EventsSubjects(n.Region) 
 // under roomhook.events.<region>.>, and one with four tokens would be stored but neither
 // delivered nor dead-lettered (docs/architecture.md, "Limits we know of"), so publishers get
 // the narrower permission.
-func (n Names) EventsPublishSubjects() string { return "roomhook.events." + n.Region + ".*.*" }
+func (n Names) EventsPublishSubjects() string { return schema.SubjectPrefix + "." + n.Region + ".*.*" }
 
 // EventsUnroutedSubjects are the subjects the events stream stores but the partition stream
 // does not copy: roomhook.events.<region>.<room>, with no event token. What they hold is
 // neither delivered nor dead-lettered, so the status reports it.
-func (n Names) EventsUnroutedSubjects() string { return "roomhook.events." + n.Region + ".*" }
+func (n Names) EventsUnroutedSubjects() string { return schema.SubjectPrefix + "." + n.Region + ".*" }
 
 // PartStream is the server-made copy of the events stream partitioned by room: the events
 // stream sources into it with a subject transform that puts {{partition(N, room)}} in the
@@ -54,7 +54,7 @@ func (n Names) PartStream() string { return "ROOMHOOK_PART_" + n.upper() }
 // block, which cost two thirds of the throughput at 100 rooms (4 December 2026).
 func (n Names) PartTransforms(partitions int) []jetstream.SubjectTransformConfig {
 	return []jetstream.SubjectTransformConfig{{
-		Source:      "roomhook.events." + n.Region + ".*.>",
+		Source:      schema.SubjectPrefix + "." + n.Region + ".*.>",
 		Destination: fmt.Sprintf("roomhook.part.%s.{{partition(%d,1)}}.{{wildcard(1)}}.>", n.Region, partitions),
 	}}
 }
