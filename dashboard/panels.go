@@ -87,9 +87,12 @@ func Rows() []Row {
 			{Title: "Dead letters by reason", Kind: TimeSeries, Width: 8, Unit: "ops", Stacked: true,
 				Description: "Deliveries given up and recorded in the dead-letter stream: rejected (4xx), gone (410), exhausted (retry schedule used up), forbidden (target address refused), invalid (bad input). `roomhook dlq` lists and replays them.",
 				Queries:     []Query{{Expr: "sum by (reason) (" + rate("roomhook_dead_letters_total") + ")", Legend: "{{reason}}"}}},
-			{Title: "Invalid events", Kind: TimeSeries, Width: 8, Unit: "ops",
+			{Title: "Invalid events", Kind: TimeSeries, Width: 5, Unit: "ops",
 				Description: "Events dead-lettered as invalid: undecodable, room or event differing from the subject, too big. A publisher is sending something wrong.",
 				Queries:     []Query{{Expr: "sum(" + rate("roomhook_invalid_events_total") + ")", Legend: "invalid"}}},
+			{Title: "Unrouted events", Kind: Stat, Width: 3, Unit: "short",
+				Description: "Events the events stream holds on subjects without an event token (roomhook.events.<region>.<room>): never delivered, never dead-lettered, counted every 30 s (max over replicas). Not 0: a publisher uses the wrong subject; see the RoomhookUnroutedEvents runbook.",
+				Queries:     []Query{{Expr: "max(" + m("roomhook_unrouted_events") + ")", Legend: "unrouted"}}},
 		}},
 		{Title: "Endpoints", Panels: []Panel{
 			{Title: "Oldest undelivered (top " + topK + ")", Kind: TimeSeries, Width: 12, Unit: "s",

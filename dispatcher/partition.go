@@ -233,7 +233,7 @@ loop:
 			}
 		case <-sweep.C:
 			if n, err := pt.rooms.Sweep(ctx, time.Now()); err != nil {
-				pt.log.Warn("room registry sweep failed", "error", err)
+				pt.log.Warn("room registry sweep failed", "forgot", n, "error", err)
 			} else if n > 0 {
 				pt.log.Info("forgot finished rooms", "rooms", n)
 			}

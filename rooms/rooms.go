@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -42,6 +43,7 @@ type Registry struct {
 	// The first Sweep adds those a previous owner saw finish, read from the bucket.
 	finished map[string]time.Time
 	scanned  bool // the first Sweep has read the bucket
+	inFlight int  // deletes a sweep has in flight at once; zero: sweepInFlight
 }
 
 // maxCachedRooms bounds a partition's cache; past it the cache starts over from the bucket.
@@ -177,7 +179,9 @@ func (r *Registry) Endpoints(ctx context.Context, room string, stored time.Time)
 // Sweep deletes the partition's registrations whose grace has passed; the bucket's TTL
 // covers rooms that never finish. The first Sweep of a Registry reads the partition's share of
 // the bucket, for the rooms a previous owner saw finish; later ones look only at the rooms
-// known to have finished, and ask nothing of NATS until one's grace has passed.
+// known to have finished, and ask nothing of NATS until one's grace has passed. It returns how
+// many it deleted; when some deletes fail, the others still count and the failed ones stay due
+// for the next Sweep.
 func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
 	if !r.scanned {
 		sctx, cancel := context.WithTimeout(ctx, scanTimeout)
@@ -201,17 +205,55 @@ func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
 			expired = append(expired, room)
 		}
 	}
-	for _, room := range expired {
-		rctx, cancel := context.WithTimeout(ctx, requestTimeout)
-		err := r.kv.Delete(rctx, Key(r.partition, room))
-		cancel()
-		if err != nil {
-			return 0, fmt.Errorf("room registry sweep: %w", err)
+	errs := r.deleteAll(ctx, expired)
+	n := 0
+	var first error
+	for i, room := range expired {
+		if errs[i] != nil {
+			if first == nil {
+				first = errs[i]
+			}
+			continue // still finished: the next sweep tries it again
 		}
 		delete(r.cache, room)
 		delete(r.finished, room)
+		n++
 	}
-	return len(expired), nil
+	if first != nil {
+		return n, fmt.Errorf("room registry sweep: %d of %d not deleted: %w", len(expired)-n, len(expired), first)
+	}
+	return n, nil
+}
+
+// sweepInFlight is how many deletes a sweep has in flight at once. The partition's main loop
+// waits for its sweep: one at a time, the rooms of a wave of meetings that ended together
+// (a school's classes on the hour) held that partition's events for a round trip each,
+// seconds on a cluster; 32 at a time it is one round trip per 32 rooms.
+const sweepInFlight = 32
+
+// deleteAll deletes the registrations of rooms, up to inFlight of them at once (sweepInFlight
+// when zero), and returns each delete's error in the order of rooms.
+func (r *Registry) deleteAll(ctx context.Context, rooms []string) []error {
+	errs := make([]error, len(rooms))
+	inFlight := r.inFlight
+	if inFlight <= 0 {
+		inFlight = sweepInFlight
+	}
+	slots := make(chan struct{}, inFlight)
+	var wg sync.WaitGroup
+	for i, room := range rooms {
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-slots }()
+			rctx, cancel := context.WithTimeout(ctx, requestTimeout)
+			defer cancel()
+			errs[i] = r.kv.Delete(rctx, Key(r.partition, room))
+		}()
+	}
+	wg.Wait()
+	return errs
 }
 
 // LiveEndpoints lists the id of every endpoint some room of any partition still has

@@ -3,6 +3,8 @@ package rooms
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -97,5 +99,113 @@ func TestSweep(t *testing.T) {
 	}
 	if n, err := next.Sweep(ctx, finished.Add(24*time.Hour)); err != nil || n != 0 || !registered("other") {
 		t.Errorf("sweep after a room was created again removed %d (%v), registered %v; want 0, registered", n, err, registered("other"))
+	}
+}
+
+// TestSweepWave: a wave of rooms that finished together (a school's classes on the hour) is
+// forgotten in one sweep, every one of them and nothing else, whatever order the concurrent
+// deletes come back in.
+func TestSweepWave(t *testing.T) {
+	ns := natstest.NewServer(t)
+	_, js := natstest.Connect(t, ns.ClientURL())
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const grace, wave, live = time.Minute, 3*sweepInFlight + 5, 7
+	finished := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	reg := New(kv, grace, 3)
+	for i := range wave + live {
+		room := fmt.Sprintf("class-%03d", i)
+		if err := reg.Register(ctx, room, []string{"https://lms.example/" + room}, uint64(i+1)); err != nil {
+			t.Fatal(err)
+		}
+		if i < wave {
+			if err := reg.Finish(ctx, room, finished); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if n, err := reg.Sweep(ctx, finished.Add(grace+time.Second)); err != nil || n != wave {
+		t.Fatalf("sweep after the wave's grace removed %d (%v), want %d", n, err, wave)
+	}
+	keys, err := kv.ListKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for k := range keys.Keys() {
+		left = append(left, k)
+	}
+	want := make([]string, 0, live)
+	for i := wave; i < wave+live; i++ {
+		want = append(want, Key(3, fmt.Sprintf("class-%03d", i)))
+	}
+	slices.Sort(left)
+	slices.Sort(want)
+	if !slices.Equal(left, want) {
+		t.Errorf("after the sweep the bucket holds %v, want the live rooms %v", left, want)
+	}
+	for i := range wave + live {
+		room := fmt.Sprintf("class-%03d", i)
+		ids, err := reg.Endpoints(ctx, room, finished)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(ids) > 0; got != (i >= wave) {
+			t.Errorf("%s: registered %v after the sweep, want %v", room, got, i >= wave)
+		}
+	}
+	if n, err := reg.Sweep(ctx, finished.Add(time.Hour)); err != nil || n != 0 {
+		t.Errorf("a second sweep removed %d (%v), want 0", n, err)
+	}
+}
+
+// BenchmarkSweep times the sweep of 1,000 rooms that finished together, one delete at a time
+// (as before) and sweepInFlight at a time, on one embedded server and on a 3-node cluster with
+// the bucket replicated 3 times: the time the partition's main loop waits, reported per room.
+func BenchmarkSweep(b *testing.B) {
+	ctx := context.Background()
+	for _, where := range []string{"server", "cluster"} {
+		var js jetstream.JetStream
+		replicas := 1
+		if where == "server" {
+			_, js = natstest.Connect(b, natstest.NewServer(b).ClientURL())
+		} else {
+			c := natstest.NewCluster(b)
+			c.WaitJetStreamReady(b)
+			_, js = natstest.Connect(b, c.ClientURLs())
+			replicas = 3
+		}
+		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS", Replicas: replicas})
+		if err != nil {
+			b.Fatal(err)
+		}
+		const rooms, grace = 1000, time.Minute
+		finished := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+		for _, inFlight := range []int{1, sweepInFlight} {
+			b.Run(fmt.Sprintf("%s/in_flight=%d", where, inFlight), func(b *testing.B) {
+				for b.Loop() {
+					b.StopTimer()
+					reg := New(kv, grace, 0)
+					reg.inFlight = inFlight
+					for i := range rooms {
+						room := fmt.Sprintf("room-%04d", i)
+						if err := reg.Register(ctx, room, nil, uint64(i+1)); err != nil {
+							b.Fatal(err)
+						}
+						if err := reg.Finish(ctx, room, finished); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StartTimer()
+					if n, err := reg.Sweep(ctx, finished.Add(grace+time.Second)); err != nil || n != rooms {
+						b.Fatalf("swept %d (%v), want %d", n, err, rooms)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/rooms, "µs/room")
+			})
+		}
 	}
 }

@@ -1,0 +1,84 @@
+//go:build unix
+
+package rooms
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/internal/natstest"
+	"github.com/roomhook/roomhook/schema/signature"
+)
+
+// processCPU is the CPU time this process has used: the client and the embedded server.
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkRegisterRoom is what a room_created with a new per-room URL costs the partition
+// that registers it, as the perroom scenario of `roomhook bench` does 10,000 times: the
+// endpoint made in the endpoints bucket (which a replica's directory, watching, then reads
+// back) and the room's record in the rooms bucket. It reports the CPU of the whole process
+// (client, directory watch and embedded server) per room as cpu-µs/room, beside one bare
+// key-value put for scale: the share of the perroom figure "B - A" that registering takes.
+func BenchmarkRegisterRoom(b *testing.B) {
+	ns := natstest.NewServer(b)
+	_, js := natstest.Connect(b, ns.ClientURL())
+	ctx := context.Background()
+	roomsKV, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	endpointsKV, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ENDPOINTS"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := endpoint.NewDirectory(endpointsKV, signature.Credentials{}, nil, natstest.Logger())
+	wctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = dir.Watch(wctx)
+	}()
+	b.Cleanup(func() { stop(); wg.Wait() })
+	<-dir.Ready()
+	reg := New(roomsKV, time.Minute, 0)
+
+	b.Run("one put", func(b *testing.B) {
+		start, i := processCPU(b), 0
+		for b.Loop() {
+			i++
+			if _, err := roomsKV.Put(ctx, fmt.Sprintf("put-%d", i), []byte(`{"room":"r"}`)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64((processCPU(b)-start).Microseconds())/float64(b.N), "cpu-µs/op")
+	})
+	b.Run("endpoint and room", func(b *testing.B) {
+		start, i := processCPU(b), 0
+		for b.Loop() {
+			i++
+			room := fmt.Sprintf("room-%d", i)
+			url := "http://127.0.0.1:9/room/" + room + "?token=t"
+			if _, err := dir.EnsurePerRoom(ctx, url, 0); err != nil {
+				b.Fatal(err)
+			}
+			if err := reg.Register(ctx, room, []string{url}, uint64(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64((processCPU(b)-start).Microseconds())/float64(b.N), "cpu-µs/room")
+	})
+}
