@@ -7,7 +7,9 @@
 //   - raw: signed POSTs from a bare Go HTTP client straight to a receiver, with the pipeline's
 //     concurrency and no NATS: the machine's limit, measured in the same run as the others;
 //   - throughput: events delivered per second to one endpoint, and the ratio to raw; for both,
-//     the whole process's CPU per POST and per event, and what the pipeline adds;
+//     the whole process's CPU per POST and per event, and what the pipeline adds. Its events
+//     are made before the clock starts, as raw's bodies and the notifier's events are: the
+//     timed window holds publishing them, not making up meetings;
 //   - notifier: the peer row, LiveKit's in-memory ResourceURLNotifier (livekit/protocol)
 //     sending the same events over the same rooms to the same receiver, keyed by room, with a
 //     queue that drops nothing; roomhook's throughput as a ratio to it;
