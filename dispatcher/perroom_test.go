@@ -1,11 +1,18 @@
 package dispatcher
 
 import (
+	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/roomhook/roomhook/endpoint"
+	"github.com/roomhook/roomhook/rooms"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
 )
 
@@ -106,4 +113,87 @@ func TestSameURLForManyRoomsIsOneEndpoint(t *testing.T) {
 	listenReceiver(t, lms, lmsAddr)
 	waitFor(t, 60*time.Second, "every room's events at the shared URL", func() bool { return distinct(lms) == rooms*perRoom })
 	checkOrder(t, "shared per-room URL", lms.deliveries(), eventIndex)
+}
+
+// TestRoomEndpointCap: at ROOMHOOK_MAX_ROOM_ENDPOINTS live per-room endpoints, a room with a
+// new URL is refused that endpoint: no endpoint is made, the room's record lists none, the
+// refusal is counted, and the room's events still reach the global endpoint, in order. The
+// rooms registered before keep theirs.
+func TestRoomEndpointCap(t *testing.T) {
+	ns := startServer(t, t.TempDir())
+	global, lms1, lms2, lms3 := newReceiver(t), newReceiver(t), newReceiver(t), newReceiver(t)
+	cfg := testConfig("r1", global.URL())
+	cfg.MaxRoomEndpoints = 2
+	rep := startReplica(t, ns, cfg)
+	_, js := connect(t, ns)
+	p := publisher{t, js}
+
+	// One after the other: the cap is counted from what the replica has made.
+	p.publish(roomCreated("room-1", "ev-1-0", lms1.URL()))
+	waitFor(t, 10*time.Second, "room-1's URL", func() bool { return lms1.count() == 1 })
+	p.publish(roomCreated("room-2", "ev-2-0", lms2.URL()))
+	waitFor(t, 10*time.Second, "room-2's URL", func() bool { return lms2.count() == 1 })
+	p.publish(roomCreated("room-3", "ev-3-0", lms3.URL()))
+	for r := 1; r <= 3; r++ {
+		p.publish(newEvent(fmt.Sprintf("room-%d", r), "participant_joined", fmt.Sprintf("ev-%d-1", r), 0))
+	}
+	waitFor(t, 10*time.Second, "every event at the global endpoint", func() bool { return global.count() == 6 })
+	waitFor(t, 10*time.Second, "room-1 and room-2 at their URLs", func() bool { return lms1.count() == 2 && lms2.count() == 2 })
+	checkOrder(t, "global endpoint", global.deliveries(), eventIndex)
+
+	if got := testutil.ToFloat64(rep.d.metrics.RoomEndpointsRefused); got != 1 {
+		t.Errorf("roomhook_room_endpoints_refused_total %v, want 1", got)
+	}
+	views, _ := rep.d.Directory().Snapshot()
+	var urls []string
+	for _, v := range views {
+		if !v.Global {
+			urls = append(urls, v.URL)
+		}
+	}
+	slices.Sort(urls)
+	want := []string{lms1.URL(), lms2.URL()}
+	slices.Sort(want)
+	if !slices.Equal(urls, want) {
+		t.Errorf("per-room endpoints %v, want room-1's and room-2's %v", urls, want)
+	}
+	kv, err := js.KeyValue(context.Background(), rep.d.names.RoomsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	records := map[string][]string{}
+	for room, rec := range roomRecords(t, kv) {
+		records[room] = rec.EndpointIDs()
+	}
+	wantRecords := map[string][]string{
+		"room-1": {endpoint.ID(lms1.URL())}, "room-2": {endpoint.ID(lms2.URL())}, "room-3": {},
+	}
+	if fmt.Sprint(records) != fmt.Sprint(wantRecords) {
+		t.Errorf("room records %v, want %v (the refused URL in none)", records, wantRecords)
+	}
+	if n := lms3.count(); n != 0 {
+		t.Errorf("the refused URL got %d deliveries", n)
+	}
+}
+
+// roomRecords reads every record of the rooms bucket, by room.
+func roomRecords(t *testing.T, kv jetstream.KeyValue) map[string]rooms.Record {
+	t.Helper()
+	keys, err := kv.ListKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]rooms.Record{}
+	for k := range keys.Keys() {
+		e, err := kv.Get(context.Background(), k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rec rooms.Record
+		if err := json.Unmarshal(e.Value(), &rec); err != nil {
+			t.Fatal(err)
+		}
+		out[rec.Room] = rec
+	}
+	return out
 }
