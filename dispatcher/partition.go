@@ -142,6 +142,13 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 		rooms: rooms.New(d.rooms, d.cfg.RoomGrace, p), ctx: pctx, routes: map[string]*route{},
 		fanned: newSeqWindow(4 * subscriber.AckWait(d.cfg.Takeover)),
 	}
+	if d.cfg.PerRoomWebhooks {
+		// Before the first event: then a room without a registration, the common case, costs
+		// its first event no request.
+		if err := pt.rooms.Load(ctx); err != nil {
+			pt.log.Warn("reading the partition's room registrations failed; each room is looked up on its first event", "error", err)
+		}
+	}
 	d.addPartition(pt)
 	defer d.removePartition(pt)
 	in := make(chan jetstream.Msg, d.window())

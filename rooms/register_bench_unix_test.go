@@ -103,3 +103,40 @@ func BenchmarkRegisterRoom(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkFirstLookup is what a room's first event costs its partition to learn the room's
+// endpoints when the room registered none, the common case: a direct get of the bucket
+// without Load, nothing but memory after it (a partition's owner loads its share when it
+// starts the partition). ns/op is the partition's wait; cpu-µs/room the whole process's CPU.
+func BenchmarkFirstLookup(b *testing.B) {
+	ns := natstest.NewServer(b)
+	_, js := natstest.Connect(b, ns.ClientURL())
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, loaded := range []bool{false, true} {
+		name := "without Load"
+		if loaded {
+			name = "after Load"
+		}
+		b.Run(name, func(b *testing.B) {
+			reg := New(kv, time.Minute, 0)
+			if loaded {
+				if err := reg.Load(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			start, i := processCPU(b), 0
+			for b.Loop() {
+				i++
+				ids, err := reg.Endpoints(ctx, fmt.Sprintf("room-%v-%d", loaded, i), time.Now())
+				if err != nil || len(ids) != 0 {
+					b.Fatal(ids, err)
+				}
+			}
+			b.ReportMetric(float64((processCPU(b)-start).Nanoseconds())/1e3/float64(b.N), "cpu-µs/room")
+		})
+	}
+}

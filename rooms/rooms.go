@@ -42,8 +42,12 @@ type Registry struct {
 	// at, so that sweeping an idle partition asks nothing of NATS however many rooms it has.
 	// The first Sweep adds those a previous owner saw finish, read from the bucket.
 	finished map[string]time.Time
-	scanned  bool // the first Sweep has read the bucket
-	inFlight int  // deletes a sweep has in flight at once; zero: sweepInFlight
+	scanned  bool // the partition's share of the bucket has been read (Load, or the first Sweep)
+	// complete: the cache holds every registration of the partition (Load read them all and
+	// nothing has been dropped since), so a room it does not hold has none, and a new room's
+	// first event asks nothing of NATS.
+	complete bool
+	inFlight int // deletes a sweep has in flight at once; zero: sweepInFlight
 }
 
 // maxCachedRooms bounds a partition's cache; past it the cache starts over from the bucket.
@@ -77,11 +81,57 @@ func legacyKey(room string) string {
 
 // Reset drops the cache; the next reads start over from the bucket. A partition's owner makes
 // a new Registry each time it starts the partition, and load resets a full cache.
-func (r *Registry) Reset() { r.cache = map[string]*Record{} }
+func (r *Registry) Reset() {
+	r.cache = map[string]*Record{}
+	r.complete = false
+}
+
+// Load reads the partition's share of the bucket into the cache, as its owner starts it.
+// Afterwards a room the cache does not hold has no registration: only the partition's owner
+// writes its rooms, and it writes through the cache. Without Load, or once a cache grown past
+// its bound has been dropped, a room not in the cache is read from the bucket on its first
+// event, one request per room, which at a wave of meetings starting together held the
+// partition for a round trip each. A partition with more rooms than the cache holds is read
+// only in part, and then looked up as without Load.
+func (r *Registry) Load(ctx context.Context) error {
+	sctx, cancel := context.WithTimeout(ctx, scanTimeout)
+	defer cancel()
+	cache := map[string]*Record{}
+	finished := map[string]time.Time{}
+	err := subscriber.ReadKV(sctx, r.kv, "p"+strconv.Itoa(r.partition)+".*", func(e jetstream.KeyValueEntry) {
+		var rec Record
+		if json.Unmarshal(e.Value(), &rec) != nil || rec.Room == "" || len(cache) >= maxCachedRooms {
+			return
+		}
+		cache[rec.Room] = &rec
+		if !rec.FinishedAt.IsZero() {
+			finished[rec.Room] = rec.FinishedAt
+		}
+	})
+	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+		return fmt.Errorf("room registry load: %w", err)
+	}
+	for room, rec := range cache {
+		if _, known := r.cache[room]; !known {
+			r.cache[room] = rec
+		}
+	}
+	for room, at := range finished {
+		if _, known := r.finished[room]; !known {
+			r.finished[room] = at
+		}
+	}
+	r.scanned = true
+	r.complete = len(cache) < maxCachedRooms
+	return nil
+}
 
 func (r *Registry) load(ctx context.Context, room string) (*Record, error) {
 	if rec, ok := r.cache[room]; ok {
 		return rec, nil
+	}
+	if r.complete {
+		return nil, nil
 	}
 	if len(r.cache) >= maxCachedRooms {
 		r.Reset()
@@ -105,6 +155,9 @@ func (r *Registry) load(ctx context.Context, room string) (*Record, error) {
 }
 
 func (r *Registry) store(ctx context.Context, rec *Record) error {
+	if _, ok := r.cache[rec.Room]; !ok && len(r.cache) >= maxCachedRooms {
+		r.Reset()
+	}
 	b, _ := json.Marshal(rec)
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
@@ -177,8 +230,9 @@ func (r *Registry) Endpoints(ctx context.Context, room string, stored time.Time)
 }
 
 // Sweep deletes the partition's registrations whose grace has passed; the bucket's TTL
-// covers rooms that never finish. The first Sweep of a Registry reads the partition's share of
-// the bucket, for the rooms a previous owner saw finish; later ones look only at the rooms
+// covers rooms that never finish. The first Sweep of a Registry that was not loaded (Load) reads
+// the partition's share of the bucket, for the rooms a previous owner saw finish; later ones,
+// and every one after Load, look only at the rooms
 // known to have finished, and ask nothing of NATS until one's grace has passed. It returns how
 // many it deleted; when some deletes fail, the others still count and the failed ones stay due
 // for the next Sweep.

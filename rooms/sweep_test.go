@@ -209,3 +209,82 @@ func BenchmarkSweep(b *testing.B) {
 		}
 	}
 }
+
+// TestLoad: a partition's new owner reads its share of the bucket once; then the rooms a
+// previous owner registered route as before, a room the cache does not hold is not looked up
+// in the bucket (a record written there behind the registry's back shows it: it is not seen),
+// the rooms the previous owner saw finish are swept without another scan, and once the cache
+// is dropped rooms are looked up in the bucket again.
+func TestLoad(t *testing.T) {
+	ns := natstest.NewServer(t)
+	_, js := natstest.Connect(t, ns.ClientURL())
+	ctx := context.Background()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const grace = time.Minute
+	finished := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	previous, other := New(kv, grace, 0), New(kv, grace, 1)
+	for _, room := range []string{"live", "done"} {
+		if err := previous.Register(ctx, room, []string{"https://lms.example/" + room}, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := previous.Finish(ctx, "done", finished); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Register(ctx, "elsewhere", []string{"https://lms.example/elsewhere"}, 2); err != nil {
+		t.Fatal(err)
+	}
+
+	next := New(kv, grace, 0)
+	if err := next.Load(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Written behind the registry's back, which only a partition's owner may do: a lookup
+	// that asked the bucket would find it.
+	if err := New(kv, grace, 0).Register(ctx, "behind", []string{"https://lms.example/behind"}, 3); err != nil {
+		t.Fatal(err)
+	}
+	lookup := func(room string) int {
+		t.Helper()
+		ids, err := next.Endpoints(ctx, room, finished.Add(-time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ids)
+	}
+	for _, c := range []struct {
+		room string
+		want int
+	}{{"live", 1}, {"done", 1}, {"never-registered", 0}, {"elsewhere", 0}, {"behind", 0}} {
+		if got := lookup(c.room); got != c.want {
+			t.Errorf("%s after Load: %d endpoints, want %d", c.room, got, c.want)
+		}
+	}
+	apiRequests := func() uint64 {
+		t.Helper()
+		info, err := js.AccountInfo(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info.API.Total
+	}
+	// The baseline is what the two AccountInfo requests themselves count; a scan of the
+	// bucket would add a consumer's creation.
+	base := apiRequests()
+	base = apiRequests() - base
+	before := apiRequests()
+	if n, err := next.Sweep(ctx, finished.Add(grace+time.Second)); err != nil || n != 1 {
+		t.Errorf("sweep after done's grace removed %d (%v), want 1", n, err)
+	}
+	if got := apiRequests() - before; got != base {
+		t.Errorf("the first sweep after Load made %d JetStream API requests, want 0 (no second scan)", got-base)
+	}
+
+	next.Reset()
+	if got := lookup("behind"); got != 1 {
+		t.Errorf("behind after Reset: %d endpoints, want 1 (looked up in the bucket)", got)
+	}
+}
