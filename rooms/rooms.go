@@ -40,7 +40,8 @@ type Registry struct {
 	cache     map[string]*Record // nil value: the room has no registration
 	// finished are the partition's rooms known to have finished, with when: what Sweep looks
 	// at, so that sweeping an idle partition asks nothing of NATS however many rooms it has.
-	// The first Sweep adds those a previous owner saw finish, read from the bucket.
+	// Load, or else the first Sweep, adds those a previous owner saw finish, read from the
+	// bucket.
 	finished map[string]time.Time
 	scanned  bool // the partition's share of the bucket has been read (Load, or the first Sweep)
 	// complete: the cache holds every registration of the partition (Load read them all and
@@ -230,12 +231,11 @@ func (r *Registry) Endpoints(ctx context.Context, room string, stored time.Time)
 }
 
 // Sweep deletes the partition's registrations whose grace has passed; the bucket's TTL
-// covers rooms that never finish. The first Sweep of a Registry that was not loaded (Load) reads
-// the partition's share of the bucket, for the rooms a previous owner saw finish; later ones,
-// and every one after Load, look only at the rooms
-// known to have finished, and ask nothing of NATS until one's grace has passed. It returns how
-// many it deleted; when some deletes fail, the others still count and the failed ones stay due
-// for the next Sweep.
+// covers rooms that never finish. The first Sweep of a Registry that was not loaded (Load)
+// reads the partition's share of the bucket, for the rooms a previous owner saw finish; later
+// ones, and every one after Load, look only at the rooms known to have finished, and ask
+// nothing of NATS until one's grace has passed. It returns how many it deleted; when some
+// deletes fail, the others still count and the failed ones stay due for the next Sweep.
 func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
 	if !r.scanned {
 		sctx, cancel := context.WithTimeout(ctx, scanTimeout)
