@@ -14,6 +14,7 @@ import (
 	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/rooms"
 	"github.com/roomhook/roomhook/schema/roomhookv1"
+	"github.com/roomhook/roomhook/subscriber"
 )
 
 func roomCreated(room string, id string, urls ...string) *roomhookv1.Event {
@@ -179,21 +180,16 @@ func TestRoomEndpointCap(t *testing.T) {
 // roomRecords reads every record of the rooms bucket, by room.
 func roomRecords(t *testing.T, kv jetstream.KeyValue) map[string]rooms.Record {
 	t.Helper()
-	keys, err := kv.ListKeys(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]rooms.Record{}
-	for k := range keys.Keys() {
-		e, err := kv.Get(context.Background(), k)
-		if err != nil {
-			t.Fatal(err)
-		}
+	err := subscriber.ReadKV(context.Background(), kv, jetstream.AllKeys, func(e jetstream.KeyValueEntry) {
 		var rec rooms.Record
 		if err := json.Unmarshal(e.Value(), &rec); err != nil {
-			t.Fatal(err)
+			t.Errorf("room record %s: %v", e.Key(), err)
 		}
 		out[rec.Room] = rec
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,15 +16,6 @@ import (
 	"github.com/roomhook/roomhook/schema/signature"
 )
 
-// processCPU is the CPU time this process has used: the client and the embedded server.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // BenchmarkRegisterRoom is what a room_created with a new per-room URL costs the partition
 // that registers it, as the perroom scenario of `roomhook bench` does 10,000 times: the
 // endpoint made in the endpoints bucket (which a replica's directory, watching, then reads
@@ -34,13 +24,8 @@ func processCPU(b *testing.B) time.Duration {
 // key-value put for scale: the share of the perroom figure "B - A" that registering takes.
 // The two writes are timed one after the other and at once.
 func BenchmarkRegisterRoom(b *testing.B) {
-	ns := natstest.NewServer(b)
-	_, js := natstest.Connect(b, ns.ClientURL())
+	js, roomsKV := newBucket(b)
 	ctx := context.Background()
-	roomsKV, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	endpointsKV, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ENDPOINTS"})
 	if err != nil {
 		b.Fatal(err)
@@ -58,14 +43,14 @@ func BenchmarkRegisterRoom(b *testing.B) {
 	reg := New(roomsKV, time.Minute, 0)
 
 	b.Run("one put", func(b *testing.B) {
-		start, i := processCPU(b), 0
+		start, i := natstest.ProcessCPU(b), 0
 		for b.Loop() {
 			i++
 			if _, err := roomsKV.Put(ctx, fmt.Sprintf("put-%d", i), []byte(`{"room":"r"}`)); err != nil {
 				b.Fatal(err)
 			}
 		}
-		b.ReportMetric(float64((processCPU(b)-start).Microseconds())/float64(b.N), "cpu-µs/op")
+		b.ReportMetric(float64((natstest.ProcessCPU(b)-start).Microseconds())/float64(b.N), "cpu-µs/op")
 	})
 	// The partition writes them one after the other. At once is an alternative that was
 	// measured and not kept (docs/architecture.md, "Alternatives we rejected"). ns/op is the
@@ -76,7 +61,7 @@ func BenchmarkRegisterRoom(b *testing.B) {
 			name = "endpoint and room at once"
 		}
 		b.Run(name, func(b *testing.B) {
-			start, i := processCPU(b), 0
+			start, i := natstest.ProcessCPU(b), 0
 			for b.Loop() {
 				i++
 				room := fmt.Sprintf("room-%v-%d", together, i)
@@ -97,7 +82,7 @@ func BenchmarkRegisterRoom(b *testing.B) {
 					b.Fatal(err, recorded)
 				}
 			}
-			b.ReportMetric(float64((processCPU(b)-start).Microseconds())/float64(b.N), "cpu-µs/room")
+			b.ReportMetric(float64((natstest.ProcessCPU(b)-start).Microseconds())/float64(b.N), "cpu-µs/room")
 		})
 	}
 }
@@ -107,13 +92,8 @@ func BenchmarkRegisterRoom(b *testing.B) {
 // without Load, nothing but memory after it (a partition's owner loads its share when it
 // starts the partition). ns/op is the partition's wait; cpu-µs/room the whole process's CPU.
 func BenchmarkFirstLookup(b *testing.B) {
-	ns := natstest.NewServer(b)
-	_, js := natstest.Connect(b, ns.ClientURL())
+	_, kv := newBucket(b)
 	ctx := context.Background()
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	for _, loaded := range []bool{false, true} {
 		name := "without Load"
 		if loaded {
@@ -126,7 +106,7 @@ func BenchmarkFirstLookup(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			start, i := processCPU(b), 0
+			start, i := natstest.ProcessCPU(b), 0
 			for b.Loop() {
 				i++
 				ids, err := reg.Endpoints(ctx, fmt.Sprintf("room-%v-%d", loaded, i), time.Now())
@@ -134,7 +114,7 @@ func BenchmarkFirstLookup(b *testing.B) {
 					b.Fatal(ids, err)
 				}
 			}
-			b.ReportMetric(float64((processCPU(b)-start).Nanoseconds())/1e3/float64(b.N), "cpu-µs/room")
+			b.ReportMetric(float64((natstest.ProcessCPU(b)-start).Nanoseconds())/1e3/float64(b.N), "cpu-µs/room")
 		})
 	}
 }
@@ -142,13 +122,8 @@ func BenchmarkFirstLookup(b *testing.B) {
 // BenchmarkLoad is what Load adds to the start of a partition with 10,000 registered rooms:
 // one read of its share of the bucket (ns/op), before the partition takes its first event.
 func BenchmarkLoad(b *testing.B) {
-	ns := natstest.NewServer(b)
-	_, js := natstest.Connect(b, ns.ClientURL())
+	_, kv := newBucket(b)
 	ctx := context.Background()
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS"})
-	if err != nil {
-		b.Fatal(err)
-	}
 	const rooms = 10_000
 	owner := New(kv, time.Minute, 0)
 	for i := range rooms {

@@ -109,7 +109,7 @@ func (r *Registry) Load(ctx context.Context) error {
 			finished[rec.Room] = rec.FinishedAt
 		}
 	})
-	if err != nil && !errors.Is(err, jetstream.ErrNoKeysFound) {
+	if err != nil {
 		return fmt.Errorf("room registry load: %w", err)
 	}
 	for room, rec := range cache {

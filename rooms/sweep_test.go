@@ -18,13 +18,8 @@ import (
 // predecessor saw finish; and a sweep with nothing due asks nothing of NATS, however many
 // rooms are registered.
 func TestSweep(t *testing.T) {
-	ns := natstest.NewServer(t)
-	_, js := natstest.Connect(t, ns.ClientURL())
+	js, kv := newBucket(t)
 	ctx := context.Background()
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const grace = time.Minute
 	finished := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
 	registered := func(room string) bool {
@@ -35,15 +30,6 @@ func TestSweep(t *testing.T) {
 		}
 		return err == nil
 	}
-	apiRequests := func() uint64 {
-		t.Helper()
-		info, err := js.AccountInfo(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return info.API.Total
-	}
-
 	first := New(kv, grace, 0)
 	for i, room := range []string{"done-early", "done-late", "live", "other"} {
 		if err := first.Register(ctx, room, []string{"https://lms.example/" + room}, uint64(i+1)); err != nil {
@@ -60,16 +46,13 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("sweep within the grace removed %d (%v), want 0", n, err)
 	}
 
-	// Nothing due: an idle sweep asks nothing of NATS. The baseline is what the two
-	// AccountInfo requests themselves count.
-	base := apiRequests()
-	base = apiRequests() - base
-	before := apiRequests()
-	if n, err := first.Sweep(ctx, finished.Add(grace/2)); err != nil || n != 0 {
-		t.Fatalf("idle sweep removed %d (%v), want 0", n, err)
-	}
-	if got := apiRequests() - before; got != base {
-		t.Errorf("an idle sweep made %d JetStream API requests, want 0", got-base)
+	// Nothing due: an idle sweep asks nothing of NATS.
+	if got := apiRequestsOf(t, js, func() {
+		if n, err := first.Sweep(ctx, finished.Add(grace/2)); err != nil || n != 0 {
+			t.Fatalf("idle sweep removed %d (%v), want 0", n, err)
+		}
+	}); got != 0 {
+		t.Errorf("an idle sweep made %d JetStream API requests, want 0", got)
 	}
 
 	if n, err := first.Sweep(ctx, finished.Add(grace+time.Second)); err != nil || n != 1 {
@@ -106,13 +89,8 @@ func TestSweep(t *testing.T) {
 // forgotten in one sweep, every one of them and nothing else, whatever order the concurrent
 // deletes come back in.
 func TestSweepWave(t *testing.T) {
-	ns := natstest.NewServer(t)
-	_, js := natstest.Connect(t, ns.ClientURL())
+	_, kv := newBucket(t)
 	ctx := context.Background()
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const grace, wave, live = time.Minute, 3*sweepInFlight + 5, 7
 	finished := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	reg := New(kv, grace, 3)
@@ -168,19 +146,14 @@ func TestSweepWave(t *testing.T) {
 func BenchmarkSweep(b *testing.B) {
 	ctx := context.Background()
 	for _, where := range []string{"server", "cluster"} {
-		var js jetstream.JetStream
-		replicas := 1
+		var kv jetstream.KeyValue
 		if where == "server" {
-			_, js = natstest.Connect(b, natstest.NewServer(b).ClientURL())
+			_, kv = newBucket(b)
 		} else {
 			c := natstest.NewCluster(b)
 			c.WaitJetStreamReady(b)
-			_, js = natstest.Connect(b, c.ClientURLs())
-			replicas = 3
-		}
-		kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS", Replicas: replicas})
-		if err != nil {
-			b.Fatal(err)
+			_, js := natstest.Connect(b, c.ClientURLs())
+			kv = createBucket(b, js, 3)
 		}
 		const rooms, grace = 1000, time.Minute
 		finished := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
@@ -216,13 +189,8 @@ func BenchmarkSweep(b *testing.B) {
 // the rooms the previous owner saw finish are swept without another scan, and once the cache
 // is dropped rooms are looked up in the bucket again.
 func TestLoad(t *testing.T) {
-	ns := natstest.NewServer(t)
-	_, js := natstest.Connect(t, ns.ClientURL())
+	js, kv := newBucket(t)
 	ctx := context.Background()
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: "ROOMS"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	const grace = time.Minute
 	finished := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
 	previous, other := New(kv, grace, 0), New(kv, grace, 1)
@@ -263,24 +231,13 @@ func TestLoad(t *testing.T) {
 			t.Errorf("%s after Load: %d endpoints, want %d", c.room, got, c.want)
 		}
 	}
-	apiRequests := func() uint64 {
-		t.Helper()
-		info, err := js.AccountInfo(ctx)
-		if err != nil {
-			t.Fatal(err)
+	// A scan of the bucket would add a consumer's creation.
+	if got := apiRequestsOf(t, js, func() {
+		if n, err := next.Sweep(ctx, finished.Add(grace+time.Second)); err != nil || n != 1 {
+			t.Errorf("sweep after done's grace removed %d (%v), want 1", n, err)
 		}
-		return info.API.Total
-	}
-	// The baseline is what the two AccountInfo requests themselves count; a scan of the
-	// bucket would add a consumer's creation.
-	base := apiRequests()
-	base = apiRequests() - base
-	before := apiRequests()
-	if n, err := next.Sweep(ctx, finished.Add(grace+time.Second)); err != nil || n != 1 {
-		t.Errorf("sweep after done's grace removed %d (%v), want 1", n, err)
-	}
-	if got := apiRequests() - before; got != base {
-		t.Errorf("the first sweep after Load made %d JetStream API requests, want 0 (no second scan)", got-base)
+	}); got != 0 {
+		t.Errorf("the first sweep after Load made %d JetStream API requests, want 0 (no second scan)", got)
 	}
 
 	next.Reset()

@@ -4,23 +4,12 @@ package subscriber
 
 import (
 	"context"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/roomhook/roomhook/internal/natstest"
 )
-
-// processCPU is the CPU time this process has used: the client and the embedded servers.
-func processCPU(b *testing.B) time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		b.Fatal(err)
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
 
 // BenchmarkListKeys compares KeyValue.Keys (an ordered consumer per listing) with KeyList (one
 // direct get) on a 3-node cluster, 3 keys, as the members listing runs: CPU per listing
@@ -48,14 +37,14 @@ func BenchmarkListKeys(b *testing.B) {
 		{"KeyList", l.LiveKeys},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			start := processCPU(b)
+			start := natstest.ProcessCPU(b)
 			for b.Loop() {
 				keys, err := bc.list(ctx)
 				if err != nil || len(keys) != 3 {
 					b.Fatal(keys, err)
 				}
 			}
-			b.ReportMetric(float64(processCPU(b)-start)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(natstest.ProcessCPU(b)-start)/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
