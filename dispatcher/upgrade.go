@@ -110,7 +110,14 @@ func (d *Dispatcher) upgradeRooms(ctx context.Context) error {
 		}
 		var rec rooms.Record
 		if err := json.Unmarshal(e.Value(), &rec); err == nil && rec.Room != "" {
-			if _, err := d.rooms.Put(rctx, rooms.Key(queue.Partition(rec.Room, d.cfg.Partitions), rec.Room), e.Value()); err != nil {
+			// Written only where the partition's key has never been: replicas of a rolling
+			// upgrade leave their wait together and run this at once. The first to move a
+			// room starts its partitions, and that room's owner may since have recorded its
+			// room_finished, swept it after its grace, or registered it again; a later copy of
+			// the old record must not overwrite that (nor bring a swept room back, which a
+			// delete's marker, revision > 0, prevents).
+			_, err := d.rooms.Update(rctx, rooms.Key(queue.Partition(rec.Room, d.cfg.Partitions), rec.Room), e.Value(), 0)
+			if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				return fmt.Errorf("upgrade rooms: %w", err)
 			}
 		}

@@ -2,8 +2,10 @@ package dispatcher
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 
 	"github.com/roomhook/roomhook/endpoint"
 	"github.com/roomhook/roomhook/queue"
+	"github.com/roomhook/roomhook/rooms"
 	"github.com/roomhook/roomhook/schema"
 )
 
@@ -232,4 +235,91 @@ func TestRollingUpgradeFromFirstVersion(t *testing.T) {
 	}
 	publishRound(3)
 	checkUpgraded(t, js, p, rc, rooms, rooms*4, room)
+}
+
+// TestUpgradeRoomsKeepsNewerRecords: replicas of a rolling upgrade re-key the first version's
+// room registrations at once, so one may read a room's old record after another has moved it
+// and the room's owner has written it since. Such a late copy must change nothing: a room
+// finished since stays finished, one swept since stays gone, one registered again keeps its
+// new endpoints. A room nobody moved yet is moved, and every old key goes.
+func TestUpgradeRoomsKeepsNewerRecords(t *testing.T) {
+	ctx := context.Background()
+	ns := startServer(t, t.TempDir())
+	cfg := testConfig("v2")
+	_, js := connect(t, ns)
+	first := startReplica(t, ns, cfg) // makes the buckets
+	kv, err := js.KeyValue(ctx, first.d.names.RoomsBucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.stop()
+
+	record := func(rec rooms.Record) []byte {
+		b, err := json.Marshal(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	put := func(key string, rec rooms.Record) {
+		if _, err := kv.Put(ctx, key, record(rec)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	finishedAt := time.Now().UTC().Truncate(time.Second) // within the grace: not swept
+	cases := []struct {
+		name string
+		// since writes what the room's owner wrote under the new key after another replica
+		// moved it; nil: nobody moved the room yet.
+		since func(key string)
+		want  *rooms.Record // the new key at the end; nil: no record
+	}{
+		{name: "not moved yet", want: &rooms.Record{Endpoints: []string{"old-ep"}, CreatedSeq: 1}},
+		{name: "finished since", since: func(key string) {
+			put(key, rooms.Record{Room: "finished since", Endpoints: []string{"old-ep"}, CreatedSeq: 1, FinishedAt: finishedAt})
+		}, want: &rooms.Record{Endpoints: []string{"old-ep"}, CreatedSeq: 1, FinishedAt: finishedAt}},
+		{name: "swept since", since: func(key string) {
+			put(key, rooms.Record{Room: "swept since", Endpoints: []string{"old-ep"}, CreatedSeq: 1})
+			if err := kv.Delete(ctx, key); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{name: "registered again", since: func(key string) {
+			put(key, rooms.Record{Room: "registered again", Endpoints: []string{"new-ep"}, CreatedSeq: 9})
+		}, want: &rooms.Record{Endpoints: []string{"new-ep"}, CreatedSeq: 9}},
+	}
+	for _, c := range cases {
+		put(rooms.LegacyKey(c.name), rooms.Record{Room: c.name, Endpoints: []string{"old-ep"}, CreatedSeq: 1})
+		if c.since != nil {
+			c.since(rooms.Key(queue.Partition(c.name, cfg.Partitions), c.name))
+		}
+	}
+
+	startReplica(t, ns, cfg) // upgrades the rooms before it is ready
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := kv.Get(ctx, rooms.LegacyKey(c.name)); !errors.Is(err, jetstream.ErrKeyNotFound) {
+				t.Errorf("the first version's key is still there (err %v)", err)
+			}
+			e, err := kv.Get(ctx, rooms.Key(queue.Partition(c.name, cfg.Partitions), c.name))
+			if c.want == nil {
+				if !errors.Is(err, jetstream.ErrKeyNotFound) {
+					t.Errorf("the room is back: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got rooms.Record
+			if err := json.Unmarshal(e.Value(), &got); err != nil {
+				t.Fatal(err)
+			}
+			want := *c.want
+			want.Room = c.name
+			if !got.FinishedAt.Equal(want.FinishedAt) || got.CreatedSeq != want.CreatedSeq || !slices.Equal(got.Endpoints, want.Endpoints) {
+				t.Errorf("record %+v, want %+v", got, want)
+			}
+		})
+	}
 }

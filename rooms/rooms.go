@@ -72,11 +72,12 @@ func New(kv jetstream.KeyValue, grace time.Duration, partition int) *Registry {
 // Key is a room's key in the bucket: its partition, then the room in base64url, since
 // room ids may hold any byte.
 func Key(partition int, room string) string {
-	return "p" + strconv.Itoa(partition) + "." + legacyKey(room)
+	return "p" + strconv.Itoa(partition) + "." + LegacyKey(room)
 }
 
-// legacyKey is the first version's key, without the partition; an upgrade re-keys them.
-func legacyKey(room string) string {
+// LegacyKey is the first version's key of a room, without the partition ("r", then the room
+// in base64url); an upgrade re-keys them.
+func LegacyKey(room string) string {
 	return "r" + base64.RawURLEncoding.EncodeToString([]byte(room))
 }
 
