@@ -139,7 +139,7 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 	defer cancel(nil)
 	pt := &partition{
 		d: d, p: p, log: d.log.With("partition", p), held: subscriber.NewHeldSet(),
-		rooms: rooms.New(d.rooms, d.cfg.RoomGrace, p), ctx: pctx, routes: map[string]*route{},
+		rooms: rooms.New(d.rooms, d.cfg.RoomGrace, p, rooms.WithTTL(d.cfg.RoomTTL)), ctx: pctx, routes: map[string]*route{},
 		fanned: newSeqWindow(4 * subscriber.AckWait(d.cfg.Takeover)),
 	}
 	if d.cfg.PerRoomWebhooks {

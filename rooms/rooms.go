@@ -36,8 +36,14 @@ type Record struct {
 type Registry struct {
 	kv        jetstream.KeyValue
 	grace     time.Duration
+	ttl       time.Duration // the bucket's TTL; zero: records do not expire
 	partition int
 	cache     map[string]*Record // nil value: the room has no registration
+	// written is when each cached record was last written, so that the cache forgets a
+	// record when the bucket's TTL does: a room that never finished (its media node died)
+	// must stop reaching its URLs at the same moment on every owner, and must not stay in
+	// memory for as long as the partition runs.
+	written map[string]time.Time
 	// finished are the partition's rooms known to have finished, with when: what Sweep looks
 	// at, so that sweeping an idle partition asks nothing of NATS however many rooms it has.
 	// Load, or else the first Sweep, adds those a previous owner saw finish, read from the
@@ -63,10 +69,25 @@ const (
 	scanTimeout    = 30 * time.Second
 )
 
+// Option configures a Registry.
+type Option func(*Registry)
+
+// WithTTL tells the registry the bucket's TTL (ROOMHOOK_ROOM_TTL): a record last written
+// longer ago than that is gone from the bucket, and the registry treats it as gone too,
+// for events stored after it expired, and drops it from its cache at the next Sweep.
+func WithTTL(ttl time.Duration) Option {
+	return func(r *Registry) { r.ttl = ttl }
+}
+
 // New returns partition's registry over kv; grace is how long after room_finished a
 // room's URLs still receive its events.
-func New(kv jetstream.KeyValue, grace time.Duration, partition int) *Registry {
-	return &Registry{kv: kv, grace: grace, partition: partition, cache: map[string]*Record{}, finished: map[string]time.Time{}}
+func New(kv jetstream.KeyValue, grace time.Duration, partition int, opts ...Option) *Registry {
+	r := &Registry{kv: kv, grace: grace, partition: partition, cache: map[string]*Record{},
+		written: map[string]time.Time{}, finished: map[string]time.Time{}}
+	for _, o := range opts {
+		o(r)
+	}
+	return r
 }
 
 // Key is a room's key in the bucket: its partition, then the room in base64url, since
@@ -85,6 +106,7 @@ func LegacyKey(room string) string {
 // a new Registry each time it starts the partition, and load resets a full cache.
 func (r *Registry) Reset() {
 	r.cache = map[string]*Record{}
+	r.written = map[string]time.Time{}
 	r.complete = false
 }
 
@@ -99,6 +121,7 @@ func (r *Registry) Load(ctx context.Context) error {
 	sctx, cancel := context.WithTimeout(ctx, scanTimeout)
 	defer cancel()
 	cache := map[string]*Record{}
+	written := map[string]time.Time{}
 	finished := map[string]time.Time{}
 	err := subscriber.ReadKV(sctx, r.kv, "p"+strconv.Itoa(r.partition)+".*", func(e jetstream.KeyValueEntry) {
 		var rec Record
@@ -106,6 +129,7 @@ func (r *Registry) Load(ctx context.Context) error {
 			return
 		}
 		cache[rec.Room] = &rec
+		written[rec.Room] = e.Created()
 		if !rec.FinishedAt.IsZero() {
 			finished[rec.Room] = rec.FinishedAt
 		}
@@ -116,6 +140,7 @@ func (r *Registry) Load(ctx context.Context) error {
 	for room, rec := range cache {
 		if _, known := r.cache[room]; !known {
 			r.cache[room] = rec
+			r.written[room] = written[room]
 		}
 	}
 	for room, at := range finished {
@@ -153,7 +178,27 @@ func (r *Registry) load(ctx context.Context, room string) (*Record, error) {
 		return nil, fmt.Errorf("room registry: %w", err)
 	}
 	r.cache[room] = &rec
+	r.written[room] = e.Created()
 	return &rec, nil
+}
+
+// live returns the room's record for an event stored at the given time, or nil: none, or
+// expired by then under the bucket's TTL.
+func (r *Registry) live(ctx context.Context, room string, at time.Time) (*Record, error) {
+	rec, err := r.load(ctx, room)
+	if err != nil || rec == nil {
+		return nil, err
+	}
+	if r.expired(room, at) {
+		return nil, nil
+	}
+	return rec, nil
+}
+
+// expired reports whether the room's cached record is past the bucket's TTL at t.
+func (r *Registry) expired(room string, t time.Time) bool {
+	w, ok := r.written[room]
+	return r.ttl > 0 && ok && t.After(w.Add(r.ttl))
 }
 
 func (r *Registry) store(ctx context.Context, rec *Record) error {
@@ -163,10 +208,12 @@ func (r *Registry) store(ctx context.Context, rec *Record) error {
 	b, _ := json.Marshal(rec)
 	rctx, cancel := context.WithTimeout(ctx, requestTimeout)
 	defer cancel()
+	at := time.Now() // no later than the server's timestamp, from which its TTL counts
 	if _, err := r.kv.Put(rctx, Key(r.partition, rec.Room), b); err != nil {
 		return fmt.Errorf("room registry: %w", err)
 	}
 	r.cache[rec.Room] = rec
+	r.written[rec.Room] = at
 	return nil
 }
 
@@ -197,9 +244,10 @@ func (r *Registry) Register(ctx context.Context, room string, urls []string, seq
 	return nil
 }
 
-// Finish records when the room finished; its URLs keep receiving events stored up to grace later.
+// Finish records when the room finished; its URLs keep receiving events stored up to grace
+// later. A room whose record the bucket's TTL has removed by then stays forgotten.
 func (r *Registry) Finish(ctx context.Context, room string, at time.Time) error {
-	rec, err := r.load(ctx, room)
+	rec, err := r.live(ctx, room, at)
 	if err != nil || rec == nil {
 		return err
 	}
@@ -221,7 +269,7 @@ func (r *Registry) Finish(ctx context.Context, room string, at time.Time) error 
 // time. The decision uses the stored time, not the clock, so a redelivered or replayed event
 // routes the same way.
 func (r *Registry) Endpoints(ctx context.Context, room string, stored time.Time) ([]string, error) {
-	rec, err := r.load(ctx, room)
+	rec, err := r.live(ctx, room, stored)
 	if err != nil || rec == nil {
 		return nil, err
 	}
@@ -254,6 +302,14 @@ func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
 		}
 		r.scanned = true
 	}
+	// The bucket's TTL has removed these already; only the cache still holds them.
+	for room := range r.written {
+		if r.expired(room, now) {
+			delete(r.cache, room)
+			delete(r.written, room)
+			delete(r.finished, room)
+		}
+	}
 	var expired []string
 	for room, at := range r.finished {
 		if now.After(at.Add(r.grace)) {
@@ -271,6 +327,7 @@ func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
 			continue // still finished: the next sweep tries it again
 		}
 		delete(r.cache, room)
+		delete(r.written, room)
 		delete(r.finished, room)
 		n++
 	}
