@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/roomhook/roomhook/internal/backoff"
 	"github.com/roomhook/roomhook/subscriber"
 )
 
@@ -175,8 +176,10 @@ func (b *Breakers) State(id string) Record {
 	return Record{State: Closed}
 }
 
-// cas writes rec if the shared record is still at the revision this replica last saw.
-func (b *Breakers) cas(ctx context.Context, id string, rec Record) bool {
+// cas writes rec if the shared record is still at the revision this replica last saw. It
+// reports whether it wrote, and, when it did not for another reason than someone writing
+// first, that reason.
+func (b *Breakers) cas(ctx context.Context, id string, rec Record) (bool, error) {
 	b.mu.Lock()
 	rev := b.get(id).rev
 	b.mu.Unlock()
@@ -192,13 +195,14 @@ func (b *Breakers) cas(ctx context.Context, id string, rec Record) bool {
 		newRev, err = b.kv.Update(ctx, Key(id), data, rev)
 	}
 	if err != nil {
-		if !subscriber.IsConflict(err) {
-			b.log.Warn("updating endpoint breaker failed", "endpoint", id, "error", err)
+		if subscriber.IsConflict(err) {
+			return false, nil
 		}
-		return false
+		b.log.Warn("updating endpoint breaker failed", "endpoint", id, "error", err)
+		return false, err
 	}
 	b.apply(id, rec, newRev)
-	return true
+	return true, nil
 }
 
 // refresh reads an endpoint's shared record and applies it if it is newer than what this
@@ -221,6 +225,7 @@ func (b *Breakers) refresh(ctx context.Context, id string) {
 // probe of an open breaker: its outcome must be reported with probe set. It returns false
 // when ctx ends first.
 func (b *Breakers) Wait(ctx context.Context, id string, probeTimeout time.Duration) (probe, ok bool) {
+	var failing *backoff.Backoff // made at the first failed write, not for every call
 	for {
 		b.mu.Lock()
 		br := b.get(id)
@@ -234,14 +239,24 @@ func (b *Breakers) Wait(ctx context.Context, id string, probeTimeout time.Durati
 			// Due for a probe, or the replica that was probing died: try to be the prober.
 			next := rec
 			next.State, next.ProbeAt = HalfOpen, now.Add(probeTimeout)
-			if b.cas(ctx, id, next) {
+			written, err := b.cas(ctx, id, next)
+			if written {
 				return true, true
 			}
 			// Another replica or lane wrote first, or the write failed. Every lane of a down
-			// endpoint is here at once, so none may spin: read the record the watch may not
-			// have brought yet, and give it a moment.
-			b.refresh(ctx, id)
-			t := time.NewTimer(time.Duration(20+rand.IntN(40)) * time.Millisecond)
+			// endpoint is here at once, so none may spin. Someone else wrote: read the record
+			// the watch may not have brought yet, and give it a moment. The bucket failed:
+			// wait longer each time, as for any request failing.
+			pause := time.Duration(20+rand.IntN(40)) * time.Millisecond
+			if err != nil {
+				if failing == nil {
+					failing = backoff.New(100*time.Millisecond, 5*time.Second)
+				}
+				pause = failing.Next()
+			} else {
+				b.refresh(ctx, id)
+			}
+			t := time.NewTimer(pause)
 			select {
 			case <-ctx.Done():
 				t.Stop()
@@ -285,17 +300,17 @@ func (b *Breakers) Report(ctx context.Context, id string, answered, probe bool, 
 	now := time.Now()
 	switch {
 	case answered && rec.State != Closed && rec.State != "":
-		if b.cas(ctx, id, Record{State: Closed}) {
+		if written, _ := b.cas(ctx, id, Record{State: Closed}); written {
 			b.log.Info("endpoint answers again: breaker closed", "endpoint", id, "down_for", now.Sub(rec.OpenedAt).Round(time.Second))
 		}
 	case !answered && probe:
 		next := rec
 		next.State, next.Probes, next.Reason = Open, rec.Probes+1, reason
 		next.ProbeAt = now.Add(b.probeWait(next.Probes))
-		b.cas(ctx, id, next)
+		_, _ = b.cas(ctx, id, next)
 	case !answered && (rec.State == Closed || rec.State == "") && failures >= b.failures:
 		next := Record{State: Open, OpenedAt: now, ProbeAt: now.Add(firstProbeAfter), Reason: reason}
-		if b.cas(ctx, id, next) {
+		if written, _ := b.cas(ctx, id, next); written {
 			b.log.Warn("endpoint failing: breaker opened; probing before sending more", "endpoint", id,
 				"consecutive_failures", failures, "reason", reason)
 		}

@@ -71,13 +71,12 @@ var errParked = errors.New("parked while the endpoint's breaker is open")
 func (r *route) startDrainerLocked() {
 	dr := &drainer{r: r}
 	r.drainer = dr
-	r.pt.wg.Add(1)
-	go dr.run(r.stop)
+	stop := r.stop
+	r.pt.goOwned(func() { dr.run(stop) })
 }
 
 func (dr *drainer) run(stop <-chan struct{}) {
 	r := dr.r
-	defer r.pt.wg.Done()
 	ctx, cancel := context.WithCancel(r.pt.ctx)
 	defer cancel()
 	var watch sync.WaitGroup
@@ -234,6 +233,9 @@ wait:
 	stopped := time.Now()
 	cc.Drain()
 	<-cc.Closed()
+	// No callback comes after this: Consume's have ended, and the gate's timer, which
+	// releases what it held back, is stopped (Stop waits for a release in progress).
+	handle.Stop()
 	stopLanes()
 	dr.wg.Wait()
 	cause := context.Cause(ctx)

@@ -37,7 +37,9 @@ type partition struct {
 	// used by the run's main loop only.
 	resume *subscriber.Resume
 	ctx    context.Context // ends when the partition stops; lanes, writers and drainers follow it
-	wg     sync.WaitGroup  // every lane, writer and drainer of the partition
+	wg     sync.WaitGroup  // every lane, writer and drainer of the partition: see goOwned
+	goMu   sync.Mutex      // guards closed and each wg.Add; taken last, after any other lock
+	closed bool            // the partition's end waits for its goroutines: no new one starts
 
 	mu      sync.Mutex
 	routes  map[string]*route
@@ -57,6 +59,32 @@ type partition struct {
 }
 
 // release acknowledges a settled partition message.
+// goOwned starts f as one of the partition's goroutines, whose end the partition waits for,
+// and reports whether it did. Once the partition waits (closeAndWait) it starts nothing:
+// a notification, or an attempt's slow-watch timer, that spills a route as the partition
+// stops would otherwise start a writer or a drainer after the wait, owned by nobody.
+func (pt *partition) goOwned(f func()) bool {
+	pt.goMu.Lock()
+	defer pt.goMu.Unlock()
+	if pt.closed {
+		return false
+	}
+	pt.wg.Add(1)
+	go func() {
+		defer pt.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// closeAndWait stops goOwned from starting goroutines and waits for those it started.
+func (pt *partition) closeAndWait() {
+	pt.goMu.Lock()
+	pt.closed = true
+	pt.goMu.Unlock()
+	pt.wg.Wait()
+}
+
 func (pt *partition) release(seq uint64) {
 	pt.held.Release(seq)
 	pt.progress.Add(1)
@@ -282,7 +310,7 @@ loop:
 	} else {
 		cancel(nil)
 	}
-	pt.wg.Wait()
+	pt.closeAndWait()
 	stopKeepAlive()
 	if n := pt.held.HandBack(); n > 0 {
 		pt.log.Debug("handed back events", "count", n)

@@ -160,8 +160,9 @@ func (r *route) submit(q delivery) {
 	if l == nil {
 		l = &lane{done: make(chan struct{})}
 		r.lanes[q.Room] = l
-		r.pt.wg.Add(1)
-		go r.runLane(q.Room, l)
+		if !r.pt.goOwned(func() { r.runLane(q.Room, l) }) {
+			close(l.done) // stopping: the event is handed back, and nothing waits for this lane
+		}
 	}
 	l.queue = append(l.queue, q)
 }
@@ -182,11 +183,7 @@ func (r *route) spill(why string) {
 	defer r.mu.Unlock()
 	if r.retired {
 		// Not under this route's lock: the partition's route table is locked first.
-		r.pt.wg.Add(1)
-		go func() {
-			defer r.pt.wg.Done()
-			r.pt.route(r.id).spill(why)
-		}()
+		r.pt.goOwned(func() { r.pt.route(r.id).spill(why) })
 		return
 	}
 	if r.spilled {
@@ -208,15 +205,14 @@ func (r *route) spill(why string) {
 		}
 	}
 	r.pt.log.Info("endpoint spilled to its queue", "endpoint", r.id, "why", why)
-	r.pt.wg.Add(1)
-	go r.runWriter(r.stop)
+	stop := r.stop
+	r.pt.goOwned(func() { r.runWriter(stop) })
 	r.startDrainerLocked()
 }
 
 // runLane delivers one room's deliveries straight from memory until its queue is empty or
 // the route spills.
 func (r *route) runLane(room string, l *lane) {
-	defer r.pt.wg.Done()
 	defer close(l.done)
 	ctx := r.pt.ctx
 	for {
@@ -352,7 +348,6 @@ const spillLinger = 10 * time.Millisecond
 // queue.BatchMaxDeliveries, one batch after the other so the queue keeps stream order, until
 // the route goes back to memory. A batch that is not full waits up to spillLinger for more.
 func (r *route) runWriter(stop <-chan struct{}) {
-	defer r.pt.wg.Done()
 	ctx := r.pt.ctx
 	for {
 		r.mu.Lock()

@@ -3,6 +3,7 @@ package dispatcher
 import (
 	"context"
 	"encoding/json"
+	"math/rand/v2"
 	"slices"
 	"time"
 )
@@ -89,7 +90,9 @@ func (d *Dispatcher) watchSource(ctx context.Context) {
 			"stream", d.names.PartStream(), "source_silent_for", silent.Round(time.Millisecond).String(),
 			"events_last_seq", ei.State.LastSeq)
 		if !stepped.IsZero() && time.Since(stepped) < hold+2*sourceStallAfter {
-			hold = min(2*hold, time.Minute) // the last step-down did not help
+			// The last step-down did not help. Jittered, as any retry: the watch of every
+			// region on the cluster may be backing off from the same trouble.
+			hold = time.Duration(float64(min(2*hold, time.Minute)) * (0.75 + rand.Float64()/2))
 		}
 		stepped, inactiveSince = time.Now(), time.Time{} // the next leader gets its own sourceStallAfter
 		msg, err := d.js.Conn().Request("$JS.API.STREAM.LEADER.STEPDOWN."+d.names.PartStream(), nil, requestTimeout)

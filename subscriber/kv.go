@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/roomhook/roomhook/internal/backoff"
 )
 
 // The key-value loops of roomhook's buckets, written once: following a bucket (FollowKV),
@@ -95,7 +98,13 @@ func watchLoop(ctx context.Context, w jetstream.KeyWatcher, loaded func() (stop 
 // record that does not decode an error naming it unreadable; either way change is not called.
 func UpdateJSON[T any](ctx context.Context, kv jetstream.KeyValue, key string, change func(*T)) (T, uint64, error) {
 	var zero T
+	// Writers that collide (every replica's lanes that got the same 410 at once) would
+	// collide again at once: a growing, jittered pause between tries spreads them.
+	delays := backoff.New(5*time.Millisecond, 100*time.Millisecond)
 	for try := 0; try < updateTries; try++ {
+		if try > 0 && !delays.Wait(ctx) {
+			return zero, 0, ctx.Err()
+		}
 		e, err := kv.Get(ctx, key)
 		if err != nil {
 			return zero, 0, err

@@ -31,6 +31,9 @@ const drainTimeout = 30 * time.Second
 // acknowledgement instead of holding it among its pending ones.
 const AckTimeout = 10 * time.Second
 
+// streamLookupTimeout bounds each request that looks for the events stream.
+const streamLookupTimeout = 5 * time.Second
+
 // Jittered waits of the polls for the events stream and of the retries of a publish that
 // the client refused for too many pending acknowledgements: short, so neither start nor
 // publishing speed suffers.
@@ -73,7 +76,9 @@ func waitForStream(ctx context.Context, js jetstream.JetStream, region string, w
 	deadline := time.Now().Add(wait)
 	b := backoff.New(streamPollFirst, streamPollLimit)
 	for {
-		_, err := js.StreamNameBySubject(ctx, probe)
+		rctx, cancel := context.WithTimeout(ctx, streamLookupTimeout)
+		_, err := js.StreamNameBySubject(rctx, probe)
+		cancel()
 		switch {
 		case err == nil:
 			return nil
@@ -253,11 +258,13 @@ func (p *publisher) settleOldest(ctx context.Context) error {
 	}
 }
 
-// retry sends the message of a failed asynchronous publish again, synchronously (the request
-// has JetStream's default timeout unless ctx has a deadline).
+// retry sends the message of a failed asynchronous publish again, synchronously, waiting
+// for its acknowledgement as long as for an asynchronous one.
 func (p *publisher) retry(ctx context.Context, f jetstream.PubAckFuture, err error) error {
 	p.st.Retried++
-	ack, rerr := p.js.PublishMsg(ctx, f.Msg())
+	rctx, cancel := context.WithTimeout(ctx, p.ackTimeout)
+	defer cancel()
+	ack, rerr := p.js.PublishMsg(rctx, f.Msg())
 	if rerr != nil {
 		return fmt.Errorf("traffic: publish failed (%v), and so did its retry: %w", err, rerr)
 	}
