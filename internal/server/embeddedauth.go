@@ -77,8 +77,9 @@ func embeddedCredentials(dataDir string, announce io.Writer) (EmbeddedCredential
 	if err := f.Close(); err != nil {
 		return creds, fmt.Errorf("embedded NATS credentials: %w", err)
 	}
-	fmt.Fprintf(announce, "\nThe embedded NATS server requires a user (shown once; kept in %s):\n  user: %s\n  password: %s\n"+
+	// The password stays in the file (mode 0600): what goes to stderr ends up in logs.
+	fmt.Fprintf(announce, "\nThe embedded NATS server requires a user: %s, with the password kept in %s.\n"+
 		"roomhook's own subcommands read that file; other clients connect with nats://%s:<password>@<ROOMHOOK_EMBEDDED_LISTEN>.\n\n",
-		path, creds.User, creds.Password, creds.User)
+		creds.User, path, creds.User)
 	return creds, nil
 }

@@ -199,8 +199,8 @@ Checks that the schema cannot express; each failure says what to change.
 {{- if gt $sources 1 }}
 {{- fail "Set only one of endpoints, endpointsConfigMap and endpointsSecret: ROOMHOOK_ENDPOINTS_FILE is one file." }}
 {{- end }}
-{{- if and .Values.existingSecret (or .Values.secrets.apiKey .Values.secrets.apiSecret .Values.secrets.natsUser .Values.secrets.natsPassword) }}
-{{- fail "existingSecret is set, so the values under secrets would be ignored: put them into the existing Secret (keys api-key, api-secret, nats-user, nats-password) and leave secrets empty." }}
+{{- if and .Values.existingSecret (or .Values.secrets.apiKey .Values.secrets.apiSecret .Values.secrets.natsUser .Values.secrets.natsPassword .Values.secrets.ingestApiKey .Values.secrets.ingestApiSecret) }}
+{{- fail "existingSecret is set, so the values under secrets would be ignored: put them into the existing Secret (keys api-key, api-secret, nats-user, nats-password, ingest-api-key, ingest-api-secret) and leave secrets empty." }}
 {{- end }}
 {{- if .Values.nats.tls.secret }}
 {{- if ne (empty .Values.nats.tls.certKey) (empty .Values.nats.tls.keyKey) }}
