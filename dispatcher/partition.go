@@ -58,7 +58,6 @@ type partition struct {
 	progress atomic.Uint64
 }
 
-// release acknowledges a settled partition message.
 // goOwned starts f as one of the partition's goroutines, whose end the partition waits for,
 // and reports whether it did. Once the partition waits (closeAndWait) it starts nothing:
 // a notification, or an attempt's slow-watch timer, that spills a route as the partition
@@ -85,6 +84,7 @@ func (pt *partition) closeAndWait() {
 	pt.wg.Wait()
 }
 
+// release acknowledges a settled partition message.
 func (pt *partition) release(seq uint64) {
 	pt.held.Release(seq)
 	pt.progress.Add(1)
@@ -284,6 +284,9 @@ loop:
 	drained := time.Now()
 	cc.Drain()
 	<-cc.Closed()
+	// Nothing reaches in after this: Consume's callbacks have ended, and the gate's timer,
+	// which releases what it held back, is stopped (Stop waits for a release in progress).
+	handle.Stop()
 	handingOver := errors.Is(context.Cause(ctx), subscriber.ErrHandingOver)
 	restarting := stopped != nil && ctx.Err() == nil
 	if handingOver {

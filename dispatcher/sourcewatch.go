@@ -92,7 +92,7 @@ func (d *Dispatcher) watchSource(ctx context.Context) {
 		if !stepped.IsZero() && time.Since(stepped) < hold+2*sourceStallAfter {
 			// The last step-down did not help. Jittered, as any retry: the watch of every
 			// region on the cluster may be backing off from the same trouble.
-			hold = time.Duration(float64(min(2*hold, time.Minute)) * (0.75 + rand.Float64()/2))
+			hold = min(time.Duration(float64(2*hold)*(0.75+rand.Float64()/2)), time.Minute)
 		}
 		stepped, inactiveSince = time.Now(), time.Time{} // the next leader gets its own sourceStallAfter
 		msg, err := d.js.Conn().Request("$JS.API.STREAM.LEADER.STEPDOWN."+d.names.PartStream(), nil, requestTimeout)

@@ -115,7 +115,10 @@ func (d *Dispatcher) upgradeRooms(ctx context.Context) error {
 			// room starts its partitions, and that room's owner may since have recorded its
 			// room_finished, swept it after its grace, or registered it again; a later copy of
 			// the old record must not overwrite that (nor bring a swept room back, which a
-			// delete's marker, revision > 0, prevents).
+			// delete's marker, revision > 0, prevents). A region rolled back to the first
+			// version and upgraded again within the bucket's TTL would lose a room that was
+			// swept and then registered again by the first version; going back is not
+			// supported (docs/deploying.md).
 			_, err := d.rooms.Update(rctx, rooms.Key(queue.Partition(rec.Room, d.cfg.Partitions), rec.Room), e.Value(), 0)
 			if err != nil && !errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 				return fmt.Errorf("upgrade rooms: %w", err)

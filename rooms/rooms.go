@@ -42,7 +42,9 @@ type Registry struct {
 	// written is when each cached record was last written, so that the cache forgets a
 	// record when the bucket's TTL does: a room that never finished (its media node died)
 	// must stop reaching its URLs at the same moment on every owner, and must not stay in
-	// memory for as long as the partition runs.
+	// memory for as long as the partition runs. A record read from the bucket carries the
+	// server's time, one this owner wrote its own clock's, taken before the put: the
+	// moments agree to within the clocks' skew, against a TTL of hours.
 	written map[string]time.Time
 	// finished are the partition's rooms known to have finished, with when: what Sweep looks
 	// at, so that sweeping an idle partition asks nothing of NATS however many rooms it has.
