@@ -163,7 +163,11 @@ func (d *Dispatcher) runPartitionOnce(ctx context.Context, p int) error {
 	if err != nil {
 		return err
 	}
-	pctx, cancel := context.WithCancelCause(ctx)
+	// pctx is what the partition's lanes, writers and drainers follow. It outlives a
+	// handover (the unit given up on purpose, its lease still ours) until the partition has
+	// settled, so that lanes deliver what they hold and writers store what spilled; any other
+	// end of ctx (a lease that may be lost, a restart) ends it as the main loop ends.
+	pctx, cancel := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer cancel(nil)
 	pt := &partition{
 		d: d, p: p, log: d.log.With("partition", p), held: subscriber.NewHeldSet(),
@@ -277,10 +281,14 @@ loop:
 			pt.handle(ctx, m)
 		}
 	}
-	// Stop pulling and take in what is on its way (held, then handed back); let lanes finish
-	// the attempts in progress (bounded by the HTTP timeout), writers stop, drainers hand
-	// back; then hand back every partition message not settled, so the next owner gets them
-	// first, in order.
+	// Stop pulling and take in what is on its way (held, then handed back). On a handover,
+	// lanes deliver what they hold and writers store what spilled, for a while (settle);
+	// otherwise they stop at once. Then lanes finish the attempts in progress (bounded by the
+	// HTTP timeout), writers stop, drainers hand back, and every partition message not
+	// settled is handed back, so the next owner gets them first, in order.
+	if ctx.Err() != nil && !errors.Is(context.Cause(ctx), subscriber.ErrHandingOver) {
+		cancel(context.Cause(ctx))
+	}
 	drained := time.Now()
 	cc.Drain()
 	<-cc.Closed()
@@ -311,7 +319,7 @@ loop:
 	if restarting {
 		cancel(errRestarting) // drainers wait out their own last pull requests too
 	} else {
-		cancel(nil)
+		cancel(context.Cause(ctx)) // a handover's cause: drainers wait out their pulls too
 	}
 	pt.closeAndWait()
 	stopKeepAlive()

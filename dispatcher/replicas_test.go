@@ -132,3 +132,42 @@ func TestRestartLosesNothingAndRepeatsNothingAcknowledged(t *testing.T) {
 	checkOrder(t, "endpoint", got, eventIndex)
 	t.Logf("%d delivered before the stop, %d after", stoppedWith, len(got)-stoppedWith)
 }
+
+// TestHandoverSettlesWhatOtherEndpointsStillHold is a rolling restart: the replica stops
+// gracefully while one endpoint has every event and another, slower one still has some of
+// them queued in memory. The stopping replica delivers those before it lets the partitions
+// go, so the next owner sends nothing again: each endpoint gets each event once, in order.
+// (Before, the queued deliveries were dropped at the handover and their events handed back,
+// and the next owner sent them to both endpoints: repeats at the one that had them.)
+func TestHandoverSettlesWhatOtherEndpointsStillHold(t *testing.T) {
+	ns := startServer(t, t.TempDir())
+	fast, slow := newReceiver(t), newReceiver(t)
+	slow.delay = 40 * time.Millisecond // each answer; the rooms' lanes wait side by side
+	first := startReplica(t, ns, testConfig("first", fast.URL(), slow.URL()))
+	_, js := connect(t, ns)
+	p := publisher{t, js}
+	const rooms, perRoom = 4, 8 // the slow endpoint's queue: 8 × 40 ms a room, within the settle
+	for i := 0; i < perRoom; i++ {
+		for r := 0; r < rooms; r++ {
+			p.publish(newEvent(fmt.Sprintf("room-%d", r), "participant_joined", fmt.Sprintf("ev-%d-%d", r, i), 1761815000))
+		}
+	}
+	waitFor(t, 10*time.Second, "every event at the fast endpoint", func() bool { return distinct(fast) == rooms*perRoom })
+	if n := slow.count(); n >= rooms*perRoom {
+		t.Fatalf("the slow endpoint had all %d events before the stop; the test needs some still queued", n)
+	}
+	first.stop()
+	startReplica(t, ns, testConfig("next", fast.URL(), slow.URL()))
+	for r := 0; r < rooms; r++ { // the barrier: a repeat of a room's event would come before it
+		p.publish(newEvent(fmt.Sprintf("room-%d", r), "participant_joined", fmt.Sprintf("ev-%d-%d", r, perRoom), 1761815000))
+	}
+	for name, rc := range map[string]*receiver{"fast": fast, "slow": slow} {
+		waitFor(t, 20*time.Second, name+" endpoint's barrier events", func() bool { return distinct(rc) == rooms*(perRoom+1) })
+		for id, n := range deliveredIDs(rc) {
+			if n != 1 {
+				t.Errorf("%s endpoint: %s delivered %d times, want once", name, id, n)
+			}
+		}
+		checkOrder(t, name+" endpoint", rc.deliveries(), eventIndex)
+	}
+}
