@@ -63,16 +63,26 @@ type partition struct {
 // a notification, or an attempt's slow-watch timer, that spills a route as the partition
 // stops would otherwise start a writer or a drainer after the wait, owned by nobody.
 func (pt *partition) goOwned(f func()) bool {
+	if !pt.addOwned() {
+		return false
+	}
+	go func() {
+		defer pt.wg.Done()
+		f()
+	}()
+	return true
+}
+
+// addOwned counts one more goroutine in the partition's wait group, unless the partition
+// waits already; the caller starts it, and the goroutine calls pt.wg.Done. For the lanes,
+// started once per event where rooms send a few events a second: one goroutine, no closure.
+func (pt *partition) addOwned() bool {
 	pt.goMu.Lock()
 	defer pt.goMu.Unlock()
 	if pt.closed {
 		return false
 	}
 	pt.wg.Add(1)
-	go func() {
-		defer pt.wg.Done()
-		f()
-	}()
 	return true
 }
 

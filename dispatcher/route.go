@@ -160,7 +160,9 @@ func (r *route) submit(q delivery) {
 	if l == nil {
 		l = &lane{done: make(chan struct{})}
 		r.lanes[q.Room] = l
-		if !r.pt.goOwned(func() { r.runLane(q.Room, l) }) {
+		if r.pt.addOwned() {
+			go r.runLane(q.Room, l)
+		} else {
 			close(l.done) // stopping: the event is handed back, and nothing waits for this lane
 		}
 	}
@@ -213,6 +215,7 @@ func (r *route) spill(why string) {
 // runLane delivers one room's deliveries straight from memory until its queue is empty or
 // the route spills.
 func (r *route) runLane(room string, l *lane) {
+	defer r.pt.wg.Done() // addOwned
 	defer close(l.done)
 	ctx := r.pt.ctx
 	for {
