@@ -37,7 +37,7 @@ type partition struct {
 	// used by the run's main loop only.
 	resume *subscriber.Resume
 	ctx    context.Context // ends when the partition stops; lanes, writers and drainers follow it
-	wg     sync.WaitGroup  // every lane, writer and drainer of the partition: see goOwned
+	wg     sync.WaitGroup  // every lane, writer and drainer of the partition: see addOwned
 	goMu   sync.Mutex      // guards closed and each wg.Add; taken last, after any other lock
 	closed bool            // the partition's end waits for its goroutines: no new one starts
 
@@ -86,7 +86,8 @@ func (pt *partition) addOwned() bool {
 	return true
 }
 
-// closeAndWait stops goOwned from starting goroutines and waits for those it started.
+// closeAndWait stops goOwned and addOwned from counting goroutines in, and waits for those
+// they counted.
 func (pt *partition) closeAndWait() {
 	pt.goMu.Lock()
 	pt.closed = true
