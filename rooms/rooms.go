@@ -307,9 +307,7 @@ func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
 	// The bucket's TTL has removed these already; only the cache still holds them.
 	for room := range r.written {
 		if r.expired(room, now) {
-			delete(r.cache, room)
-			delete(r.written, room)
-			delete(r.finished, room)
+			r.forget(room)
 		}
 	}
 	var expired []string
@@ -328,15 +326,20 @@ func (r *Registry) Sweep(ctx context.Context, now time.Time) (int, error) {
 			}
 			continue // still finished: the next sweep tries it again
 		}
-		delete(r.cache, room)
-		delete(r.written, room)
-		delete(r.finished, room)
+		r.forget(room)
 		n++
 	}
 	if first != nil {
 		return n, fmt.Errorf("room registry sweep: %d of %d not deleted: %w", len(expired)-n, len(expired), first)
 	}
 	return n, nil
+}
+
+// forget drops what the registry holds of a room that the bucket no longer has.
+func (r *Registry) forget(room string) {
+	delete(r.cache, room)
+	delete(r.written, room)
+	delete(r.finished, room)
 }
 
 // sweepInFlight is how many deletes a sweep has in flight at once. The partition's main loop
